@@ -1,0 +1,139 @@
+//! The interface that every store of suppressions implements.
+//!
+//! A backend keeps data and keeps it consistent (identity, uniqueness,
+//! atomicity); it knows no API's rules. Those live in [`crate::Engine`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+use hush_model::{
+    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
+    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+};
+
+use crate::EngineError;
+
+/// What a backend can serve. An API call that needs a capability the backend
+/// lacks is refused with [`EngineError::Unsupported`], never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub groups: bool,
+    pub soft_and_block_bounces: bool,
+    pub created_time_filter: bool,
+    pub origins: bool,
+    pub invalid_emails: bool,
+}
+
+impl Capabilities {
+    /// Everything: hush's own stores.
+    pub const FULL: Self = Self {
+        groups: true,
+        soft_and_block_bounces: true,
+        created_time_filter: true,
+        origins: true,
+        invalid_emails: true,
+    };
+}
+
+/// What happened to one suppression of an add, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Stored. `new` is false when an entry with the same identity was
+    /// already there; that entry is returned unchanged, keeping its id and
+    /// creation time (DESIGN.md: adding twice keeps one entry).
+    Added { suppression: Suppression, new: bool },
+    /// The item's group does not exist (or was deleted meanwhile).
+    UnknownGroup(GroupId),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for errors and logs: `sqlite`, `memory`, …
+    fn name(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::FULL
+    }
+
+    /// Whether the backend can serve requests now (`/readyz`).
+    async fn ready(&self) -> Result<(), EngineError>;
+
+    /// Adds suppressions atomically: either every outcome is stored and
+    /// durable when this returns, or an error is returned and nothing is.
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        items: Vec<NewSuppression>,
+    ) -> Result<Vec<AddOutcome>, EngineError>;
+
+    /// Every entry of one address, in any scope, newest first.
+    async fn entries(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Vec<Suppression>, EngineError>;
+
+    /// One page of a listing and its total, newest first.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        page: PageRequest,
+    ) -> Result<Page<Suppression>, EngineError>;
+
+    /// How many entries a filter matches.
+    async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError>;
+
+    /// Up to `limit` entries strictly after `after`, newest first: keyset
+    /// paging for walks over listings of any size.
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        after: Option<ScanCursor>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, EngineError>;
+
+    /// Removes every entry the filter matches; returns how many.
+    async fn remove_matching(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+    ) -> Result<u64, EngineError>;
+
+    /// Removes entries by id; returns how many existed.
+    async fn remove_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[SuppressionId],
+    ) -> Result<u64, EngineError>;
+
+    /// Creates a group. Fails with [`EngineError::GroupKeyTaken`] or
+    /// [`EngineError::GroupNameTaken`]. When the new group is the default,
+    /// the previous default loses the flag in the same transaction.
+    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError>;
+
+    async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError>;
+
+    async fn group_by_key(
+        &self,
+        tenant: &TenantId,
+        key: &GroupKey,
+    ) -> Result<Option<Group>, EngineError>;
+
+    /// Every group of the tenant, archived ones included, by id.
+    async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, EngineError>;
+
+    /// Applies changes; `None` when the group does not exist. Setting
+    /// `is_default` moves the flag atomically.
+    async fn update_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        changes: GroupChanges,
+    ) -> Result<Option<Group>, EngineError>;
+
+    /// Deletes a group and every suppression in it; false when it did not
+    /// exist.
+    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError>;
+}

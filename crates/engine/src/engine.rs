@@ -1,0 +1,410 @@
+//! The rules every API shares, over whichever backend the operator chose.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::Stream;
+use hush_model::{
+    DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Email, Group, GroupChanges, GroupId, GroupKey,
+    KindSet, ListFilter, NewGroup, NewSuppression, Page, PageRequest, ScanCursor, Scope,
+    ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
+};
+
+use crate::{AddOutcome, Backend, Capabilities, EngineError};
+
+/// Group names are 1–100 characters in both v3 (seed 001) and Postmark
+/// (specs/postmark.md §3.1, code 1224).
+pub const GROUP_NAME_MAX: usize = 100;
+/// Postmark allows 1000 (code 1231); v3 narrows it to 500 in its own crate.
+pub const GROUP_DESCRIPTION_MAX: usize = 1000;
+/// How many suppressions one backend call adds at most; larger adds (CSV
+/// imports) are split so no single transaction grows without bound.
+pub const ADD_BATCH: usize = 5_000;
+/// How many times a derived group key is retried with a numeric suffix.
+const KEY_ATTEMPTS: u32 = 100;
+
+/// A group to create, as an API asks for it. Without a key, one is derived
+/// from the name (DESIGN.md, "Streams and groups").
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub key: Option<GroupKey>,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    pub stream_type: StreamType,
+    pub unsubscribe_handling: Option<UnsubscribeHandling>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    backend: Arc<dyn Backend>,
+}
+
+impl Engine {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
+    }
+
+    /// The current time, in the precision every API derives its own from.
+    pub fn now() -> Timestamp {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        Timestamp::from_nanos(nanos)
+    }
+
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        self.backend.ready().await
+    }
+
+    /// Makes sure a tenant has what every tenant has from the start: the
+    /// Postmark default stream `outbound` (DESIGN.md). Safe to call on every
+    /// start and from several instances at once.
+    pub async fn bootstrap_tenant(&self, tenant: &TenantId) -> Result<(), EngineError> {
+        if !self.capabilities().groups {
+            return Ok(());
+        }
+        let key = GroupKey::parse(DEFAULT_STREAM_KEY)
+            .map_err(|e| EngineError::internal(self.backend_name(), e))?;
+        if self.backend.group_by_key(tenant, &key).await?.is_some() {
+            return Ok(());
+        }
+        let outbound = NewGroup {
+            key,
+            name: DEFAULT_STREAM_NAME.to_owned(),
+            description: String::new(),
+            is_default: false,
+            stream_type: StreamType::Transactional,
+            unsubscribe_handling: UnsubscribeHandling::None,
+            created_at: Self::now(),
+        };
+        match self.backend.create_group(tenant, outbound).await {
+            // Another instance made it first.
+            Ok(_) | Err(EngineError::GroupKeyTaken(_) | EngineError::GroupNameTaken(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Adds suppressions idempotently, with one outcome per item in order.
+    /// Items are stored in batches of [`ADD_BATCH`]; each batch is atomic
+    /// and durable before the next starts.
+    pub async fn add(
+        &self,
+        tenant: &TenantId,
+        items: Vec<NewSuppression>,
+    ) -> Result<Vec<AddOutcome>, EngineError> {
+        self.require_scopes(items.iter().map(|i| i.scope), "store group suppressions")?;
+        if items.len() <= ADD_BATCH {
+            return self.backend.add(tenant, items).await;
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut rest = items;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(ADD_BATCH));
+            outcomes.extend(self.backend.add(tenant, rest).await?);
+            rest = tail;
+        }
+        Ok(outcomes)
+    }
+
+    /// Every entry of one address, newest first.
+    pub async fn entries(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Vec<Suppression>, EngineError> {
+        self.backend.entries(tenant, email).await
+    }
+
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        page: PageRequest,
+    ) -> Result<Page<Suppression>, EngineError> {
+        self.require_filter(filter)?;
+        self.backend.list(tenant, filter, page).await
+    }
+
+    pub async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
+        self.require_filter(filter)?;
+        self.backend.count(tenant, filter).await
+    }
+
+    /// Every entry a filter matches, newest first, fetched `batch` at a time
+    /// with keyset paging, so a listing of any size streams in bounded
+    /// memory.
+    pub fn scan(
+        &self,
+        tenant: TenantId,
+        filter: ListFilter,
+        batch: u32,
+    ) -> impl Stream<Item = Result<Suppression, EngineError>> + Send + 'static {
+        use futures_util::StreamExt as _;
+        use futures_util::stream;
+
+        let backend = Arc::clone(&self.backend);
+        let checked = self.require_filter(&filter);
+        let state = (
+            backend,
+            tenant,
+            filter,
+            None::<ScanCursor>,
+            checked.err(),
+            false,
+        );
+        stream::unfold(
+            state,
+            move |(backend, tenant, filter, cursor, failure, done)| async move {
+                if done {
+                    return None;
+                }
+                if let Some(err) = failure {
+                    return Some((
+                        vec![Err(err)],
+                        (backend, tenant, filter, cursor, None, true),
+                    ));
+                }
+                match backend.scan(&tenant, &filter, cursor, batch).await {
+                    Ok(rows) if rows.is_empty() => None,
+                    Ok(rows) => {
+                        let last = rows.last().map(ScanCursor::after);
+                        let finished = rows.len() < batch as usize;
+                        let items = rows.into_iter().map(Ok).collect();
+                        Some((items, (backend, tenant, filter, last, None, finished)))
+                    }
+                    Err(err) => Some((
+                        vec![Err(err)],
+                        (backend, tenant, filter, cursor, None, true),
+                    )),
+                }
+            },
+        )
+        .flat_map(stream::iter)
+    }
+
+    /// Removes the entries of one address in one scope whose kinds are
+    /// selected; returns how many.
+    pub async fn remove(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        scope: Scope,
+        kinds: KindSet,
+    ) -> Result<u64, EngineError> {
+        let scope = match scope {
+            Scope::Global => ScopeFilter::Global,
+            Scope::Group(id) => ScopeFilter::Group(id),
+        };
+        let mut filter = ListFilter::new(kinds, scope);
+        filter.email = Some(hush_model::EmailMatch::Exact(email.clone()));
+        self.backend.remove_matching(tenant, &filter).await
+    }
+
+    /// Removes every entry a filter matches (v3 `delete_all`).
+    pub async fn remove_all(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+    ) -> Result<u64, EngineError> {
+        self.require_filter(filter)?;
+        self.backend.remove_matching(tenant, filter).await
+    }
+
+    /// Removes chosen entries, for APIs whose delete rules look at each
+    /// entry first (Postmark's authority rules).
+    pub async fn remove_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[SuppressionId],
+    ) -> Result<u64, EngineError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.backend.remove_ids(tenant, ids).await
+    }
+
+    /// Whether mail may go to an address, for a group or for mail outside
+    /// any group: not if it has any global entry or any entry in the group.
+    pub async fn may_send(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        group: Option<GroupId>,
+    ) -> Result<bool, EngineError> {
+        let entries = self.backend.entries(tenant, email).await?;
+        Ok(!entries.iter().any(|e| match e.scope {
+            Scope::Global => true,
+            Scope::Group(id) => Some(id) == group,
+        }))
+    }
+
+    pub async fn create_group(
+        &self,
+        tenant: &TenantId,
+        spec: GroupSpec,
+    ) -> Result<Group, EngineError> {
+        self.require(self.capabilities().groups, "manage groups")?;
+        let name = check_group_name(&spec.name)?;
+        check_group_description(&spec.description)?;
+        let unsubscribe_handling = spec
+            .unsubscribe_handling
+            .unwrap_or_else(|| UnsubscribeHandling::default_for(spec.stream_type));
+        let draft = |key: GroupKey| NewGroup {
+            key,
+            name: name.clone(),
+            description: spec.description.clone(),
+            is_default: spec.is_default,
+            stream_type: spec.stream_type,
+            unsubscribe_handling,
+            created_at: Self::now(),
+        };
+        if let Some(key) = spec.key {
+            return self.backend.create_group(tenant, draft(key)).await;
+        }
+        let base = GroupKey::from_name(&name);
+        let mut key = base.clone();
+        for attempt in 2..=KEY_ATTEMPTS + 1 {
+            match self.backend.create_group(tenant, draft(key)).await {
+                Err(EngineError::GroupKeyTaken(_)) => key = base.with_suffix(attempt),
+                other => return other,
+            }
+        }
+        Err(EngineError::GroupKeyTaken(base.as_str().to_owned()))
+    }
+
+    pub async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Group, EngineError> {
+        self.require(self.capabilities().groups, "manage groups")?;
+        self.backend
+            .group(tenant, id)
+            .await?
+            .ok_or(EngineError::GroupNotFound(id))
+    }
+
+    pub async fn group_by_key(
+        &self,
+        tenant: &TenantId,
+        key: &GroupKey,
+    ) -> Result<Option<Group>, EngineError> {
+        self.require(self.capabilities().groups, "manage groups")?;
+        self.backend.group_by_key(tenant, key).await
+    }
+
+    pub async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, EngineError> {
+        self.require(self.capabilities().groups, "manage groups")?;
+        self.backend.groups(tenant).await
+    }
+
+    pub async fn update_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        mut changes: GroupChanges,
+    ) -> Result<Group, EngineError> {
+        self.require(self.capabilities().groups, "manage groups")?;
+        if let Some(name) = &changes.name {
+            changes.name = Some(check_group_name(name)?);
+        }
+        if let Some(description) = &changes.description {
+            check_group_description(description)?;
+        }
+        changes.updated_at = Some(Self::now());
+        self.backend
+            .update_group(tenant, id, changes)
+            .await?
+            .ok_or(EngineError::GroupNotFound(id))
+    }
+
+    /// Deletes a group and its suppressions. The default stream `outbound`
+    /// stays: Postmark's default streams cannot be deleted (specs/postmark.md
+    /// §3), and it is a stream of every tenant.
+    pub async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<(), EngineError> {
+        let group = self.group(tenant, id).await?;
+        if group.key.as_str() == DEFAULT_STREAM_KEY {
+            return Err(EngineError::GroupProtected(group.key.as_str().to_owned()));
+        }
+        if self.backend.delete_group(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(EngineError::GroupNotFound(id))
+        }
+    }
+
+    fn require(&self, capable: bool, operation: &'static str) -> Result<(), EngineError> {
+        if capable {
+            Ok(())
+        } else {
+            Err(EngineError::Unsupported {
+                backend: self.backend_name(),
+                operation,
+            })
+        }
+    }
+
+    fn require_scopes(
+        &self,
+        mut scopes: impl Iterator<Item = Scope>,
+        operation: &'static str,
+    ) -> Result<(), EngineError> {
+        let groups = self.capabilities().groups;
+        self.require(
+            groups || !scopes.any(|s| matches!(s, Scope::Group(_))),
+            operation,
+        )
+    }
+
+    fn require_filter(&self, filter: &ListFilter) -> Result<(), EngineError> {
+        let caps = self.capabilities();
+        self.require(
+            caps.groups || matches!(filter.scope, ScopeFilter::Global | ScopeFilter::Any),
+            "list group suppressions",
+        )?;
+        self.require(
+            caps.created_time_filter
+                || (filter.created_from.is_none() && filter.created_to.is_none()),
+            "filter by creation time",
+        )?;
+        self.require(caps.origins || filter.origin.is_none(), "filter by origin")
+    }
+}
+
+fn check_group_name(raw: &str) -> Result<String, EngineError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(EngineError::InvalidGroup {
+            field: "name",
+            message: "a group name must not be empty".into(),
+        });
+    }
+    let length = name.chars().count();
+    if length > GROUP_NAME_MAX {
+        return Err(EngineError::InvalidGroup {
+            field: "name",
+            message: format!(
+                "a group name is at most {GROUP_NAME_MAX} characters; this one has {length}"
+            ),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+fn check_group_description(description: &str) -> Result<(), EngineError> {
+    let length = description.chars().count();
+    if length > GROUP_DESCRIPTION_MAX {
+        return Err(EngineError::InvalidGroup {
+            field: "description",
+            message: format!(
+                "a group description is at most {GROUP_DESCRIPTION_MAX} characters; this one has {length}"
+            ),
+        });
+    }
+    Ok(())
+}

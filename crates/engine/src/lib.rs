@@ -1,0 +1,14 @@
+//! hush's engine: the rules every API shares (idempotent adds, group rules,
+//! batching, send checks) and the [`Backend`] trait that storage
+//! implements. It knows no wire format.
+
+pub mod access;
+mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod engine;
+mod error;
+
+pub use backend::{AddOutcome, Backend, Capabilities};
+pub use engine::{ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
+pub use error::EngineError;

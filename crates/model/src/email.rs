@@ -1,0 +1,273 @@
+//! The address that identifies a suppression.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// RFC 5321 §4.5.3.1.3: a path is at most 256 octets including the angle
+/// brackets, so an address is at most 254.
+const MAX_ADDRESS: usize = 254;
+/// RFC 5321 §4.5.3.1.1.
+const MAX_LOCAL: usize = 64;
+/// RFC 1035 §2.3.4.
+const MAX_LABEL: usize = 63;
+
+/// An email address that has been trimmed, lowercased and checked.
+///
+/// The lowercased form is the identity of a suppression: `Bob@Example.com`
+/// and `bob@example.com` are one entry. Providers disagree on case (the v3
+/// spec §3 calls it undocumented), so hush matches case-insensitively and
+/// stores the lowercase form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+/// Why a string is not an email address. The message names what is wrong so
+/// that a caller can fix its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("email address is empty")]
+    Empty,
+    #[error("email address is {0} characters long; the limit is 254")]
+    TooLong(usize),
+    #[error("email address contains whitespace")]
+    Whitespace,
+    #[error("email address has no '@'")]
+    MissingAt,
+    #[error("email address has nothing before the '@'")]
+    EmptyLocalPart,
+    #[error("the part before the '@' is {0} characters long; the limit is 64")]
+    LocalPartTooLong(usize),
+    #[error("the part before the '@' contains the character {0:?}, which is not allowed")]
+    InvalidLocalChar(char),
+    #[error("the part before the '@' starts or ends with a dot, or has two dots in a row")]
+    MisplacedDot,
+    #[error("email address has nothing after the '@'")]
+    EmptyDomain,
+    #[error("the domain {0:?} has no dot")]
+    DomainWithoutDot(String),
+    #[error("the domain {0:?} has an empty label")]
+    EmptyDomainLabel(String),
+    #[error("the domain label {0:?} is longer than 63 characters")]
+    DomainLabelTooLong(String),
+    #[error("the domain label {0:?} contains the character {1:?}, which is not allowed")]
+    InvalidDomainChar(String, char),
+    #[error("the domain label {0:?} starts or ends with a hyphen")]
+    MisplacedHyphen(String),
+}
+
+impl Email {
+    /// Trims surrounding whitespace, lowercases, and checks the syntax of a
+    /// dot-atom address (RFC 5322 §3.4.1 without quoted local parts or
+    /// domain literals, which no provider here accepts).
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        let address = trimmed.to_lowercase();
+        let length = address.chars().count();
+        if length > MAX_ADDRESS {
+            return Err(EmailError::TooLong(length));
+        }
+        if address.chars().any(char::is_whitespace) {
+            return Err(EmailError::Whitespace);
+        }
+        let (local, domain) = address.rsplit_once('@').ok_or(EmailError::MissingAt)?;
+        check_local_part(local)?;
+        check_domain(domain)?;
+        Ok(Self(address))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The part after the '@'.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+}
+
+fn check_local_part(local: &str) -> Result<(), EmailError> {
+    if local.is_empty() {
+        return Err(EmailError::EmptyLocalPart);
+    }
+    let length = local.chars().count();
+    if length > MAX_LOCAL {
+        return Err(EmailError::LocalPartTooLong(length));
+    }
+    if let Some(bad) = local.chars().find(|&c| !is_local_char(c)) {
+        return Err(EmailError::InvalidLocalChar(bad));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(EmailError::MisplacedDot);
+    }
+    Ok(())
+}
+
+/// RFC 5322 `atext` plus '.', and any non-ASCII character (RFC 6531 allows
+/// UTF-8 local parts).
+fn is_local_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii()
+}
+
+fn check_domain(domain: &str) -> Result<(), EmailError> {
+    if domain.is_empty() {
+        return Err(EmailError::EmptyDomain);
+    }
+    if !domain.contains('.') {
+        return Err(EmailError::DomainWithoutDot(domain.to_owned()));
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(EmailError::EmptyDomainLabel(domain.to_owned()));
+        }
+        if label.chars().count() > MAX_LABEL {
+            return Err(EmailError::DomainLabelTooLong(label.to_owned()));
+        }
+        if let Some(bad) = label
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii()))
+        {
+            return Err(EmailError::InvalidDomainChar(label.to_owned(), bad));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(EmailError::MisplacedHyphen(label.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Email {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Email {
+    type Err = EmailError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Email {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn trims_and_lowercases() {
+        let email = Email::parse("  Bob+Tag@Example.COM \n").expect("valid");
+        assert_eq!(email.as_str(), "bob+tag@example.com");
+        assert_eq!(email.domain(), "example.com");
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let cases = [
+            ("", EmailError::Empty),
+            ("   ", EmailError::Empty),
+            ("bob", EmailError::MissingAt),
+            ("@example.com", EmailError::EmptyLocalPart),
+            ("bob@", EmailError::EmptyDomain),
+            ("bob smith@example.com", EmailError::Whitespace),
+            (".bob@example.com", EmailError::MisplacedDot),
+            ("bo..b@example.com", EmailError::MisplacedDot),
+            ("bob(x)@example.com", EmailError::InvalidLocalChar('(')),
+            (
+                "bob@localhost",
+                EmailError::DomainWithoutDot("localhost".into()),
+            ),
+            (
+                "bob@example..com",
+                EmailError::EmptyDomainLabel("example..com".into()),
+            ),
+            (
+                "bob@-example.com",
+                EmailError::MisplacedHyphen("-example".into()),
+            ),
+            (
+                "bob@exa_mple.com",
+                EmailError::InvalidDomainChar("exa_mple".into(), '_'),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(Email::parse(input), Err(expected), "input {input:?}");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert_eq!(
+            Email::parse(&long_local),
+            Err(EmailError::LocalPartTooLong(65))
+        );
+        let long = format!("a@{}.com", "b".repeat(260));
+        assert!(matches!(Email::parse(&long), Err(EmailError::TooLong(_))));
+    }
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let err = Email::parse("bob@localhost").expect_err("no dot");
+        assert_eq!(err.to_string(), "the domain \"localhost\" has no dot");
+    }
+
+    fn local_part() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_+-]{1,10}){0,2}"
+    }
+
+    fn domain() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?(\\.[a-zA-Z]{2,8}){1,3}"
+    }
+
+    proptest! {
+        #[test]
+        fn valid_addresses_parse_to_their_lowercase_form(local in local_part(), domain in domain(), pad in "[ \t]{0,3}") {
+            let raw = format!("{pad}{local}@{domain}{pad}");
+            let email = Email::parse(&raw).expect("generated address is valid");
+            prop_assert_eq!(email.as_str(), format!("{local}@{domain}").to_lowercase());
+        }
+
+        #[test]
+        fn parsing_is_idempotent_and_case_blind(local in local_part(), domain in domain()) {
+            let email = Email::parse(&format!("{local}@{domain}")).expect("valid");
+            prop_assert_eq!(Email::parse(email.as_str()).expect("reparse"), email.clone());
+            let shouted = format!("{local}@{domain}").to_uppercase();
+            prop_assert_eq!(Email::parse(&shouted).expect("upper"), email);
+        }
+
+        #[test]
+        fn anything_without_an_at_is_rejected(raw in "[^@]{0,40}") {
+            prop_assert!(Email::parse(&raw).is_err());
+        }
+
+        #[test]
+        fn inner_whitespace_is_rejected(local in local_part(), domain in domain(), ws in "[ \t]") {
+            let raw = format!("{local}{ws}x@{domain}");
+            prop_assert_eq!(Email::parse(&raw), Err(EmailError::Whitespace));
+        }
+
+        #[test]
+        fn parse_never_panics_and_output_is_normalised(raw in "\\PC{0,80}") {
+            if let Ok(email) = Email::parse(&raw) {
+                prop_assert_eq!(email.as_str(), email.as_str().trim());
+                prop_assert_eq!(email.as_str().to_lowercase(), email.as_str());
+                prop_assert!(email.as_str().contains('@'));
+            }
+        }
+    }
+}

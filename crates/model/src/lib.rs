@@ -1,0 +1,25 @@
+//! hush's canonical model: the types every API maps onto and every backend
+//! stores. Pure: no I/O, no HTTP, no async.
+//!
+//! See DESIGN.md, "The canonical model".
+
+mod email;
+mod group;
+mod ids;
+mod query;
+mod suppression;
+mod timestamp;
+
+pub use email::{Email, EmailError};
+pub use group::{
+    DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Group, GroupChanges, NewGroup, StreamType,
+    UnsubscribeHandling,
+};
+pub use ids::{
+    GROUP_KEY_MAX, GroupId, GroupKey, GroupKeyError, SuppressionId, TenantId, TenantIdError,
+};
+pub use query::{EmailMatch, ListFilter, Page, PageRequest, ScanCursor, ScopeFilter};
+pub use suppression::{
+    BounceClass, Kind, KindFamily, KindSet, NewSuppression, Origin, Scope, Suppression,
+};
+pub use timestamp::{Timestamp, TimestampError};

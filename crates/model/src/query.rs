@@ -1,0 +1,132 @@
+//! What to list, and how much of it.
+
+use crate::{Email, GroupId, KindSet, Origin, Scope, Suppression, SuppressionId, Timestamp};
+
+/// Which scopes a listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeFilter {
+    Any,
+    Global,
+    Group(GroupId),
+    /// A Postmark dump of stream S shows the tenant's global entries plus
+    /// S's own (DESIGN.md mapping table).
+    GlobalAndGroup(GroupId),
+}
+
+impl ScopeFilter {
+    pub fn matches(self, scope: Scope) -> bool {
+        match (self, scope) {
+            (Self::Any, _) | (Self::Global | Self::GlobalAndGroup(_), Scope::Global) => true,
+            (Self::Group(want) | Self::GlobalAndGroup(want), Scope::Group(got)) => want == got,
+            (Self::Global, Scope::Group(_)) | (Self::Group(_), Scope::Global) => false,
+        }
+    }
+}
+
+/// How a listing matches addresses. Prefix and substring needles are
+/// lowercase, like stored addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailMatch {
+    Exact(Email),
+    /// v3 `email` (specs/sendgrid-v3.md §2.1: a prefix match).
+    Prefix(String),
+    /// SendPost `search` (specs/sendpost.md §4.2: a substring match).
+    Contains(String),
+}
+
+impl EmailMatch {
+    pub fn prefix(raw: &str) -> Self {
+        Self::Prefix(raw.trim().to_lowercase())
+    }
+
+    pub fn contains(raw: &str) -> Self {
+        Self::Contains(raw.trim().to_lowercase())
+    }
+
+    pub fn matches(&self, email: &Email) -> bool {
+        match self {
+            Self::Exact(want) => want == email,
+            Self::Prefix(prefix) => email.as_str().starts_with(prefix.as_str()),
+            Self::Contains(needle) => email.as_str().contains(needle.as_str()),
+        }
+    }
+}
+
+/// A listing's filter. Every listing is ordered newest first: by
+/// `created_at` descending, then `id` descending, so offset paging is
+/// stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    pub kinds: KindSet,
+    pub scope: ScopeFilter,
+    pub email: Option<EmailMatch>,
+    pub origin: Option<Origin>,
+    /// Inclusive.
+    pub created_from: Option<Timestamp>,
+    /// Inclusive.
+    pub created_to: Option<Timestamp>,
+}
+
+impl ListFilter {
+    pub fn new(kinds: KindSet, scope: ScopeFilter) -> Self {
+        Self {
+            kinds,
+            scope,
+            email: None,
+            origin: None,
+            created_from: None,
+            created_to: None,
+        }
+    }
+
+    pub fn matches(&self, suppression: &Suppression) -> bool {
+        self.kinds.contains(&suppression.kind)
+            && self.scope.matches(suppression.scope)
+            && self
+                .email
+                .as_ref()
+                .is_none_or(|m| m.matches(&suppression.email))
+            && self.origin.is_none_or(|o| o == suppression.origin)
+            && self
+                .created_from
+                .is_none_or(|t| suppression.created_at >= t)
+            && self.created_to.is_none_or(|t| suppression.created_at <= t)
+    }
+}
+
+/// Offset paging, as v3 and SendPost expose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// One page of a listing and the number of entries the filter matches in
+/// all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// A position in the newest-first order, for walking a listing of any size
+/// without offsets (keyset paging): the next batch starts strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanCursor {
+    pub created_at: Timestamp,
+    pub id: SuppressionId,
+}
+
+impl ScanCursor {
+    pub fn after(suppression: &Suppression) -> Self {
+        Self {
+            created_at: suppression.created_at,
+            id: suppression.id,
+        }
+    }
+
+    /// Whether the suppression comes after this cursor in newest-first order.
+    pub fn precedes(&self, suppression: &Suppression) -> bool {
+        (suppression.created_at, suppression.id) < (self.created_at, self.id)
+    }
+}
