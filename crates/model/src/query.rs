@@ -125,8 +125,9 @@ impl ScanCursor {
         }
     }
 
-    /// Whether the suppression comes after this cursor in newest-first order.
-    pub fn precedes(&self, suppression: &Suppression) -> bool {
+    /// Whether the cursor comes before the suppression in newest-first order,
+    /// that is, whether a scan from the cursor yields it.
+    pub fn is_before(&self, suppression: &Suppression) -> bool {
         (suppression.created_at, suppression.id) < (self.created_at, self.id)
     }
 }

@@ -1,1 +1,16 @@
-//! placeholder
+//! Backends that hold hush's suppressions.
+//!
+//! - [`MemoryBackend`]: process memory, for tests.
+//! - [`SqliteBackend`]: one SQLite file in WAL mode, the embedded default
+//!   (DESIGN.md, "Backends"). Writes go through one writer thread that
+//!   commits many commands per fsync (group commit); reads use a small pool
+//!   of read-only connections.
+//!
+//! A backend keeps data consistent (identity, uniqueness, atomicity) and
+//! knows no API's rules; those live in `hush_engine::Engine`.
+
+pub mod memory;
+pub mod sqlite;
+
+pub use memory::MemoryBackend;
+pub use sqlite::{SqliteBackend, SqliteOptions};

@@ -1,0 +1,129 @@
+//! Opening connections and keeping the schema current.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::StoreError;
+
+/// Schema migrations, applied in order at open. `PRAGMA user_version` holds
+/// how many have been applied. Append new ones; never edit or reorder one
+/// that has shipped.
+///
+/// - `suppressions.group_id` is 0 for a global entry, else the group's id,
+///   so that the identity `(tenant, email, group_id, family)` can be one
+///   UNIQUE constraint (NULLs never conflict in SQLite).
+/// - `family` is `KindFamily::code`, `origin` is `Origin::code`, `class` is
+///   a bounce class ([`super::sql::class_code`]), `created_at` is nanoseconds.
+/// - `reason` holds a bounce's or an invalid entry's reason; `source` a spam
+///   complaint's source.
+/// - `suppressions_identity` is the identity and serves lookups by address
+///   (queries name it with `INDEXED BY`: without statistics the planner
+///   would rather walk `suppressions_by_time` to skip a sort). The two
+///   others serve listings newest first, by scope and kind or over
+///   everything.
+pub(super) const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE suppression_groups (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant               TEXT    NOT NULL,
+    key                  TEXT    NOT NULL,
+    name                 TEXT    NOT NULL,
+    description          TEXT    NOT NULL,
+    is_default           INTEGER NOT NULL,
+    stream_type          TEXT    NOT NULL,
+    unsubscribe_handling TEXT    NOT NULL,
+    archived_at          INTEGER,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER,
+    UNIQUE (tenant, key),
+    UNIQUE (tenant, name)
+);
+
+CREATE TABLE suppressions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant     TEXT    NOT NULL,
+    email      TEXT    NOT NULL,
+    group_id   INTEGER NOT NULL DEFAULT 0,
+    family     INTEGER NOT NULL,
+    class      INTEGER,
+    status     TEXT,
+    reason     TEXT,
+    source     TEXT,
+    origin     INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE UNIQUE INDEX suppressions_identity
+    ON suppressions (tenant, email, group_id, family);
+
+CREATE INDEX suppressions_by_scope
+    ON suppressions (tenant, group_id, family, created_at DESC, id DESC);
+
+CREATE INDEX suppressions_by_time
+    ON suppressions (tenant, created_at DESC, id DESC);
+"];
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const STATEMENT_CACHE: usize = 64;
+
+/// The one connection that writes. Acknowledged writes must survive a crash
+/// of the process and of the machine, so the WAL is synced on every commit
+/// (`synchronous=FULL`); group commit is what makes that affordable.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Setup(format!(
+            "the database could not be put in WAL mode (journal_mode is {mode:?})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// A connection that only reads, for the read pool.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Applies the migrations the file lacks, each in its own transaction
+/// together with the bump of `user_version`. The version is read inside the
+/// write transaction, so two processes opening one file at once do not both
+/// apply a migration.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len();
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let applied = usize::try_from(version)
+            .map_err(|_| StoreError::Setup(format!("invalid schema version {version}")))?;
+        if applied > known {
+            return Err(StoreError::Setup(format!(
+                "the database has schema version {applied}, newer than the {known} this build knows; \
+                 use a newer hush"
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(applied) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "applied sqlite schema migration");
+    }
+}

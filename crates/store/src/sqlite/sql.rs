@@ -1,0 +1,785 @@
+//! The SQL of every operation, and the mapping between rows and the model.
+//! Writes take the writer's connection (inside its batch transaction);
+//! reads take a pooled read-only connection.
+
+use hush_engine::AddOutcome;
+use hush_model::{
+    BounceClass, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindFamily,
+    KindSet, ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest, ScanCursor, Scope,
+    ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
+};
+use rusqlite::types::{Type, Value};
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
+
+use super::StoreError;
+
+// ---------------------------------------------------------------------------
+// Column encodings
+
+/// A bounce class as stored in `suppressions.class`.
+pub(super) fn class_code(class: BounceClass) -> i64 {
+    match class {
+        BounceClass::Hard => 0,
+        BounceClass::Soft => 1,
+        BounceClass::Block => 2,
+    }
+}
+
+fn class_from_code(code: i64) -> Option<BounceClass> {
+    [BounceClass::Hard, BounceClass::Soft, BounceClass::Block]
+        .into_iter()
+        .find(|c| class_code(*c) == code)
+}
+
+/// `suppressions.group_id`: 0 is Global.
+fn group_column(scope: Scope) -> i64 {
+    match scope {
+        Scope::Global => 0,
+        Scope::Group(id) => id.0,
+    }
+}
+
+/// The `class`, `status`, `reason` and `source` columns of a kind.
+fn kind_columns(kind: &Kind) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
+    match kind {
+        Kind::Bounce {
+            class,
+            status,
+            reason,
+        } => (
+            Some(class_code(*class)),
+            status.as_deref(),
+            reason.as_deref(),
+            None,
+        ),
+        Kind::Invalid { reason } => (None, None, reason.as_deref(), None),
+        Kind::SpamComplaint { source } => (None, None, None, source.as_deref()),
+        Kind::Unsubscribe | Kind::Manual => (None, None, None, None),
+    }
+}
+
+fn bad_column(
+    index: usize,
+    kind: Type,
+    why: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, kind, why.into())
+}
+
+const SUPPRESSION_COLUMNS: &str =
+    "id, email, group_id, family, class, status, reason, source, origin, created_at";
+
+fn suppression_from_row(row: &Row<'_>, tenant: &TenantId) -> rusqlite::Result<Suppression> {
+    let email: String = row.get(1)?;
+    let email = Email::parse(&email).map_err(|e| bad_column(1, Type::Text, e))?;
+    let scope = match row.get::<_, i64>(2)? {
+        0 => Scope::Global,
+        id => Scope::Group(GroupId(id)),
+    };
+    let family_code: i64 = row.get(3)?;
+    let family = KindFamily::from_code(family_code).ok_or_else(|| {
+        bad_column(
+            3,
+            Type::Integer,
+            format!("unknown kind family {family_code}"),
+        )
+    })?;
+    let kind = match family {
+        KindFamily::Bounce => {
+            let code: Option<i64> = row.get(4)?;
+            let class = code.and_then(class_from_code).ok_or_else(|| {
+                bad_column(4, Type::Integer, format!("bad bounce class {code:?}"))
+            })?;
+            Kind::Bounce {
+                class,
+                status: row.get(5)?,
+                reason: row.get(6)?,
+            }
+        }
+        KindFamily::Invalid => Kind::Invalid {
+            reason: row.get(6)?,
+        },
+        KindFamily::Spam => Kind::SpamComplaint {
+            source: row.get(7)?,
+        },
+        KindFamily::Unsubscribe => Kind::Unsubscribe,
+        KindFamily::Manual => Kind::Manual,
+    };
+    let origin_code: i64 = row.get(8)?;
+    let origin = Origin::from_code(origin_code)
+        .ok_or_else(|| bad_column(8, Type::Integer, format!("unknown origin {origin_code}")))?;
+    Ok(Suppression {
+        id: SuppressionId(row.get(0)?),
+        tenant: tenant.clone(),
+        email,
+        scope,
+        kind,
+        origin,
+        created_at: Timestamp::from_nanos(row.get(9)?),
+    })
+}
+
+const GROUP_COLUMNS: &str = "id, key, name, description, is_default, stream_type, \
+     unsubscribe_handling, archived_at, created_at, updated_at";
+
+fn group_from_row(row: &Row<'_>, tenant: &TenantId) -> rusqlite::Result<Group> {
+    let key: String = row.get(1)?;
+    let key = GroupKey::parse(&key).map_err(|e| bad_column(1, Type::Text, e))?;
+    let stream_type: String = row.get(5)?;
+    let stream_type = StreamType::parse(&stream_type).ok_or_else(|| {
+        bad_column(
+            5,
+            Type::Text,
+            format!("unknown stream type {stream_type:?}"),
+        )
+    })?;
+    let handling: String = row.get(6)?;
+    let unsubscribe_handling = UnsubscribeHandling::parse(&handling).ok_or_else(|| {
+        bad_column(
+            6,
+            Type::Text,
+            format!("unknown unsubscribe handling {handling:?}"),
+        )
+    })?;
+    Ok(Group {
+        id: GroupId(row.get(0)?),
+        tenant: tenant.clone(),
+        key,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        is_default: row.get(4)?,
+        stream_type,
+        unsubscribe_handling,
+        archived_at: row.get::<_, Option<i64>>(7)?.map(Timestamp::from_nanos),
+        created_at: Timestamp::from_nanos(row.get(8)?),
+        updated_at: row.get::<_, Option<i64>>(9)?.map(Timestamp::from_nanos),
+    })
+}
+
+fn to_u64(n: impl TryInto<u64>) -> u64 {
+    n.try_into().unwrap_or(u64::MAX)
+}
+
+fn to_i64(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// Filters
+
+/// A `WHERE` clause and its parameters, in order.
+#[derive(Debug)]
+struct Clause {
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl Clause {
+    fn new(tenant: &TenantId) -> Self {
+        Self {
+            sql: "tenant = ?".to_owned(),
+            params: vec![Value::Text(tenant.as_str().to_owned())],
+        }
+    }
+
+    fn and(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(sql);
+        self.params.extend(params);
+    }
+
+    fn filter(tenant: &TenantId, filter: &ListFilter) -> Self {
+        let mut clause = Self::new(tenant);
+        if let Some(kinds) = kinds_sql(filter.kinds) {
+            clause.and(&kinds, []);
+        }
+        match filter.scope {
+            ScopeFilter::Any => {}
+            ScopeFilter::Global => clause.and("group_id = 0", []),
+            ScopeFilter::Group(id) => clause.and("group_id = ?", [Value::Integer(id.0)]),
+            ScopeFilter::GlobalAndGroup(id) => {
+                clause.and("group_id IN (0, ?)", [Value::Integer(id.0)]);
+            }
+        }
+        match &filter.email {
+            None => {}
+            Some(EmailMatch::Exact(email)) => {
+                clause.and("email = ?", [Value::Text(email.as_str().to_owned())]);
+            }
+            // A range on the binary collation, so nothing in the needle is a
+            // wildcard and the address index can serve it.
+            Some(EmailMatch::Prefix(prefix)) => match prefix_end(prefix) {
+                Some(end) => clause.and(
+                    "email >= ? AND email < ?",
+                    [Value::Text(prefix.clone()), Value::Text(end)],
+                ),
+                None => clause.and("email >= ?", [Value::Text(prefix.clone())]),
+            },
+            Some(EmailMatch::Contains(needle)) => {
+                clause.and("instr(email, ?) > 0", [Value::Text(needle.clone())]);
+            }
+        }
+        if let Some(origin) = filter.origin {
+            clause.and("origin = ?", [Value::Integer(origin.code())]);
+        }
+        if let Some(from) = filter.created_from {
+            clause.and("created_at >= ?", [Value::Integer(from.as_nanos())]);
+        }
+        if let Some(to) = filter.created_to {
+            clause.and("created_at <= ?", [Value::Integer(to.as_nanos())]);
+        }
+        clause
+    }
+}
+
+/// The condition for a set of kinds; `None` when every kind is selected.
+/// The numbers are the stores' own codes, so they are written inline.
+fn kinds_sql(kinds: KindSet) -> Option<String> {
+    if kinds == KindSet::ALL {
+        return None;
+    }
+    let mut whole = Vec::new();
+    let mut partial = Vec::new();
+    for family in KindFamily::ALL {
+        if kinds.covers_family(family) {
+            whole.push(family.code().to_string());
+        } else if kinds.touches_family(family) {
+            // Only bounces have more than one kind in a family.
+            let classes: Vec<String> = kinds
+                .bounce_classes()
+                .map(|c| class_code(c).to_string())
+                .collect();
+            partial.push(format!(
+                "(family = {} AND class IN ({}))",
+                family.code(),
+                classes.join(", ")
+            ));
+        }
+    }
+    if !whole.is_empty() {
+        partial.insert(0, format!("family IN ({})", whole.join(", ")));
+    }
+    if partial.is_empty() {
+        return Some("0".to_owned());
+    }
+    Some(format!("({})", partial.join(" OR ")))
+}
+
+/// The least string greater than every string that starts with `prefix`
+/// (UTF-8 orders bytes as code points, as the binary collation compares
+/// them); `None` when there is none.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+const NEWEST_FIRST: &str = "ORDER BY created_at DESC, id DESC";
+
+// ---------------------------------------------------------------------------
+// Reads
+
+fn entries_sql() -> String {
+    format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions INDEXED BY suppressions_identity \
+         WHERE tenant = ?1 AND email = ?2 {NEWEST_FIRST}"
+    )
+}
+
+pub(super) fn entries(
+    conn: &Connection,
+    tenant: &TenantId,
+    email: &Email,
+) -> Result<Vec<Suppression>, StoreError> {
+    let mut stmt = conn.prepare_cached(&entries_sql())?;
+    let rows = stmt.query_map(params![tenant.as_str(), email.as_str()], |row| {
+        suppression_from_row(row, tenant)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn select(
+    conn: &Connection,
+    tenant: &TenantId,
+    mut clause: Clause,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<Suppression>, StoreError> {
+    let mut sql = format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} {NEWEST_FIRST} LIMIT ?",
+        clause.sql
+    );
+    clause.params.push(Value::Integer(i64::from(limit)));
+    if offset > 0 {
+        sql.push_str(" OFFSET ?");
+        clause.params.push(Value::Integer(to_i64(offset)));
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(clause.params), |row| {
+        suppression_from_row(row, tenant)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn count_where(conn: &Connection, clause: Clause) -> Result<u64, StoreError> {
+    let sql = format!("SELECT count(*) FROM suppressions WHERE {}", clause.sql);
+    let count: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(clause.params), |row| row.get(0))?;
+    Ok(to_u64(count))
+}
+
+/// The page and the total are read in one transaction, so they agree.
+pub(super) fn list(
+    conn: &mut Connection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Result<Page<Suppression>, StoreError> {
+    let tx = conn.transaction()?;
+    let total = count_where(&tx, Clause::filter(tenant, filter))?;
+    let items = if page.limit == 0 || page.offset >= total {
+        Vec::new()
+    } else {
+        select(
+            &tx,
+            tenant,
+            Clause::filter(tenant, filter),
+            page.limit,
+            page.offset,
+        )?
+    };
+    tx.commit()?;
+    Ok(Page { items, total })
+}
+
+pub(super) fn count(
+    conn: &Connection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+) -> Result<u64, StoreError> {
+    count_where(conn, Clause::filter(tenant, filter))
+}
+
+pub(super) fn scan(
+    conn: &Connection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    after: Option<ScanCursor>,
+    limit: u32,
+) -> Result<Vec<Suppression>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut clause = Clause::filter(tenant, filter);
+    if let Some(cursor) = after {
+        clause.and(
+            "(created_at, id) < (?, ?)",
+            [
+                Value::Integer(cursor.created_at.as_nanos()),
+                Value::Integer(cursor.id.0),
+            ],
+        );
+    }
+    select(conn, tenant, clause, limit, 0)
+}
+
+pub(super) fn group(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: GroupId,
+) -> Result<Option<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = ?1 AND id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![tenant.as_str(), id.0], |row| {
+            group_from_row(row, tenant)
+        })
+        .optional()?)
+}
+
+pub(super) fn group_by_key(
+    conn: &Connection,
+    tenant: &TenantId,
+    key: &GroupKey,
+) -> Result<Option<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = ?1 AND key = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![tenant.as_str(), key.as_str()], |row| {
+            group_from_row(row, tenant)
+        })
+        .optional()?)
+}
+
+pub(super) fn groups(conn: &Connection, tenant: &TenantId) -> Result<Vec<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = ?1 ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![tenant.as_str()], |row| group_from_row(row, tenant))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+// ---------------------------------------------------------------------------
+// Writes (on the writer's connection, inside its batch transaction)
+
+fn group_exists(conn: &Connection, tenant: &TenantId, id: GroupId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM suppression_groups WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant.as_str(), id.0], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(super) fn add(
+    conn: &Connection,
+    tenant: &TenantId,
+    items: Vec<NewSuppression>,
+) -> Result<Vec<AddOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut known_groups: Vec<(GroupId, bool)> = Vec::new();
+    for item in items {
+        if let Scope::Group(id) = item.scope {
+            let exists = match known_groups.iter().find(|(g, _)| *g == id) {
+                Some((_, exists)) => *exists,
+                None => {
+                    let exists = group_exists(conn, tenant, id)?;
+                    known_groups.push((id, exists));
+                    exists
+                }
+            };
+            if !exists {
+                outcomes.push(AddOutcome::UnknownGroup(id));
+                continue;
+            }
+        }
+        let group_id = group_column(item.scope);
+        let family = item.kind.family().code();
+        let (class, status, reason, source) = kind_columns(&item.kind);
+        let inserted: Option<i64> = conn
+            .prepare_cached(
+                "INSERT INTO suppressions \
+                 (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
+                 RETURNING id",
+            )?
+            .query_row(
+                params![
+                    tenant.as_str(),
+                    item.email.as_str(),
+                    group_id,
+                    family,
+                    class,
+                    status,
+                    reason,
+                    source,
+                    item.origin.code(),
+                    item.created_at.as_nanos(),
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let outcome = match inserted {
+            Some(id) => AddOutcome::Added {
+                suppression: Suppression {
+                    id: SuppressionId(id),
+                    tenant: tenant.clone(),
+                    email: item.email,
+                    scope: item.scope,
+                    kind: item.kind,
+                    origin: item.origin,
+                    created_at: item.created_at,
+                },
+                new: true,
+            },
+            None => {
+                let sql = format!(
+                    "SELECT {SUPPRESSION_COLUMNS} FROM suppressions \
+                     INDEXED BY suppressions_identity WHERE tenant = ?1 AND email = ?2 AND group_id = ?3 AND family = ?4"
+                );
+                let existing = conn.prepare_cached(&sql)?.query_row(
+                    params![tenant.as_str(), item.email.as_str(), group_id, family],
+                    |row| suppression_from_row(row, tenant),
+                )?;
+                AddOutcome::Added {
+                    suppression: existing,
+                    new: false,
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+pub(super) fn remove_matching(
+    conn: &Connection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+) -> Result<u64, StoreError> {
+    let clause = Clause::filter(tenant, filter);
+    let sql = format!("DELETE FROM suppressions WHERE {}", clause.sql);
+    let removed = conn
+        .prepare_cached(&sql)?
+        .execute(params_from_iter(clause.params))?;
+    Ok(to_u64(removed))
+}
+
+pub(super) fn remove_ids(
+    conn: &Connection,
+    tenant: &TenantId,
+    ids: &[SuppressionId],
+) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached("DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2")?;
+    let mut removed = 0;
+    for id in ids {
+        removed += to_u64(stmt.execute(params![tenant.as_str(), id.0])?);
+    }
+    Ok(removed)
+}
+
+fn key_taken(conn: &Connection, tenant: &TenantId, key: &GroupKey) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM suppression_groups WHERE tenant = ?1 AND key = ?2")?
+        .query_row(params![tenant.as_str(), key.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn name_taken(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &str,
+    except: Option<GroupId>,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM suppression_groups WHERE tenant = ?1 AND name = ?2 AND id <> ?3",
+        )?
+        .query_row(
+            params![tenant.as_str(), name, except.map_or(0, |g| g.0)],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn clear_default(conn: &Connection, tenant: &TenantId, except: GroupId) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE suppression_groups SET is_default = 0 \
+         WHERE tenant = ?1 AND id <> ?2 AND is_default <> 0",
+    )?
+    .execute(params![tenant.as_str(), except.0])?;
+    Ok(())
+}
+
+/// Maps a violated UNIQUE constraint of the groups table to the engine's
+/// error, should one get past the checks before the write.
+fn group_conflict(err: rusqlite::Error, key: &GroupKey, name: &str) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(code, Some(message))
+            if code.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            if message.contains("suppression_groups.key") {
+                StoreError::KeyTaken(key.as_str().to_owned())
+            } else if message.contains("suppression_groups.name") {
+                StoreError::NameTaken(name.to_owned())
+            } else {
+                StoreError::Sqlite(err)
+            }
+        }
+        _ => StoreError::Sqlite(err),
+    }
+}
+
+pub(super) fn create_group(
+    conn: &Connection,
+    tenant: &TenantId,
+    group: NewGroup,
+) -> Result<Group, StoreError> {
+    if key_taken(conn, tenant, &group.key)? {
+        return Err(StoreError::KeyTaken(group.key.as_str().to_owned()));
+    }
+    if name_taken(conn, tenant, &group.name, None)? {
+        return Err(StoreError::NameTaken(group.name));
+    }
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO suppression_groups \
+             (tenant, key, name, description, is_default, stream_type, unsubscribe_handling, \
+              archived_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, NULL) RETURNING id",
+        )?
+        .query_row(
+            params![
+                tenant.as_str(),
+                group.key.as_str(),
+                group.name,
+                group.description,
+                group.is_default,
+                group.stream_type.as_str(),
+                group.unsubscribe_handling.as_str(),
+                group.created_at.as_nanos(),
+            ],
+            |row| row.get(0),
+        )
+        .map_err(|e| group_conflict(e, &group.key, &group.name))?;
+    let id = GroupId(id);
+    if group.is_default {
+        clear_default(conn, tenant, id)?;
+    }
+    Ok(Group {
+        id,
+        tenant: tenant.clone(),
+        key: group.key,
+        name: group.name,
+        description: group.description,
+        is_default: group.is_default,
+        stream_type: group.stream_type,
+        unsubscribe_handling: group.unsubscribe_handling,
+        archived_at: None,
+        created_at: group.created_at,
+        updated_at: None,
+    })
+}
+
+pub(super) fn update_group(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: GroupId,
+    changes: GroupChanges,
+) -> Result<Option<Group>, StoreError> {
+    let Some(mut group) = group(conn, tenant, id)? else {
+        return Ok(None);
+    };
+    if let Some(name) = changes.name {
+        if name != group.name && name_taken(conn, tenant, &name, Some(id))? {
+            return Err(StoreError::NameTaken(name));
+        }
+        group.name = name;
+    }
+    if let Some(description) = changes.description {
+        group.description = description;
+    }
+    if let Some(is_default) = changes.is_default {
+        group.is_default = is_default;
+    }
+    if let Some(handling) = changes.unsubscribe_handling {
+        group.unsubscribe_handling = handling;
+    }
+    if let Some(archived_at) = changes.archived_at {
+        group.archived_at = archived_at;
+    }
+    if let Some(updated_at) = changes.updated_at {
+        group.updated_at = Some(updated_at);
+    }
+    conn.prepare_cached(
+        "UPDATE suppression_groups SET name = ?3, description = ?4, is_default = ?5, \
+         unsubscribe_handling = ?6, archived_at = ?7, updated_at = ?8 \
+         WHERE tenant = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        tenant.as_str(),
+        id.0,
+        group.name,
+        group.description,
+        group.is_default,
+        group.unsubscribe_handling.as_str(),
+        group.archived_at.map(Timestamp::as_nanos),
+        group.updated_at.map(Timestamp::as_nanos),
+    ])
+    .map_err(|e| group_conflict(e, &group.key, &group.name))?;
+    if changes.is_default == Some(true) {
+        clear_default(conn, tenant, id)?;
+    }
+    Ok(Some(group))
+}
+
+pub(super) fn delete_group(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: GroupId,
+) -> Result<bool, StoreError> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM suppression_groups WHERE tenant = ?1 AND id = ?2")?
+        .execute(params![tenant.as_str(), id.0])?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM suppressions WHERE tenant = ?1 AND group_id = ?2")?
+        .execute(params![tenant.as_str(), id.0])?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str, params: usize) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(vec![Value::Integer(1); params]), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    #[test]
+    fn lookups_by_address_use_the_identity_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let detail = plan(&conn, &entries_sql(), 2);
+        assert!(
+            detail.contains("suppressions_identity (tenant=? AND email=?)"),
+            "{detail}"
+        );
+        let tenant = TenantId::parse("t").unwrap();
+        let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+        filter.email = Some(EmailMatch::prefix("sales"));
+        let clause = Clause::filter(&tenant, &filter);
+        let sql = format!("SELECT id FROM suppressions WHERE {}", clause.sql);
+        let detail = plan(&conn, &sql, clause.params.len());
+        assert!(detail.contains("suppressions_identity"), "{detail}");
+    }
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn kind_conditions() {
+        assert_eq!(kinds_sql(KindSet::ALL), None);
+        assert_eq!(kinds_sql(KindSet::NONE).as_deref(), Some("0"));
+        assert_eq!(
+            kinds_sql(KindSet::family(KindFamily::Bounce)).as_deref(),
+            Some("(family IN (0))")
+        );
+        let mixed = KindSet::bounce_class(BounceClass::Soft)
+            .with(KindSet::bounce_class(BounceClass::Block))
+            .with(KindSet::family(KindFamily::Spam));
+        assert_eq!(
+            kinds_sql(mixed).as_deref(),
+            Some("(family IN (2) OR (family = 0 AND class IN (1, 2)))")
+        );
+    }
+}

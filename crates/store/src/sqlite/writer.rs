@@ -1,0 +1,208 @@
+//! The writer thread and its group commit.
+//!
+//! One thread owns the only connection that writes. Callers send it write
+//! commands over a channel, each with a oneshot for the reply. The thread
+//! blocks for the first command, then takes whatever else is queued (up to
+//! [`MAX_BATCH`] commands or [`MAX_WEIGHT`] rows), and runs them all in one
+//! `BEGIN IMMEDIATE` transaction. Each command runs inside its own
+//! savepoint, so a command that fails (a taken group key, say) rolls back
+//! only itself. The transaction is committed once, with one fsync of the
+//! WAL, and only then does every command get its reply: a caller never
+//! hears of a write that is not durable. If the commit fails, every command
+//! of the batch gets an error.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::JoinHandle;
+
+use hush_engine::EngineError;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{NAME, StoreError};
+
+/// Most commands in one transaction.
+const MAX_BATCH: usize = 512;
+/// Most rows (suppressions of adds; 1 for other commands) in one
+/// transaction, so that a batch of large imports stays a bounded amount of
+/// work; a batch stops taking commands once it reaches this.
+const MAX_WEIGHT: usize = 20_000;
+/// Commands that may wait for the writer before senders wait too.
+const QUEUE: usize = 4_096;
+
+/// A write command: work to run on the write connection and a reply to send
+/// once the batch it ran in is committed (or has failed).
+trait Job: Send {
+    fn weight(&self) -> usize;
+    /// Runs the work; false when it failed and its savepoint must roll back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Sends the reply. `batch_failure` is set when the batch did not
+    /// commit, so that work which succeeded inside it was rolled back.
+    fn reply(self: Box<Self>, batch_failure: Option<&str>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    weight: usize,
+    outcome: Option<Result<T, EngineError>>,
+    reply: oneshot::Sender<Result<T, EngineError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let outcome = match self.work.take() {
+            Some(work) => match catch_unwind(AssertUnwindSafe(|| work(conn))) {
+                Ok(result) => result.map_err(EngineError::from),
+                Err(_) => Err(EngineError::internal(NAME, "a write command panicked")),
+            },
+            None => Err(EngineError::internal(NAME, "a write command ran twice")),
+        };
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn reply(self: Box<Self>, batch_failure: Option<&str>) {
+        let result = match (self.outcome, batch_failure) {
+            // A command's own failure is the more precise answer.
+            (Some(Err(err)), _) => Err(err),
+            (_, Some(failure)) => Err(EngineError::internal(NAME, failure)),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(EngineError::internal(NAME, "a write command was not run")),
+        };
+        // The caller may have gone away (a cancelled request); the write
+        // stands either way.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The handle to the writer thread. Dropping it closes the channel; the
+/// thread finishes the batch in hand and exits, and the drop waits for it so
+/// that the write connection is closed when the backend is gone.
+pub(super) struct Writer {
+    sender: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub(super) fn spawn(conn: Connection) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("hush-sqlite-writer".into())
+            .spawn(move || write_loop(&conn, receiver))
+            .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether the writer thread is there to take commands.
+    pub(super) fn is_running(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    /// Runs `work` on the write connection in the next batch and returns its
+    /// result once the batch is durable. `weight` is how many rows it
+    /// writes, roughly.
+    pub(super) async fn run<T, F>(&self, weight: usize, work: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let stopped = || EngineError::internal(NAME, "the writer thread has stopped");
+        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Some(work),
+            weight: weight.max(1),
+            outcome: None,
+            reply,
+        });
+        sender.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(Err(_)) = self.thread.take().map(JoinHandle::join) {
+            tracing::error!("the sqlite writer thread panicked");
+        }
+    }
+}
+
+fn write_loop(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        let mut weight = first.weight();
+        batch.push(first);
+        while batch.len() < MAX_BATCH && weight < MAX_WEIGHT {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    weight += job.weight();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(conn, &mut batch);
+    }
+    tracing::debug!("sqlite writer thread stopping: the backend was dropped");
+}
+
+/// Runs one batch in one transaction and replies to each of its commands.
+fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+    let failure = run_batch(conn, batch).err().map(|err| {
+        tracing::error!(commands = batch.len(), error = %err, "sqlite write batch failed");
+        let rolled_back = if conn.is_autocommit() {
+            Ok(())
+        } else {
+            execute(conn, "ROLLBACK")
+        };
+        if let Err(err) = rolled_back {
+            tracing::error!(error = %err, "sqlite rollback failed");
+        }
+        format!("the write was not committed: {err}")
+    });
+    tracing::trace!(commands = batch.len(), "sqlite write batch done");
+    for job in batch.drain(..) {
+        job.reply(failure.as_deref());
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    execute(conn, "BEGIN IMMEDIATE")?;
+    for job in batch.iter_mut() {
+        execute(conn, "SAVEPOINT command")?;
+        if !job.run(conn) {
+            // If the failure ended the whole transaction (SQLite does that
+            // for some errors, e.g. a full disk), there is no savepoint left
+            // and this fails the batch, which is what is wanted.
+            execute(conn, "ROLLBACK TO command")?;
+        }
+        execute(conn, "RELEASE command")?;
+    }
+    execute(conn, "COMMIT")
+}
+
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
