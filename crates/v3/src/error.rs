@@ -1,0 +1,131 @@
+//! The v3 error envelope and the one table from every failure to it.
+//!
+//! Every v3 error, the router's 404 and 405 included, is
+//! `{"errors":[{"field":…,"message":…}]}` with `Content-Type:
+//! application/json` (seed 001; specs/sendgrid-v3.md §1.6).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hush_engine::EngineError;
+use hush_engine::access::Permission;
+use serde::{Deserialize, Serialize};
+
+/// One entry of the envelope. `field` is `null` when the error is not about
+/// one input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorItem {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum V3Error {
+    /// specs/sendgrid-v3.md §1.2: the text SendGrid sends for a missing key.
+    #[error("authorization required")]
+    MissingKey,
+    /// §1.2: the text SendGrid sends for a bad or revoked key.
+    #[error("The provided authorization grant is invalid, expired, or revoked")]
+    UnknownKey,
+    #[error("access forbidden: this key lacks the {} scope", .0.scope_name())]
+    Forbidden(Permission),
+    #[error("{message}")]
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal server error")]
+    Internal,
+}
+
+impl V3Error {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// The router's own 404 (specs/sendgrid-v3.md §1.6).
+    pub fn route_not_found() -> Self {
+        Self::NotFound("resource not found".into())
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            Self::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// The one table from engine errors to v3 errors.
+impl From<EngineError> for V3Error {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::GroupNotFound(id) => Self::NotFound(format!("group {id} not found")),
+            EngineError::GroupNameTaken(name) => {
+                Self::bad_request("name", format!("a group named {name:?} already exists"))
+            }
+            EngineError::GroupKeyTaken(key) => {
+                Self::bad_request("name", format!("a group with key {key:?} already exists"))
+            }
+            EngineError::InvalidGroup { field, message } => Self::bad_request(field, message),
+            EngineError::GroupProtected(key) => Self::bad_request(
+                "group_id",
+                format!("the group {key:?} is the default stream and cannot be deleted"),
+            ),
+            EngineError::Unsupported { backend, operation } => {
+                Self::NotImplemented(format!("the {backend} backend cannot {operation}"))
+            }
+            EngineError::Unavailable { backend, reason } => {
+                tracing::error!(backend, %reason, "backend unavailable");
+                Self::Unavailable
+            }
+            EngineError::Internal { backend, detail } => {
+                tracing::error!(backend, %detail, "backend failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl ResponseError for V3Error {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::UnknownKey => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let envelope = ErrorEnvelope {
+            errors: vec![ErrorItem {
+                field: self.field(),
+                message: self.to_string(),
+            }],
+        };
+        HttpResponse::build(self.status_code()).json(envelope)
+    }
+}

@@ -1,0 +1,136 @@
+//! Reading v3 requests: JSON bodies, query strings and emails in paths, each
+//! failure a 400 in the v3 envelope naming the input.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::{FromRequest, HttpRequest, web};
+use hush_model::Email;
+use percent_encoding::percent_decode_str;
+use serde::de::DeserializeOwned;
+
+use crate::{V3Error, V3State};
+
+/// A JSON body. The Content-Type is not checked: the SDKs send
+/// `application/json` on every request, bodies or not (specs/sendgrid-v3.md
+/// §4.1 "sticky headers"), and curl users often send none.
+#[derive(Debug)]
+pub struct V3Json<T>(pub T);
+
+/// A JSON body that may be absent (bulk DELETE takes its selector either in
+/// the query or in a body).
+#[derive(Debug)]
+pub struct OptionalV3Json<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for V3Json<T> {
+    type Error = V3Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = OptionalV3Json::<T>::from_request(req, payload);
+        Box::pin(async move {
+            body.await?
+                .0
+                .map(V3Json)
+                .ok_or_else(|| V3Error::bad_request("body", "a JSON request body is required"))
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalV3Json<T> {
+    type Error = V3Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, V3Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<V3State>>()
+            .map_or(1 << 20, |state| state.body_limit);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes
+                .await
+                .map_err(|err| match err.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => V3Error::PayloadTooLarge(limit),
+                    _ => V3Error::bad_request("body", "the request body could not be read"),
+                })?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(None));
+            }
+            serde_json::from_slice(&bytes)
+                .map(|value| Self(Some(value)))
+                .map_err(|err| json_error(&err))
+        })
+    }
+}
+
+/// serde's message names the field for the errors clients make most
+/// (a missing or mistyped field).
+fn json_error(err: &serde_json::Error) -> V3Error {
+    let message = err.to_string();
+    let field = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or("body");
+    V3Error::bad_request(field, format!("invalid JSON body: {message}"))
+}
+
+/// The query string's pairs, decoded as a form (`+` is a space there, and
+/// `%2B` a plus: specs/sendgrid-v3.md §1.8).
+#[derive(Debug)]
+pub struct QueryPairs(Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn from_request(req: &HttpRequest) -> Self {
+        Self(
+            form_urlencoded::parse(req.query_string().as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The last value of a parameter; Node sends `id[]=` for repeated keys,
+    /// so a trailing `[]` is ignored.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key.strip_suffix("[]").unwrap_or(key) == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// An integer parameter within bounds, with a message naming it.
+    pub fn integer(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, V3Error> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
+            _ if max == i64::MAX => Err(V3Error::bad_request(
+                name,
+                format!("{name} must be an integer of at least {min}; got {raw:?}"),
+            )),
+            _ => Err(V3Error::bad_request(
+                name,
+                format!("{name} must be an integer from {min} to {max}; got {raw:?}"),
+            )),
+        }
+    }
+}
+
+/// An email in a path segment. It arrives raw (`a+b@x.com`) or
+/// percent-encoded (`a%2Bb%40x.com`); the router has decoded all but `%2B`,
+/// `%25` and `%2F`, so one more decode gives the address, and a `+` stays a
+/// `+` (specs/sendgrid-v3.md §1.8).
+pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
+    let raw = req.match_info().get("email").unwrap_or_default();
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    Email::parse(&decoded).map_err(|err| V3Error::bad_request("email", err.to_string()))
+}
+
+/// An email in a body or query, with the field named on failure.
+pub fn body_email(field: &str, raw: &str) -> Result<Email, V3Error> {
+    Email::parse(raw).map_err(|err| V3Error::bad_request(field, format!("{raw:?}: {err}")))
+}

@@ -1,0 +1,126 @@
+//! The v3 wire types of seed 001. The same structs serve requests and, for
+//! an upstream v3 provider, make them.
+
+use hush_model::{BounceClass, Kind, Suppression};
+use serde::{Deserialize, Serialize};
+
+/// A bounce as v3 shows it (seed 001, `GET /v3/suppression/bounces`).
+/// Every field is always present, as strings where the model has none:
+/// typed clients decode all four (specs/sendgrid-v3.md §2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BounceRecord {
+    pub email: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub reason: String,
+    pub bounce_type: String,
+    pub status: String,
+}
+
+impl BounceRecord {
+    /// `None` for a suppression that is not a bounce.
+    pub fn from_suppression(suppression: &Suppression) -> Option<Self> {
+        let Kind::Bounce {
+            class,
+            status,
+            reason,
+        } = &suppression.kind
+        else {
+            return None;
+        };
+        Some(Self {
+            email: suppression.email.as_str().to_owned(),
+            created: suppression.created_at.unix_seconds(),
+            reason: reason.clone().unwrap_or_default(),
+            bounce_type: class.as_str().to_owned(),
+            status: status.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BounceList {
+    pub bounces: Vec<BounceRecord>,
+    pub total: u64,
+}
+
+/// `POST /v3/suppression/bounces`. `status` is a hush extension: when absent
+/// it is read from the reason's enhanced status code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBounce {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The JSON form of a bulk delete (specs/sendgrid-v3.md §2.1 B3); the seed
+/// form is the `delete_all=true` query parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkDelete {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_all: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emails: Option<Vec<String>>,
+}
+
+/// The bounce class a `bounce_type` names; `hard` when absent (seed 001).
+pub fn bounce_class(raw: Option<&str>) -> Option<BounceClass> {
+    raw.map_or(Some(BounceClass::Hard), |t| {
+        BounceClass::parse(&t.trim().to_ascii_lowercase())
+    })
+}
+
+/// The RFC 3463 enhanced status code in an SMTP reply, e.g. `5.1.1` in
+/// `550 5.1.1 User unknown`: class 2, 4 or 5, then a subject and a detail
+/// of one to three digits.
+pub fn enhanced_status(reason: &str) -> Option<String> {
+    reason
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | ',' | ';' | ':'))
+        .find(|token| is_enhanced_status(token))
+        .map(str::to_owned)
+}
+
+fn is_enhanced_status(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let class_ok = matches!(parts.next(), Some("2" | "4" | "5"));
+    let digits = |part: Option<&str>| {
+        part.is_some_and(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    class_ok && digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_enhanced_status_code() {
+        assert_eq!(
+            enhanced_status("550 5.1.1 User unknown").as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            enhanced_status("452 4.2.2 Mailbox full").as_deref(),
+            Some("4.2.2")
+        );
+        assert_eq!(
+            enhanced_status("smtp; 550 (5.7.1) rejected").as_deref(),
+            Some("5.7.1")
+        );
+        assert_eq!(enhanced_status("550 User unknown"), None);
+        assert_eq!(enhanced_status("version 1.2.3"), None);
+        assert_eq!(enhanced_status("5.1.1234"), None);
+    }
+
+    #[test]
+    fn bounce_types() {
+        assert_eq!(bounce_class(None), Some(BounceClass::Hard));
+        assert_eq!(bounce_class(Some("SOFT")), Some(BounceClass::Soft));
+        assert_eq!(bounce_class(Some("block")), Some(BounceClass::Block));
+        assert_eq!(bounce_class(Some("bogus")), None);
+    }
+}

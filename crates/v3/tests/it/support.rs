@@ -1,0 +1,121 @@
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::NormalizePath;
+use actix_web::{App, test, web};
+use hush_engine::Engine;
+use hush_engine::access::{ApiKey, KeyTable, Permission, Permissions, TokenDigest};
+use hush_model::TenantId;
+use hush_v3::{V3Profile, V3State};
+use serde_json::Value;
+
+pub const WRITER: &str = "SG.writer";
+pub const READER: &str = "SG.reader";
+pub const OTHER_TENANT: &str = "SG.other";
+pub const BODY_LIMIT: usize = 4096;
+
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+pub fn engine() -> Engine {
+    Engine::new(Arc::new(hush_store::MemoryBackend::new()))
+}
+
+fn keys() -> KeyTable<V3Profile> {
+    let mut keys = KeyTable::default();
+    let mut add = |token: &str, tenant_id: &str, permissions: Permissions| {
+        keys.insert(
+            TokenDigest::of(token),
+            ApiKey {
+                tenant: tenant(tenant_id),
+                permissions,
+                profile: V3Profile::default(),
+            },
+        );
+    };
+    add(WRITER, "demo", Permissions::ALL);
+    add(READER, "demo", Permissions::from_list(&[Permission::Read]));
+    add(OTHER_TENANT, "other", Permissions::ALL);
+    keys
+}
+
+pub async fn app(
+    engine: Engine,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
+    let state = web::Data::new(V3State {
+        engine,
+        keys: keys(),
+        body_limit: BODY_LIMIT,
+    });
+    test::init_service(
+        App::new()
+            .wrap(NormalizePath::trim())
+            .service(hush_v3::scope(state))
+            .default_service(web::to(hush_v3::not_found)),
+    )
+    .await
+}
+
+/// Sends a request and returns the status and the parsed JSON body (`Null`
+/// for an empty one), checking that any body is JSON.
+pub async fn call<S, B>(app: &S, req: test::TestRequest) -> (StatusCode, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = test::read_body(res).await;
+    if body.is_empty() {
+        return (status, Value::Null);
+    }
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/json"),
+        "status {status}"
+    );
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+pub fn get(uri: &str, key: &str) -> test::TestRequest {
+    test::TestRequest::get()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {key}")))
+}
+
+pub fn post(uri: &str, key: &str, body: &Value) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(body.to_string())
+}
+
+pub fn delete(uri: &str, key: &str) -> test::TestRequest {
+    test::TestRequest::delete()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {key}")))
+}
+
+/// Asserts the v3 error envelope: one error with this field and a message.
+pub fn assert_envelope(body: &Value, field: Option<&str>) -> String {
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an envelope: {body}"));
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["field"].as_str(), field, "{body}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(!message.is_empty());
+    message.to_owned()
+}
