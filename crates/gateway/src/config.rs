@@ -1,0 +1,349 @@
+//! Configuration: built-in defaults, then `config/hush.toml` (or
+//! `--config FILE`), then `HUSH_…` environment variables with `__` for
+//! nesting. Checked once at start-up; a bad value stops the start with a
+//! message naming the key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use hush_engine::access::{Permission, Permissions, TokenDigest};
+use hush_model::TenantId;
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given, relative to the working
+/// directory; it is optional.
+pub const DEFAULT_CONFIG_FILE: &str = "config/hush.toml";
+
+/// The demo tenant's tokens in `config/hush.toml`. Serving them on anything
+/// but loopback is a mistake worth a warning.
+pub const DEMO_TOKENS: [&str; 4] = [
+    "demo-v3-key",
+    "demo-v3-readonly",
+    "demo-postmark-token",
+    "demo-sendpost-key",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes (CSV imports excepted).
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1 << 20,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Sqlite,
+    Memory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: BackendKind,
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// SQLite read connections.
+    pub read_connections: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Sqlite,
+            path: PathBuf::from("data/hush.db"),
+            read_connections: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `hush=debug,actix_web=warn`, …
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: TenantId,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    V3,
+    Postmark,
+    Sendpost,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub api: Api,
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// v3 only; defaults to read and write.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A token never reaches a log, not even through a debug print.
+        f.debug_struct("KeyConfig")
+            .field("api", &self.api)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token_sha256",
+                &self.token_sha256.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// A key, checked and reduced to what the API crates need.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    pub tenant: TenantId,
+    pub api: Api,
+    pub digest: TokenDigest,
+    pub permissions: Permissions,
+    pub is_demo: bool,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// `["tenants", "0", "id"]` as `tenants[0].id`, the form the other checks
+/// use.
+fn key_path(path: &[String]) -> String {
+    let mut key = String::new();
+    for part in path {
+        if part.bytes().all(|b| b.is_ascii_digit()) && !key.is_empty() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+    }
+    if key.is_empty() {
+        "config".to_owned()
+    } else {
+        key
+    }
+}
+
+impl Config {
+    /// Merges the layers. `file` is `--config`; without it the default file
+    /// is read if it exists.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::defaults()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::new(
+                        "--config",
+                        format!("{} does not exist or is not a file", path.display()),
+                    ));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        // `HUSH_TEST_…` variables belong to the test suites, not the gateway.
+        let env = Env::prefixed("HUSH_")
+            .filter(|key| !key.as_str().starts_with("test_"))
+            .split("__");
+        let figment = figment.merge(env);
+        let config: Self = figment.extract().map_err(|err| {
+            let key = key_path(&err.path);
+            ConfigError::new(key, err.kind.to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn defaults() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+            tenants: Vec::new(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                format!("{} is too small; at least 1024", self.server.max_body_bytes),
+            ));
+        }
+        if self.storage.backend == BackendKind::Sqlite && self.storage.path.as_os_str().is_empty() {
+            return Err(ConfigError::new(
+                "storage.path",
+                "must name a file when storage.backend is sqlite",
+            ));
+        }
+        if self.storage.read_connections == 0 {
+            return Err(ConfigError::new(
+                "storage.read_connections",
+                "must be at least 1",
+            ));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::new("log.level", err.to_string()));
+        }
+        self.resolve_keys().map(drop)
+    }
+
+    /// Every key, checked: a token or its digest (not both), known scopes,
+    /// no tenant twice, no token twice within an API.
+    pub fn resolve_keys(&self) -> Result<Vec<ResolvedKey>, ConfigError> {
+        let demo: Vec<TokenDigest> = DEMO_TOKENS.iter().map(|t| TokenDigest::of(t)).collect();
+        let mut tenants = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut keys = Vec::new();
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            if !tenants.insert(tenant.id.clone()) {
+                return Err(ConfigError::new(
+                    format!("tenants[{t}].id"),
+                    format!("tenant {:?} is configured twice", tenant.id.as_str()),
+                ));
+            }
+            for (k, key) in tenant.keys.iter().enumerate() {
+                let at = |field: &str| format!("tenants[{t}].keys[{k}].{field}");
+                let digest = match (&key.token, &key.token_sha256) {
+                    (Some(token), None) if !token.trim().is_empty() => TokenDigest::of(token),
+                    (Some(_), None) => {
+                        return Err(ConfigError::new(at("token"), "must not be empty"));
+                    }
+                    (None, Some(hex)) => TokenDigest::from_hex(hex.trim()).ok_or_else(|| {
+                        ConfigError::new(at("token_sha256"), "must be 64 hexadecimal digits")
+                    })?,
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::new(
+                            at("token"),
+                            "give token or token_sha256, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(ConfigError::new(
+                            at("token"),
+                            "a token or token_sha256 is required",
+                        ));
+                    }
+                };
+                if !seen.insert((key.api, digest)) {
+                    return Err(ConfigError::new(
+                        at("token"),
+                        "the same token is configured twice for this API",
+                    ));
+                }
+                let permissions = match &key.scopes {
+                    None => Permissions::ALL,
+                    Some(scopes) => {
+                        let mut list = Vec::new();
+                        for scope in scopes {
+                            list.push(Permission::parse_scope(scope).ok_or_else(|| {
+                                ConfigError::new(
+                                    at("scopes"),
+                                    format!(
+                                        "unknown scope {scope:?}; the scopes are suppressions.read and suppressions.write"
+                                    ),
+                                )
+                            })?);
+                        }
+                        if key.api != Api::V3 && list.len() != 2 {
+                            return Err(ConfigError::new(
+                                at("scopes"),
+                                "only v3 keys can be limited to some scopes",
+                            ));
+                        }
+                        Permissions::from_list(&list)
+                    }
+                };
+                keys.push(ResolvedKey {
+                    tenant: tenant.id.clone(),
+                    api: key.api,
+                    digest,
+                    permissions,
+                    is_demo: demo.contains(&digest),
+                });
+            }
+        }
+        Ok(keys)
+    }
+}

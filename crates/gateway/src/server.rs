@@ -1,0 +1,156 @@
+//! Wiring: the backend the config names, the engine over it, each API's
+//! routes and keys, health checks, and the HTTP server.
+
+use std::sync::Arc;
+
+use actix_web::middleware::{NormalizePath, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use anyhow::Context as _;
+use hush_engine::access::{ApiKey, KeyTable};
+use hush_engine::{Backend, Engine};
+use hush_store::{MemoryBackend, SqliteBackend, SqliteOptions};
+use hush_v3::{V3Profile, V3State};
+use serde_json::json;
+
+use crate::config::{Api, BackendKind, Config, ResolvedKey};
+use crate::telemetry;
+
+/// Opens the backend the config names.
+pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match config.storage.backend {
+        BackendKind::Memory => Arc::new(MemoryBackend::new()),
+        BackendKind::Sqlite => {
+            let mut options = SqliteOptions::new(config.storage.path.clone());
+            options.read_connections = config.storage.read_connections;
+            // Opening runs the migrations; it happens once, before serving.
+            let backend = SqliteBackend::open(options)
+                .with_context(|| format!("opening {}", config.storage.path.display()))?;
+            Arc::new(backend)
+        }
+    })
+}
+
+/// Everything the HTTP workers share.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub engine: Engine,
+    pub v3: web::Data<V3State>,
+}
+
+impl Gateway {
+    pub async fn new(config: &Config, backend: Arc<dyn Backend>) -> anyhow::Result<Self> {
+        let engine = Engine::new(backend);
+        for tenant in &config.tenants {
+            engine
+                .bootstrap_tenant(&tenant.id)
+                .await
+                .with_context(|| format!("preparing tenant {}", tenant.id))?;
+        }
+        let keys = config.resolve_keys()?;
+        let v3 = web::Data::new(V3State {
+            engine: engine.clone(),
+            keys: key_table(&keys, Api::V3, |_| V3Profile::default()),
+            body_limit: config.server.max_body_bytes,
+        });
+        Ok(Self { engine, v3 })
+    }
+
+    /// Mounts every route on an app.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.engine.clone()))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .service(hush_v3::scope(self.v3.clone()))
+            .default_service(web::to(fallback));
+    }
+}
+
+fn key_table<P>(
+    keys: &[ResolvedKey],
+    api: Api,
+    profile: impl Fn(&ResolvedKey) -> P,
+) -> KeyTable<P> {
+    let mut table = KeyTable::default();
+    for key in keys.iter().filter(|k| k.api == api) {
+        // Duplicates were refused when the config was checked.
+        table.insert(
+            key.digest,
+            ApiKey {
+                tenant: key.tenant.clone(),
+                permissions: key.permissions,
+                profile: profile(key),
+            },
+        );
+    }
+    table
+}
+
+/// Runs the server until SIGTERM or ctrl-c, then finishes in-flight
+/// requests (up to `server.shutdown_timeout_secs`).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let backend = open_backend(&config).await?;
+    let gateway = Gateway::new(&config, backend).await?;
+    warn_about_demo_tokens(&config);
+    let listen = config.server.listen;
+    let shared = gateway.clone();
+    let mut server = HttpServer::new(move || {
+        let gateway = shared.clone();
+        App::new()
+            .wrap(from_fn(telemetry::request_id))
+            // SDKs build `//v3/…` from a host with a trailing slash, and
+            // SendPost clients add trailing slashes (specs/sendgrid-v3.md
+            // §4.1, specs/sendpost.md §10).
+            .wrap(NormalizePath::trim())
+            .configure(|cfg| gateway.configure(cfg))
+    })
+    .shutdown_timeout(config.server.shutdown_timeout_secs)
+    .bind(listen)
+    .with_context(|| format!("binding {listen}"))?;
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    for addr in server.addrs() {
+        tracing::info!(%addr, backend = gateway.engine.backend_name(), "listening");
+    }
+    server.run().await.context("running the HTTP server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn warn_about_demo_tokens(config: &Config) {
+    if config.server.listen.ip().is_loopback() {
+        return;
+    }
+    let demo_in_use = config
+        .resolve_keys()
+        .is_ok_and(|keys| keys.iter().any(|k| k.is_demo));
+    if demo_in_use {
+        tracing::warn!(
+            listen = %config.server.listen,
+            "the demo tenant's tokens are configured and the gateway listens beyond loopback: anyone who reads the README can use them; replace them in config"
+        );
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
+    match engine.ready().await {
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"status": "ready", "backend": engine.backend_name()}))
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "backend": engine.backend_name()}))
+        }
+    }
+}
+
+/// A path no API serves. The answer is a 404 in the format of the API the
+/// caller speaks, told by its auth header; v3 otherwise.
+async fn fallback(_req: HttpRequest) -> HttpResponse {
+    hush_v3::not_found().await
+}

@@ -1,0 +1,337 @@
+//! The gateway process: the bounce slice from HTTP to the SQLite file and
+//! back, durability, shutdown, config errors, health.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("hush.toml");
+    std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
+    Setup {
+        _dir: dir,
+        config,
+        port,
+    }
+}
+
+async fn add_bounce(client: &reqwest::Client, gw: &Gateway, email: &str) -> Value {
+    let res = client
+        .post(gw.url("/v3/suppression/bounces"))
+        .header("Authorization", bearer("demo-v3-key"))
+        .json(&json!({"email": email, "reason": "550 5.1.1 User unknown"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+async fn list(client: &reqwest::Client, gw: &Gateway, query: &str) -> Value {
+    let res = client
+        .get(gw.url(&format!("/v3/suppression/bounces{query}")))
+        .header("Authorization", bearer("demo-v3-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_bounce_walkthrough_survives_a_restart() {
+    let s = setup();
+    let client = reqwest::Client::new();
+    let mut gw = Gateway::start(&s.config, s.port, &[]).await;
+    let record = add_bounce(&client, &gw, "walk+through@example.com").await;
+    let created = record["created"].as_i64().unwrap();
+    let listed = list(&client, &gw, "").await;
+    assert_eq!(listed["total"], 1);
+    let window = list(
+        &client,
+        &gw,
+        &format!("?start_time={created}&end_time={created}&email=walk%2Bthrough%40example.com"),
+    )
+    .await;
+    assert_eq!(window["total"], 1, "filtered by time and email");
+    let outside = list(&client, &gw, &format!("?end_time={}", created - 1)).await;
+    assert_eq!(outside["total"], 0);
+
+    assert_eq!(gw.terminate().code(), Some(0), "SIGTERM is a clean stop");
+    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let after = list(&client, &gw, "").await;
+    assert_eq!(
+        after["bounces"][0], record,
+        "the same record after a restart"
+    );
+
+    let res = client
+        .delete(gw.url("/v3/suppression/bounces/walk+through@example.com"))
+        .header("Authorization", bearer("demo-v3-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(list(&client, &gw, "").await["total"], 0);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let s = setup();
+    let client = reqwest::Client::new();
+    let mut gw = Gateway::start(&s.config, s.port, &[]).await;
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let client = client.clone();
+            let url = gw.url("/v3/suppression/bounces");
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("Authorization", bearer("demo-v3-key"))
+                    .json(&json!({"email": format!("durable{i}@example.com")}))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    let mut acknowledged = 0;
+    for write in writes {
+        if write.await.unwrap().unwrap() == StatusCode::CREATED {
+            acknowledged += 1;
+        }
+    }
+    assert_eq!(acknowledged, 40);
+    gw.kill_hard();
+    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    assert_eq!(
+        list(&client, &gw, "?limit=500").await["total"],
+        40,
+        "every acknowledged write is there"
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_in_the_v3_envelope_with_a_request_id() {
+    let s = setup();
+    let client = reqwest::Client::new();
+    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let cases = [
+        (
+            client
+                .get(gw.url("/v3/suppression/bounces"))
+                .header("Authorization", bearer("nope")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            client.get(gw.url("/v3/suppression/bounces")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            client
+                .post(gw.url("/v3/suppression/bounces"))
+                .header("Authorization", bearer("demo-v3-readonly"))
+                .json(&json!({"email": "ro@example.com"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            client
+                .get(gw.url("/no/such/path"))
+                .header("Authorization", bearer("demo-v3-key")),
+            StatusCode::NOT_FOUND,
+        ),
+        (client.get(gw.url("/v3/unknown")), StatusCode::NOT_FOUND),
+        (
+            client
+                .put(gw.url("/v3/suppression/bounces"))
+                .header("Authorization", bearer("demo-v3-key")),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (request, expected) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status(), expected);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.headers()["content-type"], "application/json");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["errors"][0]["message"].is_string(), "{body}");
+        assert!(
+            body["errors"][0].as_object().unwrap().contains_key("field"),
+            "{body}"
+        );
+    }
+    // The tenant configured by digest can use its key; it sees none of demo's data.
+    add_bounce(&client, &gw, "demo-only@example.com").await;
+    let res = client
+        .get(gw.url("/v3/suppression/bounces"))
+        .header("Authorization", bearer("other-tenant-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["total"], 0);
+    // A caller's request id is echoed.
+    let res = client
+        .get(gw.url("/healthz"))
+        .header("X-Request-Id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-123");
+    // No token reaches the log.
+    let log = gw.stderr();
+    assert!(
+        log.contains("trace-123"),
+        "requests are logged with their id"
+    );
+    for secret in [
+        "demo-v3-key",
+        "demo-v3-readonly",
+        "other-tenant-key",
+        "nope",
+    ] {
+        assert!(!log.contains(secret), "the log shows {secret}");
+    }
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let s = setup();
+    let client = reqwest::Client::new();
+    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let health: Value = client
+        .get(gw.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready = client.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["backend"], "sqlite");
+}
+
+#[tokio::test]
+async fn env_overrides_the_file() {
+    let s = setup();
+    let other_port = free_port();
+    let listen = format!("127.0.0.1:{other_port}");
+    let gw = Gateway::start(
+        &s.config,
+        other_port,
+        &[
+            ("HUSH_SERVER__LISTEN", &listen),
+            ("HUSH_STORAGE__BACKEND", "memory"),
+        ],
+    )
+    .await;
+    let ready: Value = reqwest::get(gw.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["backend"], "memory");
+}
+
+#[tokio::test]
+async fn the_shipped_config_starts_and_warns_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("hush.db");
+    let shipped = repo_root().join("config/hush.toml");
+    let listen = format!("0.0.0.0:{port}");
+    let gw = Gateway::start(
+        &shipped,
+        port,
+        &[
+            ("HUSH_SERVER__LISTEN", &listen),
+            ("HUSH_STORAGE__PATH", db.to_str().unwrap()),
+            ("HUSH_LOG__FORMAT", "json"),
+        ],
+    )
+    .await;
+    let res = reqwest::Client::new()
+        .get(gw.url("/v3/suppression/bounces"))
+        .header("Authorization", bearer("demo-v3-readonly"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the demo read-only key works");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        gw.stderr().contains("demo tenant's tokens"),
+        "warns: {}",
+        gw.stderr()
+    );
+    assert!(
+        db.exists(),
+        "the store is the file named by HUSH_STORAGE__PATH"
+    );
+}
+
+#[test]
+fn a_bad_config_value_stops_the_start_naming_the_key() {
+    let s = setup();
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("HUSH_SERVER__LISTEN", "not-an-address")],
+            "server.listen",
+        ),
+        (&[("HUSH_STORAGE__BACKEND", "floppy")], "storage.backend"),
+        (&[("HUSH_LOG__FORMAT", "xml")], "log.format"),
+        (
+            &[("HUSH_SERVER__MAX_BODY_BYTES", "12")],
+            "server.max_body_bytes",
+        ),
+    ];
+    for (env, key) in cases {
+        let (code, stderr) = refused_start(Some(&s.config), env);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    }
+    let bad_files = [
+        ("[[tenants]]\nid = \"Bad Id\"\n", "tenants[0].id"),
+        (
+            "[[tenants]]\nid = \"t\"\n[[tenants.keys]]\napi = \"v3\"\n",
+            "tenants[0].keys[0].token",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[[tenants.keys]]\napi = \"v3\"\ntoken = \"k\"\nscopes = [\"all\"]\n",
+            "tenants[0].keys[0].scopes",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[[tenants.keys]]\napi = \"v3\"\ntoken_sha256 = \"abc\"\n",
+            "tenants[0].keys[0].token_sha256",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[[tenants.keys]]\napi = \"smtp\"\ntoken = \"k\"\n",
+            "tenants[0].keys[0].api",
+        ),
+        ("[server]\nlisten = \"127.0.0.1:1\"\nlsten = 3\n", "lsten"),
+    ];
+    for (toml, key) in bad_files {
+        let file = s.config.with_file_name("bad.toml");
+        std::fs::write(&file, toml).unwrap();
+        let (code, stderr) = refused_start(Some(&file), &[]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    }
+    let (code, stderr) = refused_start(Some(&s.config.with_file_name("missing.toml")), &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--config"), "{stderr}");
+}

@@ -1,0 +1,201 @@
+//! Starting and stopping `hush` processes for tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HUSH: &str = env!("CARGO_BIN_EXE_hush");
+
+/// The repository root, for the shipped `config/hush.toml`.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free loopback port. The listener is closed before hush binds it; on
+/// loopback, nothing else races for it in practice.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config with one tenant `demo` and the v3 keys of the default config,
+/// storing in `dir`.
+pub fn config_toml(dir: &Path, port: u16) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+shutdown_timeout_secs = 5
+[storage]
+backend = "sqlite"
+path = "{db}"
+[log]
+format = "json"
+[[tenants]]
+id = "demo"
+  [[tenants.keys]]
+  api = "v3"
+  token = "demo-v3-key"
+  [[tenants.keys]]
+  api = "v3"
+  token = "demo-v3-readonly"
+  scopes = ["suppressions.read"]
+[[tenants]]
+id = "other"
+  [[tenants.keys]]
+  api = "v3"
+  token_sha256 = "{other}"
+"#,
+        db = dir.join("hush.db").display(),
+        other = "27c05ce3f2f50102dce55afe0f1b96f1a354c6d2b80a6e54bbe4b3bc02b954de",
+    )
+}
+
+/// A gateway on its own SQLite file and port, with the tenants given as
+/// TOML (`[[tenants]]` tables). The folder is removed when dropped.
+#[derive(Debug)]
+pub struct TestGateway {
+    pub gateway: Gateway,
+    /// Holds the SQLite file and config; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    pub async fn spawn(tenants_toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("hush.toml");
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n[log]\nformat = \"json\"\n{tenants_toml}",
+            dir.path().join("hush.db").display()
+        );
+        std::fs::write(&config, toml).unwrap();
+        let gateway = Gateway::start(&config, port, &[]).await;
+        Self { gateway, _dir: dir }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.gateway.base
+    }
+}
+
+/// A running gateway. Killed when dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    pub child: Child,
+    pub base: String,
+    pub stderr_path: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `hush serve --config FILE` with extra environment, and waits
+    /// until `/healthz` answers.
+    pub async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
+        let stderr_path = config.with_extension(format!("{port}.log"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut command = Command::new(HUSH);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        let mut gateway = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            stderr_path,
+        };
+        gateway.wait_healthy().await;
+        gateway
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(res) = client.get(format!("{}/healthz", self.base)).send().await
+                && res.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "hush exited with {status} before answering: {}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hush did not answer in time: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "hush ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `hush serve` expecting it to refuse to start; returns the exit code
+/// and stderr.
+pub fn refused_start(config: Option<&Path>, env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(HUSH);
+    command.arg("serve");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.env_remove("RUST_LOG").output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
