@@ -108,3 +108,38 @@ pub struct GroupChanges {
     pub archived_at: Option<Option<Timestamp>>,
     pub updated_at: Option<Timestamp>,
 }
+
+impl Group {
+    /// Applies changes in place; the id, tenant, key, stream type and
+    /// creation time never change (a Postmark stream's `ID` and type are
+    /// fixed, specs/postmark.md §3.2). Moving the default flag off other
+    /// groups is the store's job, since it spans rows.
+    pub fn apply(&mut self, changes: GroupChanges) {
+        let GroupChanges {
+            name,
+            description,
+            is_default,
+            unsubscribe_handling,
+            archived_at,
+            updated_at,
+        } = changes;
+        if let Some(name) = name {
+            self.name = name;
+        }
+        if let Some(description) = description {
+            self.description = description;
+        }
+        if let Some(is_default) = is_default {
+            self.is_default = is_default;
+        }
+        if let Some(handling) = unsubscribe_handling {
+            self.unsubscribe_handling = handling;
+        }
+        if let Some(archived_at) = archived_at {
+            self.archived_at = archived_at;
+        }
+        if let Some(updated_at) = updated_at {
+            self.updated_at = Some(updated_at);
+        }
+    }
+}

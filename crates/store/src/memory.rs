@@ -358,24 +358,7 @@ impl Backend for MemoryBackend {
         let Some(group) = data.groups.get_mut(&id) else {
             return Ok(None);
         };
-        if let Some(name) = changes.name {
-            group.name = name;
-        }
-        if let Some(description) = changes.description {
-            group.description = description;
-        }
-        if let Some(is_default) = changes.is_default {
-            group.is_default = is_default;
-        }
-        if let Some(handling) = changes.unsubscribe_handling {
-            group.unsubscribe_handling = handling;
-        }
-        if let Some(archived_at) = changes.archived_at {
-            group.archived_at = archived_at;
-        }
-        if let Some(updated_at) = changes.updated_at {
-            group.updated_at = Some(updated_at);
-        }
+        group.apply(changes);
         Ok(Some(group.clone()))
     }
 

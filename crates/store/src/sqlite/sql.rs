@@ -664,27 +664,14 @@ pub(super) fn update_group(
     let Some(mut group) = group(conn, tenant, id)? else {
         return Ok(None);
     };
-    if let Some(name) = changes.name {
-        if name != group.name && name_taken(conn, tenant, &name, Some(id))? {
-            return Err(StoreError::NameTaken(name));
-        }
-        group.name = name;
+    if let Some(name) = &changes.name
+        && *name != group.name
+        && name_taken(conn, tenant, name, Some(id))?
+    {
+        return Err(StoreError::NameTaken(name.clone()));
     }
-    if let Some(description) = changes.description {
-        group.description = description;
-    }
-    if let Some(is_default) = changes.is_default {
-        group.is_default = is_default;
-    }
-    if let Some(handling) = changes.unsubscribe_handling {
-        group.unsubscribe_handling = handling;
-    }
-    if let Some(archived_at) = changes.archived_at {
-        group.archived_at = archived_at;
-    }
-    if let Some(updated_at) = changes.updated_at {
-        group.updated_at = Some(updated_at);
-    }
+    let becomes_default = changes.is_default == Some(true);
+    group.apply(changes);
     conn.prepare_cached(
         "UPDATE suppression_groups SET name = ?3, description = ?4, is_default = ?5, \
          unsubscribe_handling = ?6, archived_at = ?7, updated_at = ?8 \
@@ -701,7 +688,7 @@ pub(super) fn update_group(
         group.updated_at.map(Timestamp::as_nanos),
     ])
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    if changes.is_default == Some(true) {
+    if becomes_default {
         clear_default(conn, tenant, id)?;
     }
     Ok(Some(group))
