@@ -95,7 +95,9 @@ impl Gateway {
     /// Starts `hush serve --config FILE` with extra environment, and waits
     /// until `/healthz` answers.
     pub async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
-        let stderr_path = config.with_extension(format!("{port}.log"));
+        // Logs go to Cargo's scratch folder, never beside the config: the
+        // shipped config lives in the repository.
+        let stderr_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hush-{port}.log"));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut command = Command::new(HUSH);
         command
