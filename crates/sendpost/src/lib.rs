@@ -9,6 +9,8 @@ pub mod extract;
 mod suppressions;
 pub mod wire;
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Resource, Scope, web};
 use hush_engine::Engine;
@@ -42,10 +44,10 @@ pub struct SendPostState {
 pub fn scope(
     state: web::Data<SendPostState>,
 ) -> Scope<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
+    impl ServiceFactory<
+        ServiceRequest,
         Config = (),
-        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Response = ServiceResponse<BoxBody>,
         Error = actix_web::Error,
         InitError = (),
     >,
