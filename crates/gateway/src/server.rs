@@ -8,6 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use hush_engine::access::{ApiKey, KeyTable};
 use hush_engine::{Backend, Engine};
+use hush_sendpost::{SendPostProfile, SendPostState};
 use hush_store::{MemoryBackend, SqliteBackend, SqliteOptions};
 use hush_v3::{V3Profile, V3State};
 use serde_json::json;
@@ -35,6 +36,7 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
 pub struct Gateway {
     pub engine: Engine,
     pub v3: web::Data<V3State>,
+    pub sendpost: web::Data<SendPostState>,
 }
 
 impl Gateway {
@@ -52,7 +54,16 @@ impl Gateway {
             keys: key_table(&keys, Api::V3, |_| V3Profile::default()),
             body_limit: config.server.max_body_bytes,
         });
-        Ok(Self { engine, v3 })
+        let sendpost = web::Data::new(SendPostState {
+            engine: engine.clone(),
+            keys: key_table(&keys, Api::Sendpost, |_| SendPostProfile::default()),
+            body_limit: config.server.max_body_bytes,
+        });
+        Ok(Self {
+            engine,
+            v3,
+            sendpost,
+        })
     }
 
     /// Mounts every route on an app.
@@ -61,6 +72,7 @@ impl Gateway {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .service(hush_v3::scope(self.v3.clone()))
+            .service(hush_sendpost::scope(self.sendpost.clone()))
             .default_service(web::to(fallback));
     }
 }
@@ -150,7 +162,11 @@ async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
 }
 
 /// A path no API serves. The answer is a 404 in the format of the API the
-/// caller speaks, told by its auth header; v3 otherwise.
-async fn fallback(_req: HttpRequest) -> HttpResponse {
+/// caller speaks, told by its auth header (or SendPost's `/api/v1`
+/// prefix); v3 otherwise.
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    if hush_sendpost::speaks_sendpost(&req) {
+        return hush_sendpost::not_found(req).await;
+    }
     hush_v3::not_found().await
 }

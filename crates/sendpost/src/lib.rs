@@ -1,4 +1,91 @@
 //! The SendPost subaccount suppressions API (seed 004, specs/sendpost.md)
 //! over hush's shared engine: numeric reason codes, nanosecond timestamps
-//! and `{"error":{…}}` errors. Not yet served; see docs/architecture.md for
-//! where its routes mount.
+//! and `{"error":{…}}` errors, under `/api/v1`.
+
+pub mod auth;
+pub mod contract;
+mod error;
+pub mod extract;
+mod suppressions;
+pub mod wire;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, Resource, Scope, web};
+use hush_engine::Engine;
+use hush_engine::access::KeyTable;
+
+pub use auth::SendPostSubaccount;
+pub use contract::Contract;
+pub use error::{ErrorBody, ErrorEnvelope, SendPostError};
+
+/// The path prefix of every SendPost route: the SDK's default host is
+/// `https://api.sendpost.io/api/v1` (specs/sendpost.md §2).
+pub const PREFIX: &str = "/api/v1";
+
+/// What hush keeps per SendPost key beyond its tenant.
+#[derive(Debug, Clone, Default)]
+pub struct SendPostProfile {}
+
+/// Everything the SendPost routes need.
+#[derive(Debug)]
+pub struct SendPostState {
+    pub engine: Engine,
+    pub keys: KeyTable<SendPostProfile>,
+    /// The largest JSON body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// The `/api/v1` scope with every SendPost route, its 404 and 405 in the
+/// SendPost envelope, and the contract echoed on every response (§8).
+/// Trailing slashes and `//` (§2, §4.4) are the app's `NormalizePath`'s
+/// job, so the gateway and the tests wrap the app in it.
+pub fn scope(
+    state: web::Data<SendPostState>,
+) -> Scope<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.body_limit;
+    web::scope(PREFIX)
+        .wrap(from_fn(contract::echo))
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(limit))
+        .service(
+            resource("/subaccount/suppression")
+                .route(web::get().to(suppressions::list))
+                .route(web::post().to(suppressions::create))
+                .route(web::delete().to(suppressions::delete)),
+        )
+        .service(
+            resource("/subaccount/suppression/count").route(web::get().to(suppressions::count)),
+        )
+        .default_service(web::to(not_found))
+}
+
+/// A resource whose unmatched methods answer 405 in the SendPost envelope.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// The router's 404 in the SendPost envelope, with the contract echoed; the
+/// gateway answers unknown paths with it for SendPost callers.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    contract::respond(&req, &SendPostError::route_not_found())
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    contract::respond(&req, &SendPostError::MethodNotAllowed)
+}
+
+/// Whether a request that no route served is a SendPost one: it carries
+/// the SendPost key header, or its path is under `/api/v1`.
+pub fn speaks_sendpost(req: &HttpRequest) -> bool {
+    auth::carries_key(req) || req.path() == PREFIX || req.path().starts_with("/api/v1/")
+}

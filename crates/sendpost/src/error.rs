@@ -1,0 +1,169 @@
+//! The SendPost error envelope and the one table from every failure to it.
+//!
+//! Every SendPost error, the router's 404 and 405 included, is the v1
+//! `ErrorResponse` of specs/sendpost.md §3:
+//! `{"error":{"code":…,"message":…,"param":…,"type":…}}` with
+//! `Content-Type: application/json`. The SDK never parses it (§5), so the
+//! envelope is for people and other clients; the status is what the SDK
+//! turns into its exception class.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hush_engine::EngineError;
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// `code` and `type` take the values SendPost documents (§3); `param` names
+/// the input at fault, or is `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub param: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendPostError {
+    /// §2: the SDK omits the header entirely when no key is configured.
+    #[error("the X-SubAccount-ApiKey header is required")]
+    MissingKey,
+    #[error("the X-SubAccount-ApiKey is not valid")]
+    UnknownKey,
+    /// A bad JSON body (§5: "request body is not in proper format", 422).
+    #[error("{message}")]
+    InvalidBody { param: String, message: String },
+    /// A bad query parameter; 422 like the body errors, so one status
+    /// covers every validation failure (§13 leaves 400 vs 422 open).
+    #[error("{message}")]
+    InvalidParam { param: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotImplemented(String),
+    /// No `Retry-After`: urllib3 would silently retry GET and DELETE on a
+    /// 503 that carries one (§7).
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal server error")]
+    Internal,
+}
+
+impl SendPostError {
+    pub fn invalid_body(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidBody {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidParam {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The router's own 404.
+    pub fn route_not_found() -> Self {
+        Self::NotFound("no such resource".into())
+    }
+
+    fn param(&self) -> Option<String> {
+        match self {
+            Self::InvalidBody { param, .. } | Self::InvalidParam { param, .. } => {
+                Some(param.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// `code` and `type` from the lists of §3.
+    fn code_and_type(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::MissingKey | Self::UnknownKey => {
+                ("authentication_failed", "authentication_error")
+            }
+            Self::InvalidBody { .. } => ("validation_error", "invalid_request_error"),
+            Self::InvalidParam { .. } | Self::MethodNotAllowed | Self::PayloadTooLarge(_) => {
+                ("invalid_request", "invalid_request_error")
+            }
+            Self::NotFound(_) => ("resource_not_found", "not_found_error"),
+            Self::Conflict(_) => ("resource_exists", "conflict_error"),
+            Self::NotImplemented(_) | Self::Unavailable | Self::Internal => {
+                ("internal_error", "api_error")
+            }
+        }
+    }
+}
+
+/// The one table from engine errors to SendPost errors. SendPost routes
+/// never touch groups; the group rows are here so that no engine error can
+/// reach a client unmapped.
+impl From<EngineError> for SendPostError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::GroupNotFound(id) => Self::NotFound(format!("group {id} not found")),
+            EngineError::GroupNameTaken(_) | EngineError::GroupKeyTaken(_) => {
+                Self::Conflict(err.to_string())
+            }
+            EngineError::InvalidGroup { field, message } => Self::invalid_body(field, message),
+            EngineError::GroupProtected(_) => Self::Conflict(err.to_string()),
+            EngineError::Unsupported { backend, operation } => {
+                Self::NotImplemented(format!("the {backend} backend cannot {operation}"))
+            }
+            EngineError::Unavailable { backend, reason } => {
+                tracing::error!(backend, %reason, "backend unavailable");
+                Self::Unavailable
+            }
+            EngineError::Internal { backend, detail } => {
+                tracing::error!(backend, %detail, "backend failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl ResponseError for SendPostError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingKey | Self::UnknownKey => StatusCode::UNAUTHORIZED,
+            Self::InvalidBody { .. } | Self::InvalidParam { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            // SendPost's docs table: 403 "resource with same name or details
+            // already exist" (§5).
+            Self::Conflict(_) => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, kind) = self.code_and_type();
+        HttpResponse::build(self.status_code()).json(ErrorEnvelope {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: self.to_string(),
+                param: self.param(),
+                kind: kind.to_owned(),
+            },
+        })
+    }
+}
