@@ -5,5 +5,6 @@
 
 mod gateway;
 mod sdk;
+mod sdk_postmark;
 mod sdk_v3;
 mod support;

@@ -8,6 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use hush_engine::access::{ApiKey, KeyTable};
 use hush_engine::{Backend, Engine};
+use hush_postmark::{PostmarkProfile, PostmarkState};
 use hush_store::{MemoryBackend, SqliteBackend, SqliteOptions};
 use hush_v3::{V3Profile, V3State};
 use serde_json::json;
@@ -35,6 +36,7 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
 pub struct Gateway {
     pub engine: Engine,
     pub v3: web::Data<V3State>,
+    pub postmark: web::Data<PostmarkState>,
 }
 
 impl Gateway {
@@ -52,7 +54,16 @@ impl Gateway {
             keys: key_table(&keys, Api::V3, |_| V3Profile::default()),
             body_limit: config.server.max_body_bytes,
         });
-        Ok(Self { engine, v3 })
+        let postmark = web::Data::new(PostmarkState {
+            engine: engine.clone(),
+            keys: key_table(&keys, Api::Postmark, |_| PostmarkProfile::default()),
+            body_limit: config.server.max_body_bytes,
+        });
+        Ok(Self {
+            engine,
+            v3,
+            postmark,
+        })
     }
 
     /// Mounts every route on an app.
@@ -61,6 +72,7 @@ impl Gateway {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .service(hush_v3::scope(self.v3.clone()))
+            .service(hush_postmark::scope(self.postmark.clone()))
             .default_service(web::to(fallback));
     }
 }
@@ -151,6 +163,9 @@ async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
 
 /// A path no API serves. The answer is a 404 in the format of the API the
 /// caller speaks, told by its auth header; v3 otherwise.
-async fn fallback(_req: HttpRequest) -> HttpResponse {
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    if hush_postmark::speaks_postmark(&req) {
+        return hush_postmark::not_found().await;
+    }
     hush_v3::not_found().await
 }
