@@ -334,3 +334,63 @@ async fn streams_large_dumps_across_batches() {
     list.dedup();
     assert_eq!(list.len(), total as usize);
 }
+
+/// The store is read one batch at a time as the client reads: after the
+/// first batch of rows has arrived, one scan has been made, though more
+/// rows remain; reading on makes the rest. No listing with a total is made.
+#[actix_web::test]
+async fn the_store_is_read_as_the_body_is_read() {
+    use std::sync::Arc;
+
+    use futures_util::future::poll_fn;
+
+    let backend = crate::counting::CountingBackend::new();
+    let engine = hush_engine::Engine::new(Arc::clone(&backend) as Arc<dyn hush_engine::Backend>);
+    engine.bootstrap_tenant(&demo()).await.unwrap();
+    let total: u32 = 3_500;
+    let items = (0..total)
+        .map(|i| NewSuppression {
+            email: email(&format!("user{i}@bulk.example")),
+            scope: Scope::Global,
+            kind: Kind::Manual,
+            origin: Origin::Customer,
+            created_at: Timestamp::from_unix_seconds(1_700_000_000 + i64::from(i)),
+        })
+        .collect();
+    engine.add(&demo(), items).await.unwrap();
+    let app = app(engine).await;
+    let res = test::call_service(
+        &app,
+        get("/message-streams/outbound/suppressions/dump").to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = std::pin::pin!(res.into_body());
+    let mut next = async || {
+        poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .map(|chunk| chunk.map_err(|_| "body error").unwrap())
+    };
+    let head = next().await.unwrap();
+    assert_eq!(&head[..], b"{\"Suppressions\":[");
+    let first = next().await.unwrap();
+    assert_eq!(backend.scans(), 1);
+    let mut received = first.to_vec();
+    while let Some(chunk) = next().await {
+        received.extend_from_slice(&chunk);
+    }
+    assert!(backend.scans() >= 4, "{} scans", backend.scans());
+    assert!(
+        backend
+            .largest_scan
+            .load(std::sync::atomic::Ordering::SeqCst)
+            <= 1_000
+    );
+    assert_eq!(backend.lists.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let mut document = head.to_vec();
+    document.extend_from_slice(&received);
+    let parsed: serde_json::Value = serde_json::from_slice(&document).unwrap();
+    let list = addresses_of(&parsed);
+    assert_eq!(list.len(), total as usize);
+    assert_eq!(list[0], format!("user{}@bulk.example", total - 1));
+}

@@ -5,6 +5,7 @@
 
 mod changes;
 mod conventions;
+mod counting;
 mod dump;
 mod streams;
 mod support;
