@@ -393,4 +393,26 @@ async fn unknown_paths_and_methods_answer_in_postmark_format() {
     assert_eq!(res.status().as_u16(), 401);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["ErrorCode"], 10);
+    // A key belongs to one API: a v3 key is no server token, and a server
+    // token is no v3 key.
+    let res = reqwest::Client::new()
+        .get(format!("{}/message-streams", gw.base()))
+        .header("X-Postmark-Server-Token", V3_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = reqwest::Client::new()
+        .get(format!("{}/v3/suppression/bounces", gw.base()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    // The configured server token works.
+    let (status, body) = both
+        .postmark(reqwest::Method::GET, "/message-streams", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["MessageStreams"][0]["ID"], "outbound");
 }

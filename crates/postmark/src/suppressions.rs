@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::{Stream, StreamExt as _, stream};
 use hush_engine::{AddOutcome, Authority, Engine, EngineError, GuardedAdd, GuardedRemoval};
 use hush_model::{
-    Email, EmailMatch, KindFamily, KindSet, ListFilter, NewSuppression, Origin, Scope, ScopeFilter,
-    Suppression, TenantId,
+    Email, EmailMatch, GroupId, Kind, KindFamily, KindSet, ListFilter, NewSuppression, Origin,
+    Scope, ScopeFilter, Suppression, TenantId,
 };
 
 use crate::auth::PostmarkServer;
@@ -186,7 +186,7 @@ pub async fn create(
         let item = NewSuppression {
             email,
             scope: Scope::Group(group.id),
-            kind: hush_model::Kind::Manual,
+            kind: Kind::Manual,
             origin: Origin::Customer,
             created_at: Engine::now(),
         };
@@ -229,7 +229,7 @@ async fn remove(
     engine: &Engine,
     tenant: &TenantId,
     email: &Email,
-    group: hush_model::GroupId,
+    group: GroupId,
 ) -> Result<Verdict, PostmarkError> {
     let visible = ScopeFilter::GlobalAndGroup(group);
     Ok(
