@@ -76,49 +76,77 @@ impl Engine {
         Ok(entries)
     }
 
-    /// Removes every entry of `email` within `visible`, if `authority` may
-    /// change all of them; otherwise removes nothing. An address keeps being
-    /// suppressed while any entry stays, so removing only some would report
-    /// a reactivation that did not happen.
+    /// For each address, removes every entry within `visible` if
+    /// `authority` may change all of them, and otherwise removes none. An
+    /// address keeps being suppressed while any entry stays, so removing
+    /// only some would report a reactivation that did not happen. One
+    /// outcome per address, in order; the removals are one store call.
     pub async fn remove_with_authority(
         &self,
         tenant: &TenantId,
-        email: &Email,
+        emails: &[Email],
         visible: ScopeFilter,
         authority: Authority,
-    ) -> Result<GuardedRemoval, EngineError> {
-        let entries = self.visible_entries(tenant, email, visible).await?;
-        if let Some(protected) = entries.iter().find(|e| !authority.may_change(e)) {
-            return Ok(GuardedRemoval::Refused {
-                protected: Box::new(protected.clone()),
-            });
+    ) -> Result<Vec<GuardedRemoval>, EngineError> {
+        let mut outcomes = Vec::with_capacity(emails.len());
+        let mut ids = Vec::new();
+        for email in emails {
+            let entries = self.visible_entries(tenant, email, visible).await?;
+            if let Some(protected) = entries.iter().find(|e| !authority.may_change(e)) {
+                outcomes.push(GuardedRemoval::Refused {
+                    protected: Box::new(protected.clone()),
+                });
+            } else {
+                ids.extend(entries.iter().map(|e| e.id));
+                outcomes.push(GuardedRemoval::Removed {
+                    removed: entries.len() as u64,
+                });
+            }
         }
-        let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
-        let removed = self.remove_ids(tenant, &ids).await?;
-        Ok(GuardedRemoval::Removed { removed })
+        ids.sort_unstable();
+        ids.dedup();
+        self.remove_ids(tenant, &ids).await?;
+        Ok(outcomes)
     }
 
-    /// Adds `item` unless the address already holds, within `visible`, an
-    /// entry that `authority` may not change: a customer cannot turn a spam
-    /// complaint into its own manual block (specs/postmark.md §2.2).
+    /// Adds each item unless its address already holds, within `visible`,
+    /// an entry that `authority` may not change: a customer cannot turn a
+    /// spam complaint into its own manual block (specs/postmark.md §2.2).
+    /// One outcome per item, in order; the adds are one store call.
     pub async fn add_with_authority(
         &self,
         tenant: &TenantId,
-        item: NewSuppression,
+        items: Vec<NewSuppression>,
         visible: ScopeFilter,
         authority: Authority,
-    ) -> Result<GuardedAdd, EngineError> {
-        let entries = self.visible_entries(tenant, &item.email, visible).await?;
-        if let Some(protected) = entries.iter().find(|e| !authority.may_change(e)) {
-            return Ok(GuardedAdd::Refused {
-                protected: Box::new(protected.clone()),
-            });
+    ) -> Result<Vec<GuardedAdd>, EngineError> {
+        let mut refusals = Vec::with_capacity(items.len());
+        let mut allowed = Vec::with_capacity(items.len());
+        for item in items {
+            let entries = self.visible_entries(tenant, &item.email, visible).await?;
+            match entries.into_iter().find(|e| !authority.may_change(e)) {
+                Some(protected) => refusals.push(Some(Box::new(protected))),
+                None => {
+                    refusals.push(None);
+                    allowed.push(item);
+                }
+            }
         }
-        let mut outcomes = self.add(tenant, vec![item]).await?;
-        outcomes
-            .pop()
-            .map(GuardedAdd::Added)
-            .ok_or_else(|| EngineError::internal(self.backend_name(), "an add returned no outcome"))
+        let added = if allowed.is_empty() {
+            Vec::new()
+        } else {
+            self.add(tenant, allowed).await?
+        };
+        let mut added = added.into_iter();
+        refusals
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(protected) => Ok(GuardedAdd::Refused { protected }),
+                None => added.next().map(GuardedAdd::Added).ok_or_else(|| {
+                    EngineError::internal(self.backend_name(), "an add returned too few outcomes")
+                }),
+            })
+            .collect()
     }
 }
 
@@ -291,40 +319,53 @@ pub mod conformance {
             .unwrap();
         let in_outbound = ScopeFilter::GlobalAndGroup(outbound);
 
-        let removed = engine
-            .remove_with_authority(&t, &email("b@x.com"), in_outbound, Authority::Customer)
+        let outcomes = engine
+            .remove_with_authority(
+                &t,
+                &[
+                    email("b@x.com"),
+                    email("s@x.com"),
+                    email("none@x.com"),
+                    email("b@x.com"),
+                ],
+                in_outbound,
+                Authority::Customer,
+            )
             .await
             .unwrap();
-        assert_eq!(removed, GuardedRemoval::Removed { removed: 2 });
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(outcomes[0], GuardedRemoval::Removed { removed: 2 });
+        // Nothing to delete is a removal of nothing.
+        assert_eq!(outcomes[2], GuardedRemoval::Removed { removed: 0 });
+        // A repeated address was seen before the removal: same answer.
+        assert_eq!(outcomes[3], GuardedRemoval::Removed { removed: 2 });
+        let GuardedRemoval::Refused { protected } = &outcomes[1] else {
+            panic!("spam must be refused: {outcomes:?}");
+        };
+        assert_eq!(protected.kind.family(), KindFamily::Spam);
         // The entry in another stream stays.
         let left = engine.entries(&t, &email("b@x.com")).await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].scope, Scope::Group(broadcast));
 
-        let refused = engine
-            .remove_with_authority(&t, &email("s@x.com"), in_outbound, Authority::Customer)
-            .await
-            .unwrap();
-        let GuardedRemoval::Refused { protected } = refused else {
-            panic!("spam must be refused: {refused:?}");
-        };
-        assert_eq!(protected.kind.family(), KindFamily::Spam);
+        // Refused means untouched: the complaint and the manual entry beside it.
         assert_eq!(
             engine.entries(&t, &email("s@x.com")).await.unwrap().len(),
             2
         );
 
-        let nothing = engine
-            .remove_with_authority(&t, &email("none@x.com"), in_outbound, Authority::Customer)
-            .await
-            .unwrap();
-        assert_eq!(nothing, GuardedRemoval::Removed { removed: 0 });
-
         let operator = engine
-            .remove_with_authority(&t, &email("s@x.com"), in_outbound, Authority::Operator)
+            .remove_with_authority(&t, &[email("s@x.com")], in_outbound, Authority::Operator)
             .await
             .unwrap();
-        assert_eq!(operator, GuardedRemoval::Removed { removed: 2 });
+        assert_eq!(operator, vec![GuardedRemoval::Removed { removed: 2 }]);
+        assert!(
+            engine
+                .entries(&t, &email("s@x.com"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn engine_guards_adds_by_authority(backend: Arc<dyn Backend>) {
@@ -346,28 +387,44 @@ pub mod conformance {
             new(address, Scope::Group(group), Kind::Manual, Origin::Customer)
         };
 
-        let refused = engine
+        let outcomes = engine
             .add_with_authority(
                 &t,
-                manual("s@x.com", broadcast),
+                vec![manual("s@x.com", broadcast), manual("ok@x.com", broadcast)],
                 ScopeFilter::GlobalAndGroup(broadcast),
                 Authority::Customer,
             )
             .await
             .unwrap();
-        assert!(matches!(refused, GuardedAdd::Refused { .. }), "{refused:?}");
+        assert_eq!(outcomes.len(), 2);
+        assert!(
+            matches!(outcomes[0], GuardedAdd::Refused { .. }),
+            "{outcomes:?}"
+        );
+        let GuardedAdd::Added(AddOutcome::Added {
+            suppression,
+            new: true,
+        }) = &outcomes[1]
+        else {
+            panic!("expected an add: {outcomes:?}");
+        };
+        assert_eq!(suppression.email, email("ok@x.com"));
+        assert_eq!(
+            engine.entries(&t, &email("s@x.com")).await.unwrap().len(),
+            1
+        );
 
         // The complaint lives in another stream: outbound may add.
-        let added = engine
+        let mut added = engine
             .add_with_authority(
                 &t,
-                manual("s@x.com", outbound),
+                vec![manual("s@x.com", outbound)],
                 ScopeFilter::GlobalAndGroup(outbound),
                 Authority::Customer,
             )
             .await
             .unwrap();
-        let GuardedAdd::Added(AddOutcome::Added { suppression, new }) = added else {
+        let Some(GuardedAdd::Added(AddOutcome::Added { suppression, new })) = added.pop() else {
             panic!("expected an add: {added:?}");
         };
         assert!(new);

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::{Stream, StreamExt as _, stream};
 use hush_engine::{AddOutcome, Authority, Engine, EngineError, GuardedAdd, GuardedRemoval};
 use hush_model::{
-    Email, EmailMatch, GroupId, Kind, KindFamily, KindSet, ListFilter, NewSuppression, Origin,
-    Scope, ScopeFilter, Suppression, TenantId,
+    Email, EmailMatch, Kind, KindFamily, KindSet, ListFilter, NewSuppression, Origin, Scope,
+    ScopeFilter, Suppression,
 };
 
 use crate::auth::PostmarkServer;
@@ -129,41 +129,53 @@ fn parse_changes(body: &RawBody) -> Result<Vec<SuppressionAddress>, PostmarkErro
 enum Verdict {
     Done(ChangeStatus),
     NoAuthority,
-    InvalidAddress,
 }
 
-/// Runs `change` once per distinct address, in request order, and answers
-/// every item, duplicates included, echoing each as it was sent (seed 003;
-/// specs/postmark.md §10).
+/// Answers every item in request order, duplicates included, echoing each
+/// address as it was sent (seed 003; specs/postmark.md §10). `change` gets
+/// each distinct valid address once, in order, and returns one verdict per
+/// address, so a whole request is one store write.
 async fn each_address(
     items: Vec<SuppressionAddress>,
-    change: impl AsyncFn(Email) -> Result<Verdict, PostmarkError>,
+    change: impl AsyncFnOnce(Vec<Email>) -> Result<Vec<Verdict>, PostmarkError>,
 ) -> Result<SuppressionStatuses, PostmarkError> {
-    let mut seen: HashMap<Email, Verdict> = HashMap::new();
-    let mut statuses = Vec::with_capacity(items.len());
-    for item in items {
-        let verdict = match Email::parse(&item.email_address) {
-            Err(_) => Verdict::InvalidAddress,
-            Ok(email) => match seen.get(&email) {
-                Some(verdict) => *verdict,
-                None => {
-                    let verdict = change(email.clone()).await?;
-                    seen.insert(email, verdict);
-                    verdict
-                }
-            },
-        };
-        let (status, message) = match verdict {
-            Verdict::Done(status) => (status, None),
-            Verdict::NoAuthority => (ChangeStatus::Failed, Some(NO_AUTHORITY.to_owned())),
-            Verdict::InvalidAddress => (ChangeStatus::Failed, Some(INVALID_ADDRESS.to_owned())),
-        };
-        statuses.push(SuppressionStatus {
-            email_address: item.email_address,
-            status,
-            message,
-        });
+    let parsed: Vec<Option<Email>> = items
+        .iter()
+        .map(|item| Email::parse(&item.email_address).ok())
+        .collect();
+    let mut distinct: Vec<Email> = Vec::new();
+    for email in parsed.iter().flatten() {
+        if !distinct.contains(email) {
+            distinct.push(email.clone());
+        }
     }
+    let verdicts = change(distinct.clone()).await?;
+    if verdicts.len() != distinct.len() {
+        tracing::error!(
+            "a change returned {} verdicts for {} addresses",
+            verdicts.len(),
+            distinct.len()
+        );
+        return Err(PostmarkError::Internal);
+    }
+    let verdict_of: HashMap<Email, Verdict> = distinct.into_iter().zip(verdicts).collect();
+    let statuses = items
+        .into_iter()
+        .zip(parsed)
+        .map(|(item, email)| {
+            let verdict = email.and_then(|e| verdict_of.get(&e).copied());
+            let (status, message) = match verdict {
+                Some(Verdict::Done(status)) => (status, None),
+                Some(Verdict::NoAuthority) => (ChangeStatus::Failed, Some(NO_AUTHORITY.to_owned())),
+                None => (ChangeStatus::Failed, Some(INVALID_ADDRESS.to_owned())),
+            };
+            SuppressionStatus {
+                email_address: item.email_address,
+                status,
+                message,
+            }
+        })
+        .collect();
     Ok(SuppressionStatuses {
         suppressions: statuses,
     })
@@ -180,27 +192,35 @@ pub async fn create(
 ) -> Result<HttpResponse, PostmarkError> {
     let items = parse_changes(&body)?;
     let group = stream_group(&state.engine, &server.tenant, &stream_id).await?;
-    let engine = &state.engine;
-    let tenant = &server.tenant;
-    let statuses = each_address(items, async |email| {
-        let item = NewSuppression {
-            email,
-            scope: Scope::Group(group.id),
-            kind: Kind::Manual,
-            origin: Origin::Customer,
-            created_at: Engine::now(),
-        };
+    let statuses = each_address(items, async |emails| {
+        let now = Engine::now();
+        let items = emails
+            .into_iter()
+            .map(|email| NewSuppression {
+                email,
+                scope: Scope::Group(group.id),
+                kind: Kind::Manual,
+                origin: Origin::Customer,
+                created_at: now,
+            })
+            .collect();
         let visible = ScopeFilter::GlobalAndGroup(group.id);
-        match engine
-            .add_with_authority(tenant, item, visible, Authority::Customer)
+        state
+            .engine
+            .add_with_authority(&server.tenant, items, visible, Authority::Customer)
             .await?
-        {
-            GuardedAdd::Added(AddOutcome::Added { .. }) => {
-                Ok(Verdict::Done(ChangeStatus::Suppressed))
-            }
-            GuardedAdd::Added(AddOutcome::UnknownGroup(_)) => Err(PostmarkError::StreamNotFound),
-            GuardedAdd::Refused { .. } => Ok(Verdict::NoAuthority),
-        }
+            .into_iter()
+            .map(|outcome| match outcome {
+                GuardedAdd::Added(AddOutcome::Added { .. }) => {
+                    Ok(Verdict::Done(ChangeStatus::Suppressed))
+                }
+                // The stream was deleted meanwhile.
+                GuardedAdd::Added(AddOutcome::UnknownGroup(_)) => {
+                    Err(PostmarkError::StreamNotFound)
+                }
+                GuardedAdd::Refused { .. } => Ok(Verdict::NoAuthority),
+            })
+            .collect()
     })
     .await?;
     Ok(HttpResponse::Ok().json(statuses))
@@ -209,7 +229,8 @@ pub async fn create(
 /// `POST /message-streams/{stream}/suppressions/delete`: removes what the
 /// stream's dump shows for each address, under the customer's authority
 /// (DESIGN.md, "Deletes go by the rules of the API that asks"). Removing a
-/// bounce is reactivating it, for every API.
+/// bounce is reactivating it, for every API. An address with nothing to
+/// delete is `Deleted` too (seed 003's example).
 pub async fn delete(
     server: PostmarkServer,
     state: web::Data<PostmarkState>,
@@ -218,28 +239,19 @@ pub async fn delete(
 ) -> Result<HttpResponse, PostmarkError> {
     let items = parse_changes(&body)?;
     let group = stream_group(&state.engine, &server.tenant, &stream_id).await?;
-    let statuses = each_address(items, async |email| {
-        remove(&state.engine, &server.tenant, &email, group.id).await
+    let statuses = each_address(items, async |emails| {
+        let visible = ScopeFilter::GlobalAndGroup(group.id);
+        Ok(state
+            .engine
+            .remove_with_authority(&server.tenant, &emails, visible, Authority::Customer)
+            .await?
+            .into_iter()
+            .map(|outcome| match outcome {
+                GuardedRemoval::Removed { .. } => Verdict::Done(ChangeStatus::Deleted),
+                GuardedRemoval::Refused { .. } => Verdict::NoAuthority,
+            })
+            .collect())
     })
     .await?;
     Ok(HttpResponse::Ok().json(statuses))
-}
-
-async fn remove(
-    engine: &Engine,
-    tenant: &TenantId,
-    email: &Email,
-    group: GroupId,
-) -> Result<Verdict, PostmarkError> {
-    let visible = ScopeFilter::GlobalAndGroup(group);
-    Ok(
-        match engine
-            .remove_with_authority(tenant, email, visible, Authority::Customer)
-            .await?
-        {
-            // Nothing to delete is `Deleted` too (seed 003's example).
-            GuardedRemoval::Removed { .. } => Verdict::Done(ChangeStatus::Deleted),
-            GuardedRemoval::Refused { .. } => Verdict::NoAuthority,
-        },
-    )
 }

@@ -486,3 +486,70 @@ async fn the_other_tenants_entries_are_out_of_reach() {
     assert_eq!(rows(&body).len(), 1);
     assert_eq!(rows(&body)[0].2, "Customer");
 }
+
+/// A whole create or delete is one store write, whatever the number of
+/// addresses: one durable commit, not fifty.
+#[actix_web::test]
+async fn a_request_is_one_store_write() {
+    use std::sync::Arc;
+
+    let backend = crate::counting::CountingBackend::new();
+    let engine = Engine::new(Arc::clone(&backend) as Arc<dyn hush_engine::Backend>);
+    engine.bootstrap_tenant(&demo()).await.unwrap();
+    seed(
+        &engine,
+        "spam@x.com",
+        Scope::Global,
+        spam(),
+        Origin::Recipient,
+        AT,
+    )
+    .await;
+    let app = app(engine.clone()).await;
+    let list: Vec<String> = (0..20).map(|i| format!("u{i}@x.com")).collect();
+    let mut refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    refs.push("spam@x.com");
+    let before = backend.writes();
+
+    let (status, body) = call(&app, post(CREATE, &addresses(&refs))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        statuses(&body)
+            .iter()
+            .filter(|s| s.1 == "Suppressed")
+            .count(),
+        20
+    );
+    assert_eq!(backend.writes(), (before.0 + 1, before.1));
+
+    let (status, body) = call(&app, post(DELETE, &addresses(&refs))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        statuses(&body).iter().filter(|s| s.1 == "Deleted").count(),
+        20
+    );
+    assert_eq!(backend.writes(), (before.0 + 1, before.1 + 1));
+    assert_eq!(total(&engine).await, 1);
+}
+
+#[actix_web::test]
+async fn an_empty_list_or_only_invalid_addresses_store_nothing() {
+    let engine = engine().await;
+    let app = app(engine.clone()).await;
+    for uri in [CREATE, DELETE] {
+        let (status, body) = call(&app, post(uri, &json!({"Suppressions": []}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"Suppressions": []}));
+        let (status, body) = call(&app, post(uri, &addresses(&["", "no-at-sign", "a@"]))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            statuses(&body),
+            vec![
+                failed("", INVALID_ADDRESS),
+                failed("no-at-sign", INVALID_ADDRESS),
+                failed("a@", INVALID_ADDRESS),
+            ]
+        );
+    }
+    assert_eq!(total(&engine).await, 0);
+}

@@ -18,6 +18,8 @@ pub struct CountingBackend {
     pub scans: AtomicUsize,
     pub largest_scan: AtomicUsize,
     pub lists: AtomicUsize,
+    pub adds: AtomicUsize,
+    pub removals: AtomicUsize,
 }
 
 impl CountingBackend {
@@ -27,6 +29,13 @@ impl CountingBackend {
 
     pub fn scans(&self) -> usize {
         self.scans.load(Ordering::SeqCst)
+    }
+
+    pub fn writes(&self) -> (usize, usize) {
+        (
+            self.adds.load(Ordering::SeqCst),
+            self.removals.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -45,6 +54,7 @@ impl Backend for CountingBackend {
         tenant: &TenantId,
         items: Vec<NewSuppression>,
     ) -> Result<Vec<AddOutcome>, EngineError> {
+        self.adds.fetch_add(1, Ordering::SeqCst);
         self.inner.add(tenant, items).await
     }
 
@@ -96,6 +106,7 @@ impl Backend for CountingBackend {
         tenant: &TenantId,
         ids: &[SuppressionId],
     ) -> Result<u64, EngineError> {
+        self.removals.fetch_add(1, Ordering::SeqCst);
         self.inner.remove_ids(tenant, ids).await
     }
 
