@@ -376,6 +376,15 @@ async fn unknown_paths_and_methods_answer_in_postmark_format() {
         assert!(body["ErrorCode"].is_u64(), "{body}");
         assert!(body["Message"].is_string(), "{body}");
     }
+    let res = reqwest::Client::new()
+        .get(format!("{}/servers", gw.base()))
+        .header("X-Postmark-Account-Token", "account")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["ErrorCode"], 0, "{body}");
     // Without the header, the same unknown path is a v3 404.
     let res = reqwest::get(format!("{}/nowhere", gw.base()))
         .await

@@ -55,8 +55,13 @@ fn server_token(req: &HttpRequest) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// Postmark's account-level header (specs/postmark.md §1.1). hush serves no
+/// account endpoints, but a caller sending it speaks Postmark.
+pub const ACCOUNT_TOKEN_HEADER: &str = "X-Postmark-Account-Token";
+
 /// Whether a request speaks Postmark, for the gateway's fallback: it carries
-/// the server-token header, whatever its value.
+/// a Postmark token header, whatever its value.
 pub fn speaks_postmark(req: &HttpRequest) -> bool {
     req.headers().contains_key(SERVER_TOKEN_HEADER)
+        || req.headers().contains_key(ACCOUNT_TOKEN_HEADER)
 }
