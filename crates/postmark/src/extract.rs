@@ -57,7 +57,9 @@ impl QueryPairs {
 
     /// A date bound: `YYYY-MM-DD` as a whole UTC day (DESIGN.md, "Dates and
     /// time zones"), its first or last nanosecond as `end` says, or a full
-    /// RFC 3339 date-time as given.
+    /// RFC 3339 date-time as given; a date-time without an offset (how
+    /// postmark-python formats the bounce API's dates, specs/postmark.md §4)
+    /// is read as UTC.
     pub fn date_bound(&self, name: &str, end: bool) -> Result<Option<Timestamp>, PostmarkError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
@@ -68,6 +70,7 @@ impl QueryPairs {
             Timestamp::start_of_day(raw)
         };
         day.or_else(|_| Timestamp::parse_rfc3339(raw))
+            .or_else(|_| Timestamp::parse_rfc3339(&format!("{raw}Z")))
             .map(Some)
             .map_err(|_| {
                 PostmarkError::invalid_parameter(

@@ -223,6 +223,10 @@ async fn date_bounds_are_inclusive_utc_days() {
             "?fromdate=2024-01-20T12:00:00Z&todate=2024-01-20T12:00:00%2B00:00",
             vec!["spam@x.com"],
         ),
+        (
+            "?fromdate=2024-01-20T12:00:00&todate=2024-01-31T23:59:58",
+            vec!["spam@x.com"],
+        ),
     ] {
         let (status, body) = dump(query).await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
