@@ -362,3 +362,32 @@ async fn another_tenants_streams_are_invisible() {
     let (status, reply) = call(&app, req).await;
     assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1226);
 }
+
+#[actix_web::test]
+async fn names_are_unique_per_tenant_but_a_stream_keeps_its_own() {
+    let app = app(engine().await).await;
+    let (status, _) = call(&app, post("/message-streams", &dev_stream())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, same) = call(
+        &app,
+        patch(
+            "/message-streams/outbound",
+            &json!({"Name": "Default Transactional Stream"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    let (status, reply) = call(
+        &app,
+        patch(
+            "/message-streams/outbound",
+            &json!({"Name": "My Dev Transactional Stream"}),
+        ),
+    )
+    .await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1223);
+    let mut twin = dev_stream();
+    twin["ID"] = json!("twin");
+    let (status, reply) = call(&app, post("/message-streams", &twin)).await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1223);
+}
