@@ -182,6 +182,14 @@ function statuses(result) {
   await refused(() => client.editMessageStream('nope', new Models.UpdateMessageStreamRequest('x')),
     Errors.ApiInputError, 422, 1226);
 
+  // A plus address survives the query string (spec §8.1: %2B) and the body.
+  const plus = await client.createSuppressions('outbound', { Suppressions: [{ EmailAddress: 'x+y@example.com' }] });
+  assert.deepEqual(statuses(plus), [['x+y@example.com', 'Suppressed', null]]);
+  assert.deepEqual(await dumped({ emailAddress: 'x+y@example.com' }), ['x+y@example.com']);
+  const unplus = await client.deleteSuppressions('outbound', { Suppressions: [{ EmailAddress: 'x+y@example.com' }] });
+  assert.deepEqual(statuses(unplus), [['x+y@example.com', 'Deleted', null]]);
+  assert.deepEqual(await dumped({ emailAddress: 'x+y@example.com' }), []);
+
   console.log('node postmark: all passed');
 })().catch((err) => {
   console.error(err);
