@@ -5,6 +5,7 @@
 
 mod gateway;
 mod sdk;
+mod sdk_postmark;
 mod sdk_sendpost;
 mod sdk_v3;
 mod sendpost;

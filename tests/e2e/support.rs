@@ -66,7 +66,12 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn spawn(tenants_toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(tempfile::tempdir().unwrap(), tenants_toml).await
+    }
+
+    /// Like [`Self::spawn`], in a folder the test has prepared (a
+    /// `hush.db` written beforehand, for data no API can create).
+    pub async fn spawn_in(dir: tempfile::TempDir, tenants_toml: &str) -> Self {
         let port = free_port();
         let config = dir.path().join("hush.toml");
         let toml = format!(

@@ -19,6 +19,11 @@ use hush_model::{
 
 use crate::{AddOutcome, Backend, Engine, EngineError, GroupSpec};
 
+// The guarded changes' checks live beside their rules.
+pub use crate::authority::conformance::{
+    engine_guards_adds_by_authority, engine_guards_removal_by_authority,
+};
+
 /// Generates one `#[tokio::test]` per check for a backend factory: an
 /// expression callable as `factory().await` that yields `Arc<dyn Backend>`.
 #[macro_export]
@@ -50,7 +55,9 @@ macro_rules! backend_conformance {
             engine_checks_group_fields,
             engine_may_send,
             engine_splits_large_adds,
-            engine_scan_streams_in_batches
+            engine_scan_streams_in_batches,
+            engine_guards_removal_by_authority,
+            engine_guards_adds_by_authority
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {

@@ -3,12 +3,14 @@
 //! implements. It knows no wire format.
 
 pub mod access;
+mod authority;
 mod backend;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod engine;
 mod error;
 
+pub use authority::{Authority, GuardedAdd, GuardedRemoval};
 pub use backend::{AddOutcome, Backend, Capabilities};
 pub use engine::{ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
 pub use error::EngineError;

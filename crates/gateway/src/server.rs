@@ -8,6 +8,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use hush_engine::access::{ApiKey, KeyTable};
 use hush_engine::{Backend, Engine};
+use hush_postmark::{PostmarkProfile, PostmarkState};
 use hush_sendpost::{SendPostProfile, SendPostState};
 use hush_store::{MemoryBackend, SqliteBackend, SqliteOptions};
 use hush_v3::{V3Profile, V3State};
@@ -37,6 +38,7 @@ pub struct Gateway {
     pub engine: Engine,
     pub v3: web::Data<V3State>,
     pub sendpost: web::Data<SendPostState>,
+    pub postmark: web::Data<PostmarkState>,
 }
 
 impl Gateway {
@@ -59,10 +61,16 @@ impl Gateway {
             keys: key_table(&keys, Api::Sendpost, |_| SendPostProfile::default()),
             body_limit: config.server.max_body_bytes,
         });
+        let postmark = web::Data::new(PostmarkState {
+            engine: engine.clone(),
+            keys: key_table(&keys, Api::Postmark, |_| PostmarkProfile::default()),
+            body_limit: config.server.max_body_bytes,
+        });
         Ok(Self {
             engine,
             v3,
             sendpost,
+            postmark,
         })
     }
 
@@ -73,6 +81,7 @@ impl Gateway {
             .route("/readyz", web::get().to(readyz))
             .service(hush_v3::scope(self.v3.clone()))
             .service(hush_sendpost::scope(self.sendpost.clone()))
+            .service(hush_postmark::scope(self.postmark.clone()))
             .default_service(web::to(fallback));
     }
 }
@@ -165,6 +174,9 @@ async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
 /// caller speaks, told by its auth header (or SendPost's `/api/v1`
 /// prefix); v3 otherwise.
 async fn fallback(req: HttpRequest) -> HttpResponse {
+    if hush_postmark::speaks_postmark(&req) {
+        return hush_postmark::not_found().await;
+    }
     if hush_sendpost::speaks_sendpost(&req) {
         return hush_sendpost::not_found(req).await;
     }

@@ -1,5 +1,79 @@
 //! The Postmark suppressions API (seed 003, specs/postmark.md) over hush's
 //! shared engine: message-stream suppressions (dump, create, delete with a
 //! status per item) and the message-stream calls the SDKs make, with
-//! Postmark's `{"ErrorCode","Message"}` errors. Not yet served; see
-//! docs/architecture.md for where its routes mount.
+//! Postmark's `{"ErrorCode","Message"}` errors.
+//!
+//! Postmark serves at the host root, and postmarker cannot use a path
+//! prefix (specs/postmark.md §6.2), so the routes live under
+//! `/message-streams` at the root.
+
+pub mod auth;
+mod error;
+pub mod extract;
+mod streams;
+mod suppressions;
+pub mod wire;
+
+use actix_web::{HttpResponse, Resource, Scope, web};
+use hush_engine::Engine;
+use hush_engine::access::KeyTable;
+
+pub use auth::{PostmarkServer, SERVER_TOKEN_HEADER, speaks_postmark};
+pub use error::{ErrorBody, PostmarkError, StreamRule};
+pub use streams::{MAX_STREAMS, server_id};
+pub use suppressions::MAX_CHANGES;
+
+/// What hush keeps per Postmark server token beyond its tenant. Nothing yet:
+/// a server token has every permission on its server.
+#[derive(Debug, Clone, Default)]
+pub struct PostmarkProfile {}
+
+/// Everything the Postmark routes need.
+#[derive(Debug)]
+pub struct PostmarkState {
+    pub engine: Engine,
+    pub keys: KeyTable<PostmarkProfile>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// The `/message-streams` scope with every Postmark route, its 404 and 405
+/// in Postmark's format.
+pub fn scope(state: web::Data<PostmarkState>) -> Scope {
+    let limit = state.body_limit;
+    web::scope("/message-streams")
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(limit))
+        .service(
+            resource("")
+                .route(web::get().to(streams::list))
+                .route(web::post().to(streams::create)),
+        )
+        .service(
+            resource("/{stream}")
+                .route(web::get().to(streams::get))
+                .route(web::patch().to(streams::edit)),
+        )
+        .service(resource("/{stream}/archive").route(web::post().to(streams::archive)))
+        .service(resource("/{stream}/unarchive").route(web::post().to(streams::unarchive)))
+        .service(resource("/{stream}/suppressions").route(web::post().to(suppressions::create)))
+        .service(resource("/{stream}/suppressions/dump").route(web::get().to(suppressions::dump)))
+        .service(
+            resource("/{stream}/suppressions/delete").route(web::post().to(suppressions::delete)),
+        )
+        .default_service(web::to(not_found))
+}
+
+/// A resource whose unmatched methods answer 405 in Postmark's format.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// The router's 404 in Postmark's format.
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&PostmarkError::RouteNotFound)
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    actix_web::ResponseError::error_response(&PostmarkError::MethodNotAllowed)
+}

@@ -1,0 +1,222 @@
+//! Postmark's error envelope and the one table from every failure to it.
+//!
+//! Every Postmark error, the router's 404 and 405 included, is
+//! `{"ErrorCode":n,"Message":"…"}` with `Content-Type: application/json`
+//! (specs/postmark.md §0.3, §1.3). Both keys are always present: postmarker
+//! raises `KeyError` without either (§1.5). Validation and "not found" use
+//! HTTP 422 with a Postmark code, never 404.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hush_engine::EngineError;
+use serde::{Deserialize, Serialize};
+
+/// The error body every SDK reads (specs/postmark.md §1.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(rename = "ErrorCode")]
+    pub error_code: u32,
+    #[serde(rename = "Message")]
+    pub message: String,
+}
+
+/// The message-stream rules that have their own Postmark codes
+/// (specs/postmark.md §3.2, "Rules and errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRule {
+    InvalidType,
+    IdRequired,
+    NameRequired,
+    NameTooLong,
+    TooManyStreams,
+    IdFormat,
+    OneInbound,
+    DefaultStreamArchive,
+    IdTaken,
+    DescriptionTooLong,
+    PmPrefix,
+    DescriptionHtml,
+    IdReserved,
+    InvalidUnsubscribeHandling,
+}
+
+impl StreamRule {
+    pub fn code(self) -> u32 {
+        match self {
+            Self::InvalidType => 1221,
+            Self::IdRequired => 1222,
+            Self::NameRequired => 1223,
+            Self::NameTooLong => 1224,
+            Self::TooManyStreams => 1225,
+            Self::IdFormat => 1227,
+            Self::OneInbound => 1228,
+            Self::DefaultStreamArchive => 1229,
+            Self::IdTaken => 1230,
+            Self::DescriptionTooLong => 1231,
+            Self::PmPrefix => 1233,
+            Self::DescriptionHtml => 1234,
+            Self::IdReserved => 1237,
+            Self::InvalidUnsubscribeHandling => 1240,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostmarkError {
+    /// specs/postmark.md §5, code 10: the text Postmark sends without a token.
+    #[error("Request does not contain a valid Server token.")]
+    MissingToken,
+    /// §5, code 10: the text Postmark sends for a wrong token.
+    #[error(
+        "The Server Token you provided in the X-Postmark-Server-Token request header was invalid. Please verify that you are using a valid token."
+    )]
+    InvalidToken,
+    /// §2.1, code 1404.
+    #[error("Parameter 'SuppressionReason' is invalid.")]
+    InvalidReason,
+    /// §2.1, code 1405.
+    #[error("Parameter 'Origin' is invalid.")]
+    InvalidOrigin,
+    /// A query value Postmark documents no code for (a date, a boolean).
+    /// hush uses 1407, Postmark's generic suppression-request failure (§5).
+    #[error("Parameter '{name}' is invalid: {detail}")]
+    InvalidParameter { name: String, detail: String },
+    /// §2.2, code 1409.
+    #[error("A proper request body must be provided.")]
+    BadSuppressionsBody,
+    /// §2.2, code 1410.
+    #[error("You cannot provide more than the maximum number of suppressions for this request.")]
+    TooManySuppressions,
+    /// §3.2, code 1226, verbatim from Postmark's live tests.
+    #[error("The message stream for the provided 'ID' was not found.")]
+    StreamNotFound,
+    #[error("{message}")]
+    Stream { rule: StreamRule, message: String },
+    /// §5, code 402.
+    #[error("Invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("The requested resource was not found.")]
+    RouteNotFound,
+    #[error("The request method is not allowed for this resource.")]
+    MethodNotAllowed,
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    NotImplemented(String),
+    /// §5, code 100: Postmark's maintenance answer, which postmark-python
+    /// retries.
+    #[error("The service is temporarily unavailable.")]
+    Unavailable,
+    #[error("Internal server error.")]
+    Internal,
+}
+
+impl PostmarkError {
+    pub fn stream(rule: StreamRule, message: impl Into<String>) -> Self {
+        Self::Stream {
+            rule,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_parameter(name: &str, detail: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name: name.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The `ErrorCode`. Errors Postmark has no code for (the router's 404
+    /// and 405, 413, 500, 501) carry 0, which every SDK reads as "no
+    /// specific code" and classifies by the HTTP status (§1.5).
+    pub fn error_code(&self) -> u32 {
+        match self {
+            Self::MissingToken | Self::InvalidToken => 10,
+            Self::InvalidReason => 1404,
+            Self::InvalidOrigin => 1405,
+            Self::InvalidParameter { .. } => 1407,
+            Self::BadSuppressionsBody => 1409,
+            Self::TooManySuppressions => 1410,
+            Self::StreamNotFound => 1226,
+            Self::Stream { rule, .. } => rule.code(),
+            Self::InvalidJson(_) => 402,
+            Self::Unavailable => 100,
+            Self::RouteNotFound
+            | Self::MethodNotAllowed
+            | Self::PayloadTooLarge(_)
+            | Self::NotImplemented(_)
+            | Self::Internal => 0,
+        }
+    }
+}
+
+/// The one table from engine errors to Postmark errors.
+impl From<EngineError> for PostmarkError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::GroupNotFound(_) => Self::StreamNotFound,
+            EngineError::GroupKeyTaken(key) => Self::stream(
+                StreamRule::IdTaken,
+                format!("A message stream with the ID '{key}' already exists."),
+            ),
+            // hush keeps stream names unique because v3 shows them as group
+            // names, which are unique there (seed 001).
+            EngineError::GroupNameTaken(name) => Self::stream(
+                StreamRule::NameRequired,
+                format!("A message stream named {name:?} already exists; names are unique."),
+            ),
+            EngineError::InvalidGroup { field, message } => {
+                let rule = if field == "description" {
+                    StreamRule::DescriptionTooLong
+                } else {
+                    StreamRule::NameRequired
+                };
+                Self::stream(rule, message)
+            }
+            EngineError::GroupProtected(key) => Self::stream(
+                StreamRule::DefaultStreamArchive,
+                format!("The default stream '{key}' cannot be removed."),
+            ),
+            EngineError::Unsupported { backend, operation } => {
+                Self::NotImplemented(format!("The {backend} backend cannot {operation}."))
+            }
+            EngineError::Unavailable { backend, reason } => {
+                tracing::error!(backend, %reason, "backend unavailable");
+                Self::Unavailable
+            }
+            EngineError::Internal { backend, detail } => {
+                tracing::error!(backend, %detail, "backend failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl ResponseError for PostmarkError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidReason
+            | Self::InvalidOrigin
+            | Self::InvalidParameter { .. }
+            | Self::BadSuppressionsBody
+            | Self::TooManySuppressions
+            | Self::StreamNotFound
+            | Self::Stream { .. }
+            | Self::InvalidJson(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error_code: self.error_code(),
+            message: self.to_string(),
+        })
+    }
+}

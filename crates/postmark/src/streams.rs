@@ -1,0 +1,329 @@
+//! `/message-streams` (specs/postmark.md §3): message streams are canonical
+//! groups, the stream `ID` being the group's key and `Name` its name
+//! (DESIGN.md, "Streams and groups").
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use hush_engine::{Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
+use hush_model::{
+    DEFAULT_STREAM_KEY, Group, GroupChanges, GroupKey, GroupKeyError, StreamType, TenantId,
+    UnsubscribeHandling,
+};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::auth::PostmarkServer;
+use crate::error::StreamRule;
+use crate::extract::{QueryPairs, RawBody};
+use crate::wire::{
+    ArchivedStream, MessageStream, MessageStreamChanges, MessageStreams, NewMessageStream,
+    SubscriptionManagement, purge_date,
+};
+use crate::{PostmarkError, PostmarkState};
+
+/// "A Server may have up to 10 Streams, including the default ones"
+/// (specs/postmark.md §3).
+pub const MAX_STREAMS: usize = 10;
+
+/// Postmark's `ServerID` for a tenant: a stable positive integer, the first
+/// 31 bits of the SHA-256 of the tenant id. hush has no server numbers of
+/// its own; this one is the same on every instance and every restart.
+pub fn server_id(tenant: &TenantId) -> i64 {
+    let digest = Sha256::digest(tenant.as_str().as_bytes());
+    let bits = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0x7fff_ffff;
+    i64::from(bits.max(1))
+}
+
+/// The group behind a stream ID of a path, or 1226. An ID that is not a
+/// valid key cannot name a stream, so it is not found either.
+pub async fn stream_group(
+    engine: &Engine,
+    tenant: &TenantId,
+    raw: &str,
+) -> Result<Group, PostmarkError> {
+    let key = GroupKey::parse(raw).map_err(|_| PostmarkError::StreamNotFound)?;
+    engine
+        .group_by_key(tenant, &key)
+        .await?
+        .ok_or(PostmarkError::StreamNotFound)
+}
+
+fn shown(group: &Group, tenant: &TenantId) -> MessageStream {
+    MessageStream::from_group(group, server_id(tenant))
+}
+
+/// A JSON body for the stream calls; an empty one is `{}` (postmark.js
+/// sends `{}`, the Python clients nothing: specs/postmark.md §0.6).
+fn json_body<T: DeserializeOwned + Default>(body: &RawBody) -> Result<T, PostmarkError> {
+    if body.is_blank() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body.0).map_err(|err| PostmarkError::InvalidJson(err.to_string()))
+}
+
+/// `GET /message-streams`: `MessageStreamType` (`All` by default) and
+/// `IncludeArchivedStreams` (false by default), both case-insensitive.
+pub async fn list(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PostmarkError> {
+    let query = QueryPairs::from_request(&req);
+    let wanted = match query.get("MessageStreamType") {
+        None => None,
+        Some(raw) if raw.eq_ignore_ascii_case("all") => None,
+        Some(raw) => Some(stream_type(raw)?),
+    };
+    let archived = query.boolean("IncludeArchivedStreams")?.unwrap_or(false);
+    let streams: Vec<MessageStream> = state
+        .engine
+        .groups(&server.tenant)
+        .await?
+        .iter()
+        .filter(|g| wanted.is_none_or(|t| g.stream_type == t))
+        .filter(|g| archived || g.archived_at.is_none())
+        .map(|g| shown(g, &server.tenant))
+        .collect();
+    Ok(HttpResponse::Ok().json(MessageStreams {
+        total_count: streams.len(),
+        message_streams: streams,
+    }))
+}
+
+/// `GET /message-streams/{id}`, archived streams included.
+pub async fn get(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PostmarkError> {
+    let group = stream_group(&state.engine, &server.tenant, &id).await?;
+    Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
+}
+
+/// `POST /message-streams`.
+pub async fn create(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    body: RawBody,
+) -> Result<HttpResponse, PostmarkError> {
+    let request: NewMessageStream = json_body(&body)?;
+    let key = stream_key(request.id.as_deref())?;
+    let name = stream_name(request.name.as_deref())?;
+    let kind = request
+        .message_stream_type
+        .as_deref()
+        .ok_or_else(|| {
+            PostmarkError::stream(
+                StreamRule::InvalidType,
+                "A valid 'MessageStreamType' must be provided: Transactional or Broadcasts.",
+            )
+        })
+        .and_then(stream_type)?;
+    let description = request.description.unwrap_or_default();
+    check_description(&description)?;
+    let handling = request
+        .subscription_management_configuration
+        .as_ref()
+        .map(unsubscribe_handling)
+        .transpose()?;
+    let existing = state.engine.groups(&server.tenant).await?;
+    if existing.iter().filter(|g| g.archived_at.is_none()).count() >= MAX_STREAMS {
+        return Err(PostmarkError::stream(
+            StreamRule::TooManyStreams,
+            format!("The maximum number of message streams ({MAX_STREAMS}) has been reached."),
+        ));
+    }
+    if kind == StreamType::Inbound && existing.iter().any(|g| g.stream_type == kind) {
+        return Err(PostmarkError::stream(
+            StreamRule::OneInbound,
+            "A server can only have one Inbound stream.",
+        ));
+    }
+    let group = state
+        .engine
+        .create_group(
+            &server.tenant,
+            GroupSpec {
+                key: Some(key),
+                name,
+                description,
+                is_default: false,
+                stream_type: kind,
+                unsubscribe_handling: handling,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
+}
+
+/// `PATCH /message-streams/{id}`: `Name`, `Description` and the
+/// unsubscribe handling; the ID and type never change (specs/postmark.md
+/// §3.2).
+pub async fn edit(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    id: web::Path<String>,
+    body: RawBody,
+) -> Result<HttpResponse, PostmarkError> {
+    let request: MessageStreamChanges = json_body(&body)?;
+    let group = stream_group(&state.engine, &server.tenant, &id).await?;
+    let name = request
+        .name
+        .as_deref()
+        .map(|n| stream_name(Some(n)))
+        .transpose()?;
+    if let Some(description) = &request.description {
+        check_description(description)?;
+    }
+    let handling = request
+        .subscription_management_configuration
+        .as_ref()
+        .map(unsubscribe_handling)
+        .transpose()?;
+    let changes = GroupChanges {
+        name,
+        description: request.description,
+        unsubscribe_handling: handling,
+        ..GroupChanges::default()
+    };
+    let group = state
+        .engine
+        .update_group(&server.tenant, group.id, changes)
+        .await?;
+    Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
+}
+
+/// `POST /message-streams/{id}/archive`. The default transactional stream
+/// and inbound streams stay (code 1229). Archiving twice keeps the first
+/// date.
+pub async fn archive(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    id: web::Path<String>,
+    _body: RawBody,
+) -> Result<HttpResponse, PostmarkError> {
+    let group = stream_group(&state.engine, &server.tenant, &id).await?;
+    if group.key.as_str() == DEFAULT_STREAM_KEY || group.stream_type == StreamType::Inbound {
+        return Err(PostmarkError::stream(
+            StreamRule::DefaultStreamArchive,
+            "You cannot archive the default transactional and inbound streams.",
+        ));
+    }
+    let archived_at = match group.archived_at {
+        Some(at) => at,
+        None => {
+            let changes = GroupChanges {
+                archived_at: Some(Some(Engine::now())),
+                ..GroupChanges::default()
+            };
+            state
+                .engine
+                .update_group(&server.tenant, group.id, changes)
+                .await?
+                .archived_at
+                .ok_or(PostmarkError::Internal)?
+        }
+    };
+    Ok(HttpResponse::Ok().json(ArchivedStream {
+        id: group.key.as_str().to_owned(),
+        server_id: server_id(&server.tenant),
+        expected_purge_date: purge_date(archived_at),
+    }))
+}
+
+/// `POST /message-streams/{id}/unarchive`: the stream with `ArchivedAt`
+/// null. hush never purges, so every archived stream can come back.
+pub async fn unarchive(
+    server: PostmarkServer,
+    state: web::Data<PostmarkState>,
+    id: web::Path<String>,
+    _body: RawBody,
+) -> Result<HttpResponse, PostmarkError> {
+    let mut group = stream_group(&state.engine, &server.tenant, &id).await?;
+    if group.archived_at.is_some() {
+        let changes = GroupChanges {
+            archived_at: Some(None),
+            ..GroupChanges::default()
+        };
+        group = state
+            .engine
+            .update_group(&server.tenant, group.id, changes)
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
+}
+
+/// A new stream's ID, each rule with its own code (specs/postmark.md §3.2).
+fn stream_key(raw: Option<&str>) -> Result<GroupKey, PostmarkError> {
+    let raw = raw.unwrap_or_default();
+    GroupKey::parse(raw).map_err(|err| {
+        let rule = match err {
+            GroupKeyError::Empty => StreamRule::IdRequired,
+            GroupKeyError::TooLong(_) | GroupKeyError::Syntax(_) => StreamRule::IdFormat,
+            GroupKeyError::ReservedPrefix(_) => StreamRule::PmPrefix,
+            GroupKeyError::Reserved => StreamRule::IdReserved,
+        };
+        let message = match rule {
+            StreamRule::IdRequired => "A valid 'ID' must be provided.".to_owned(),
+            _ => format!("The 'ID' is invalid: {err}."),
+        };
+        PostmarkError::stream(rule, message)
+    })
+}
+
+fn stream_name(raw: Option<&str>) -> Result<String, PostmarkError> {
+    let name = raw.unwrap_or_default().trim();
+    if name.is_empty() {
+        return Err(PostmarkError::stream(
+            StreamRule::NameRequired,
+            "A valid 'Name' must be provided.",
+        ));
+    }
+    if name.chars().count() > GROUP_NAME_MAX {
+        return Err(PostmarkError::stream(
+            StreamRule::NameTooLong,
+            format!("The 'Name' must be at most {GROUP_NAME_MAX} characters."),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_description(description: &str) -> Result<(), PostmarkError> {
+    if description.chars().count() > GROUP_DESCRIPTION_MAX {
+        return Err(PostmarkError::stream(
+            StreamRule::DescriptionTooLong,
+            format!("The 'Description' must be at most {GROUP_DESCRIPTION_MAX} characters."),
+        ));
+    }
+    if description.contains(['<', '>']) {
+        return Err(PostmarkError::stream(
+            StreamRule::DescriptionHtml,
+            "The 'Description' must not contain HTML.",
+        ));
+    }
+    Ok(())
+}
+
+fn stream_type(raw: &str) -> Result<StreamType, PostmarkError> {
+    StreamType::parse(raw).ok_or_else(|| {
+        PostmarkError::stream(
+            StreamRule::InvalidType,
+            format!(
+                "The 'MessageStreamType' {raw:?} is invalid: use Transactional, Broadcasts or Inbound."
+            ),
+        )
+    })
+}
+
+fn unsubscribe_handling(
+    config: &SubscriptionManagement,
+) -> Result<UnsubscribeHandling, PostmarkError> {
+    let raw = config.unsubscribe_handling_type.as_str();
+    UnsubscribeHandling::parse(raw).ok_or_else(|| {
+        PostmarkError::stream(
+            StreamRule::InvalidUnsubscribeHandling,
+            format!(
+                "The 'UnsubscribeHandlingType' {raw:?} is invalid: use None, Postmark or Custom."
+            ),
+        )
+    })
+}

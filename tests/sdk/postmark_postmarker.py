@@ -1,0 +1,129 @@
+"""The suppressions and message-streams endpoints through postmarker 1.0,
+which has no methods for them, so its users go through client.call
+(specs/postmark.md §6.2). postmarker needs JSON with both ErrorCode and
+Message on every error and JSON on every success (§1.5)."""
+import os
+
+from postmarker.core import PostmarkClient
+from postmarker.exceptions import ClientError
+
+ROOT = os.environ["HUSH_URL"] + "/"
+TOKEN = os.environ["POSTMARK_TOKEN"]
+NO_AUTHORITY = "You do not have the required authority to change this suppression."
+INVALID = "An invalid email address was provided."
+
+pm = PostmarkClient(server_token=TOKEN, root_api_url=ROOT, timeout=30)
+DUMP = "/message-streams/outbound/suppressions/dump"
+
+
+def refused(code, *args, client=pm, **kwargs):
+    try:
+        client.call(*args, **kwargs)
+    except ClientError as err:
+        assert err.error_code == code, (err.error_code, str(err))
+        return str(err)
+    raise AssertionError(f"expected error {code} for {args}")
+
+
+def emails(**query):
+    rows = pm.call("GET", DUMP, **query)["Suppressions"]
+    for row in rows:
+        assert sorted(row) == ["CreatedAt", "EmailAddress", "Origin", "SuppressionReason"], row
+    return [r["EmailAddress"] for r in rows]
+
+
+def changes(path, addresses):
+    body = {"Suppressions": [{"EmailAddress": a} for a in addresses]}
+    reply = pm.call("POST", path, data=body)
+    return [(s["EmailAddress"], s["Status"], s["Message"]) for s in reply["Suppressions"]]
+
+
+rows = pm.call("GET", DUMP)["Suppressions"]
+assert [(r["EmailAddress"], r["SuppressionReason"], r["Origin"]) for r in rows] == [
+    ("admin.blocked@example.com", "ManualSuppression", "Admin"),
+    ("unsubscribed@example.com", "ManualSuppression", "Recipient"),
+    ("spam.complaint@example.com", "SpamComplaint", "Recipient"),
+    ("hard.bounce@example.com", "HardBounce", "Recipient"),
+], rows
+
+# Every filter, with the spellings of the doc's own example (lowercase).
+assert emails(SuppressionReason="HardBounce", Origin="Recipient", fromdate="2019-12-01",
+              todate="2019-12-31", EmailAddress="hard.bounce@example.com") == ["hard.bounce@example.com"]
+assert emails(suppressionreason="spamcomplaint") == ["spam.complaint@example.com"]
+assert emails(SuppressionReason="ManualSuppression", ignored=None) == [
+    "admin.blocked@example.com", "unsubscribed@example.com"]
+assert emails(origin="admin") == ["admin.blocked@example.com"]
+assert emails(origin="recipient", fromdate="2019-12-10", todate="2019-12-20") == [
+    "unsubscribed@example.com", "spam.complaint@example.com"]
+assert emails(todate="2019-12-05") == ["hard.bounce@example.com"]
+assert emails(EmailAddress="admin.blocked@example.com") == ["admin.blocked@example.com"]
+assert "SuppressionReason" in refused(1404, "GET", DUMP, SuppressionReason="Bogus")
+assert "Origin" in refused(1405, "GET", DUMP, Origin="Bogus")
+
+created = changes("/message-streams/outbound/suppressions", [
+    "good.address@example.com", "spam.complaint@example.com", "invalid-email-address",
+    "unsubscribed@example.com", "admin.blocked@example.com", "GOOD.address@example.com"])
+assert created == [
+    ("good.address@example.com", "Suppressed", None),
+    ("spam.complaint@example.com", "Failed", NO_AUTHORITY),
+    ("invalid-email-address", "Failed", INVALID),
+    ("unsubscribed@example.com", "Failed", NO_AUTHORITY),
+    ("admin.blocked@example.com", "Failed", NO_AUTHORITY),
+    ("GOOD.address@example.com", "Suppressed", None),
+], created
+assert emails(Origin="Customer") == ["good.address@example.com"]
+
+deleted = changes("/message-streams/outbound/suppressions/delete", [
+    "good.address@example.com", "hard.bounce@example.com", "not.suppressed@example.com",
+    "spam.complaint@example.com", "unsubscribed@example.com", "admin.blocked@example.com",
+    "invalid-email-address"])
+assert deleted == [
+    ("good.address@example.com", "Deleted", None),
+    ("hard.bounce@example.com", "Deleted", None),
+    ("not.suppressed@example.com", "Deleted", None),
+    ("spam.complaint@example.com", "Failed", NO_AUTHORITY),
+    ("unsubscribed@example.com", "Failed", NO_AUTHORITY),
+    ("admin.blocked@example.com", "Failed", NO_AUTHORITY),
+    ("invalid-email-address", "Failed", INVALID),
+], deleted
+assert emails() == ["admin.blocked@example.com", "unsubscribed@example.com", "spam.complaint@example.com"]
+
+many = {"Suppressions": [{"EmailAddress": f"u{i}@example.com"} for i in range(51)]}
+refused(1410, "POST", "/message-streams/outbound/suppressions", data=many)
+refused(1410, "POST", "/message-streams/outbound/suppressions/delete", data=many)
+refused(1409, "POST", "/message-streams/outbound/suppressions")
+refused(1409, "POST", "/message-streams/outbound/suppressions", data={"Suppressions": "a@example.com"})
+assert emails(EmailAddress="u0@example.com") == []
+refused(1226, "GET", "/message-streams/nope/suppressions/dump")
+refused(1226, "POST", "/message-streams/nope/suppressions/delete", data={"Suppressions": []})
+
+stranger = PostmarkClient(server_token="bad-token", root_api_url=ROOT)
+refused(10, "GET", DUMP, client=stranger)
+refused(10, "GET", "/message-streams", client=stranger)
+
+# Message streams; archive and unarchive go without a body or Content-Type.
+listed = pm.call("GET", "/message-streams", MessageStreamType="All", IncludeArchivedStreams=False)
+assert listed["TotalCount"] == 1 and listed["MessageStreams"][0]["ID"] == "outbound", listed
+made = pm.call("POST", "/message-streams", data={
+    "ID": "broadcast", "Name": "Broadcast Stream", "MessageStreamType": "Broadcasts"})
+assert made["ID"] == "broadcast" and made["Description"] is None, made
+assert pm.call("GET", "/message-streams/broadcast") == made
+edited = pm.call("PATCH", "/message-streams/broadcast", data={"Description": "Weekly"})
+assert edited["Description"] == "Weekly" and edited["UpdatedAt"] is not None, edited
+archived = pm.call("POST", "/message-streams/broadcast/archive")
+assert archived["ID"] == "broadcast" and archived["ServerID"] == made["ServerID"], archived
+assert pm.call("GET", "/message-streams", IncludeArchivedStreams=True)["TotalCount"] == 2
+assert pm.call("GET", "/message-streams")["TotalCount"] == 1
+assert pm.call("POST", "/message-streams/broadcast/unarchive")["ArchivedAt"] is None
+assert pm.call("GET", "/message-streams", MessageStreamType="broadcasts")["TotalCount"] == 1
+refused(1221, "POST", "/message-streams", data={"ID": "x", "Name": "X", "MessageStreamType": "Fax"})
+refused(1222, "POST", "/message-streams", data={"Name": "X", "MessageStreamType": "Broadcasts"})
+refused(1223, "POST", "/message-streams", data={"ID": "x", "MessageStreamType": "Broadcasts"})
+refused(1234, "PATCH", "/message-streams/broadcast", data={"Description": "<b>hi</b>"})
+refused(1226, "POST", "/message-streams/nope/archive")
+# The router's own answers are Postmark errors too, with both keys.
+refused(0, "GET", "/message-streams/outbound/suppressions/dump/extra")
+refused(0, "DELETE", "/message-streams/broadcast")
+refused(0, "GET", "/no-such-endpoint")
+
+print("postmarker: all passed")
