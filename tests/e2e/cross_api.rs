@@ -1,0 +1,277 @@
+//! Whatever one API writes, the others read (DESIGN.md, the mapping table):
+//! all three APIs against one gateway, one tenant.
+
+use std::collections::BTreeMap;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, bearer};
+
+const TENANTS: &str = r#"
+[[tenants]]
+id = "demo"
+  [[tenants.keys]]
+  api = "v3"
+  token = "v3-key"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "pm-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "sp-key"
+"#;
+
+struct Apis {
+    gw: TestGateway,
+    client: Client,
+}
+
+impl Apis {
+    async fn spawn() -> Self {
+        Self {
+            gw: TestGateway::spawn(TENANTS).await,
+            client: Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body).unwrap()
+        };
+        (status, value)
+    }
+
+    async fn v3(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.gw.base()))
+            .header("Authorization", bearer("v3-key"));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    async fn postmark(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.gw.base()))
+            .header("X-Postmark-Server-Token", "pm-token")
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    async fn sendpost(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.gw.base()))
+            .header("X-SubAccount-ApiKey", "sp-key");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    /// The dump of a stream as address → (reason, origin).
+    async fn dump(&self, stream: &str) -> BTreeMap<String, (String, String)> {
+        let (status, body) = self
+            .postmark(
+                Method::GET,
+                &format!("/message-streams/{stream}/suppressions/dump"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["Suppressions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let field = |k: &str| s[k].as_str().unwrap().to_owned();
+                (
+                    field("EmailAddress"),
+                    (field("SuppressionReason"), field("Origin")),
+                )
+            })
+            .collect()
+    }
+
+    /// SendPost's listing over the days around now, as address → reasons.
+    async fn sendpost_rows(&self) -> BTreeMap<String, Vec<i64>> {
+        let today = time::OffsetDateTime::now_utc().date();
+        let from = today.previous_day().unwrap();
+        let to = today.next_day().unwrap();
+        let (status, body) = self
+            .sendpost(
+                Method::GET,
+                &format!("/api/v1/subaccount/suppression?from={from}&to={to}&limit=100"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut rows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for row in body.as_array().unwrap() {
+            rows.entry(row["email"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(row["reason"].as_i64().unwrap());
+        }
+        rows.values_mut().for_each(|r| r.sort_unstable());
+        rows
+    }
+}
+
+fn pair(reason: &str, origin: &str) -> (String, String) {
+    (reason.to_owned(), origin.to_owned())
+}
+
+#[tokio::test]
+async fn sendpost_reasons_read_in_the_postmark_dump() {
+    let apis = Apis::spawn().await;
+    let body = json!({
+        "hardBounce": [{"email": "hard@example.com"}],
+        "spamComplaint": [{"email": "spam@example.com"}],
+        "unsubscribe": [{"email": "unsub@example.com"}],
+        "manual": [{"email": "manual@example.com"}],
+    });
+    let (status, created) = apis
+        .sendpost(Method::POST, "/api/v1/subaccount/suppression", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let dump = apis.dump("outbound").await;
+    let expected: BTreeMap<String, (String, String)> = [
+        ("hard@example.com", pair("HardBounce", "Customer")),
+        ("manual@example.com", pair("ManualSuppression", "Customer")),
+        ("spam@example.com", pair("SpamComplaint", "Customer")),
+        ("unsub@example.com", pair("ManualSuppression", "Customer")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(dump, expected, "global entries show in every stream's dump");
+
+    // A SendPost delete removes the address from the Postmark dump too.
+    let (status, _) = apis
+        .sendpost(
+            Method::DELETE,
+            "/api/v1/subaccount/suppression",
+            Some(json!({"suppressions": [{"email": "spam@example.com"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!apis.dump("outbound").await.contains_key("spam@example.com"));
+}
+
+#[tokio::test]
+async fn postmark_stream_entries_are_not_sendpost_rows_but_its_deletes_reach_sendpost() {
+    let apis = Apis::spawn().await;
+    let (status, results) = apis
+        .postmark(
+            Method::POST,
+            "/message-streams/outbound/suppressions",
+            Some(json!({"Suppressions": [{"EmailAddress": "stream-only@example.com"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    assert_eq!(results["Suppressions"][0]["Status"], "Suppressed");
+    assert!(
+        !apis
+            .sendpost_rows()
+            .await
+            .contains_key("stream-only@example.com"),
+        "a stream (group) entry is not a SendPost row (DESIGN.md: not shown)"
+    );
+
+    // A bounce SendPost made is Customer origin: Postmark may reactivate it,
+    // and SendPost sees it gone.
+    apis.sendpost(
+        Method::POST,
+        "/api/v1/subaccount/suppression",
+        Some(json!({"hardBounce": [{"email": "bounced@example.com"}]})),
+    )
+    .await;
+    assert_eq!(
+        apis.sendpost_rows().await.get("bounced@example.com"),
+        Some(&vec![2])
+    );
+    let (status, results) = apis
+        .postmark(
+            Method::POST,
+            "/message-streams/outbound/suppressions/delete",
+            Some(json!({"Suppressions": [{"EmailAddress": "bounced@example.com"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(results["Suppressions"][0]["Status"], "Deleted", "{results}");
+    assert!(
+        !apis
+            .sendpost_rows()
+            .await
+            .contains_key("bounced@example.com")
+    );
+
+    // A spam complaint SendPost recorded may not be removed through Postmark.
+    apis.sendpost(
+        Method::POST,
+        "/api/v1/subaccount/suppression",
+        Some(json!({"spamComplaint": [{"email": "complainer@example.com"}]})),
+    )
+    .await;
+    let (_, results) = apis
+        .postmark(
+            Method::POST,
+            "/message-streams/outbound/suppressions/delete",
+            Some(json!({"Suppressions": [{"EmailAddress": "complainer@example.com"}]})),
+        )
+        .await;
+    assert_eq!(results["Suppressions"][0]["Status"], "Failed", "{results}");
+    assert_eq!(
+        apis.sendpost_rows().await.get("complainer@example.com"),
+        Some(&vec![3])
+    );
+}
+
+#[tokio::test]
+async fn a_v3_bounce_reads_in_postmark_and_sendpost() {
+    let apis = Apis::spawn().await;
+    let (status, record) = apis
+        .v3(Method::POST, "/v3/suppression/bounces", Some(json!({"email": "everywhere@example.com", "bounce_type": "soft", "reason": "452 4.2.2 Mailbox full"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{record}");
+    assert_eq!(
+        apis.dump("outbound").await.get("everywhere@example.com"),
+        Some(&pair("HardBounce", "Customer"))
+    );
+    assert_eq!(
+        apis.sendpost_rows().await.get("everywhere@example.com"),
+        Some(&vec![2])
+    );
+    let (status, _) = apis
+        .v3(
+            Method::DELETE,
+            "/v3/suppression/bounces/everywhere@example.com",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(apis.dump("outbound").await.is_empty());
+    assert!(apis.sendpost_rows().await.is_empty());
+}
