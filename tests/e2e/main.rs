@@ -7,3 +7,4 @@ mod gateway;
 mod sdk;
 mod sdk_v3;
 mod support;
+mod v3;
