@@ -137,6 +137,17 @@ async fn the_header_row_is_optional_and_columns_follow_it() {
     )
     .await;
     assert_eq!(z[0]["source"], "abuse-desk");
+    // A first row with other names is data, not a header, and its error is
+    // reported: guessing would silently drop a first row like `broken`.
+    let (_, report) = call(
+        &app,
+        csv(SPAM_IMPORT, WRITER, "Recipient,Origin\nw@example.com,fbl\n"),
+    )
+    .await;
+    assert_eq!(report["imported"], 1);
+    assert_eq!(report["skipped"], 1);
+    assert_eq!(report["errors"][0]["row"], 1);
+    assert_eq!(report["errors"][0]["email"], "Recipient");
 }
 
 #[actix_web::test]
