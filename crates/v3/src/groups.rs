@@ -11,6 +11,7 @@ use hush_engine::{EngineError, GroupSpec};
 use hush_model::{
     Email, Group, GroupChanges, GroupId, ListFilter, Scope, ScopeFilter, StreamType, TenantId,
 };
+use serde::Serialize;
 
 use crate::auth::{Read, V3Key, Write};
 use crate::extract::{QueryPairs, V3Json, path_email, path_group};
@@ -18,8 +19,8 @@ use crate::global::{added, recipient_emails, unsubscribes};
 use crate::listing::{DEFAULT_LIMIT, MAX_LIMIT, group_page};
 use crate::lists::global_unsubscribe_kinds;
 use crate::wire::{
-    AddressGroup, AddressGroups, GroupPatch, GroupRecord, NewGroupBody, RecipientEmailList,
-    RecipientEmails, SendgridGroup, SendgridGroupSuppression,
+    AddressGroup, AddressGroups, GroupList, GroupPatch, GroupRecord, NewGroupBody,
+    RecipientEmailList, RecipientEmails, SendgridGroup, SendgridGroupSuppression,
 };
 use crate::{Shape, V3Error, V3State};
 
@@ -37,16 +38,24 @@ async fn unsubscribes_in(state: &V3State, tenant: &TenantId, id: GroupId) -> Res
     Ok(state.engine.count(tenant, &members_filter(id)).await?)
 }
 
+/// A group as one shape or the other shows it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ShownGroup {
+    Seed(GroupRecord),
+    Sendgrid(SendgridGroup),
+}
+
 /// A group as the key's shape shows it.
 async fn shown(
     state: &V3State,
     tenant: &TenantId,
     shape: Shape,
     group: &Group,
-) -> Result<serde_json::Value, V3Error> {
+) -> Result<ShownGroup, V3Error> {
     let unsubscribes = unsubscribes_in(state, tenant, group.id).await?;
-    let value = match shape {
-        Shape::Seed => serde_json::to_value(GroupRecord {
+    Ok(match shape {
+        Shape::Seed => ShownGroup::Seed(GroupRecord {
             id: group.id.0,
             name: group.name.clone(),
             description: group.description.clone(),
@@ -54,7 +63,7 @@ async fn shown(
             unsubscribes,
             created_at: group.created_at.to_rfc3339_z_seconds(),
         }),
-        Shape::Sendgrid => serde_json::to_value(SendgridGroup {
+        Shape::Sendgrid => ShownGroup::Sendgrid(SendgridGroup {
             id: group.id.0,
             name: group.name.clone(),
             description: group.description.clone(),
@@ -62,10 +71,6 @@ async fn shown(
             unsubscribes,
             last_email_sent_at: None,
         }),
-    };
-    value.map_err(|err| {
-        tracing::error!(%err, "serialising a group");
-        V3Error::Internal
     })
 }
 
@@ -100,17 +105,21 @@ pub async fn list(
             })
         })
         .collect::<Result<HashSet<_>, _>>()?;
-    let mut shown_groups = Vec::new();
+    let mut seed = Vec::new();
+    let mut sendgrid = Vec::new();
     for group in state.engine.groups(&key.tenant).await? {
         if wanted.is_empty() || wanted.contains(&group.id) {
-            shown_groups.push(shown(&state, &key.tenant, key.shape, &group).await?);
+            match shown(&state, &key.tenant, key.shape, &group).await? {
+                ShownGroup::Seed(record) => seed.push(record),
+                ShownGroup::Sendgrid(record) => sendgrid.push(record),
+            }
         }
     }
     Ok(match key.shape {
-        Shape::Seed => HttpResponse::Ok().json(serde_json::json!({
-            "suppression_groups": shown_groups
-        })),
-        Shape::Sendgrid => HttpResponse::Ok().json(shown_groups),
+        Shape::Seed => HttpResponse::Ok().json(GroupList {
+            suppression_groups: seed,
+        }),
+        Shape::Sendgrid => HttpResponse::Ok().json(sendgrid),
     })
 }
 

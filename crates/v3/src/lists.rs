@@ -38,14 +38,16 @@ pub enum SeedRecords {
 pub trait GlobalList {
     /// As messages name it: "the bounce list".
     const NAME: &'static str;
+    /// Whether seed 001 has the list; the others answer seed-shape keys as
+    /// unknown paths do.
+    const IN_SEED: bool;
     /// What SendGrid shows per entry.
     type Sendgrid: Serialize;
 
     /// The kinds the list shows to a key of this shape.
     fn kinds(shape: Shape) -> KindSet;
     fn sendgrid(suppression: &Suppression) -> Option<Self::Sendgrid>;
-    /// The seed shape's records; `None` for lists the seed does not have,
-    /// which answer seed-shape keys as unknown paths do.
+    /// The seed shape's records; `None` for lists the seed does not have.
     fn seed(items: &[Suppression]) -> Option<SeedRecords>;
 }
 
@@ -64,6 +66,7 @@ pub struct Unsubscribes;
 
 impl GlobalList for Bounces {
     const NAME: &'static str = "the bounce list";
+    const IN_SEED: bool = true;
     type Sendgrid = SendgridBounce;
 
     /// The seed lists every class with its `bounce_type`; SendGrid lists
@@ -90,6 +93,7 @@ impl GlobalList for Bounces {
 
 impl GlobalList for Blocks {
     const NAME: &'static str = "the block list";
+    const IN_SEED: bool = false;
     type Sendgrid = SendgridBounce;
 
     fn kinds(_: Shape) -> KindSet {
@@ -105,6 +109,7 @@ impl GlobalList for Blocks {
 
 impl GlobalList for SpamReports {
     const NAME: &'static str = "the spam report list";
+    const IN_SEED: bool = true;
     type Sendgrid = SendgridSpamReport;
 
     fn kinds(_: Shape) -> KindSet {
@@ -129,6 +134,7 @@ impl GlobalList for SpamReports {
 
 impl GlobalList for InvalidEmails {
     const NAME: &'static str = "the invalid email list";
+    const IN_SEED: bool = false;
     type Sendgrid = SendgridInvalidEmail;
 
     fn kinds(_: Shape) -> KindSet {
@@ -151,6 +157,7 @@ impl GlobalList for InvalidEmails {
 
 impl GlobalList for Unsubscribes {
     const NAME: &'static str = "the global unsubscribe list";
+    const IN_SEED: bool = false;
     type Sendgrid = SendgridUnsubscribe;
 
     /// Unsubscribes and manual entries alike (DESIGN.md mapping table).
@@ -174,7 +181,7 @@ pub fn global_unsubscribe_kinds() -> KindSet {
 }
 
 fn require_list<L: GlobalList, P>(key: &V3Key<P>) -> Result<(), V3Error> {
-    if L::seed(&[]).is_none() {
+    if !L::IN_SEED {
         key.require_sendgrid_shape()?;
     }
     Ok(())
@@ -344,7 +351,7 @@ pub fn optional_text(field: &str, raw: Option<String>) -> Result<Option<String>,
 /// adding twice returns the entry as first stored (DESIGN.md).
 pub async fn add_one(
     state: &V3State,
-    key_tenant: &hush_model::TenantId,
+    tenant: &hush_model::TenantId,
     email: Email,
     kind: Kind,
 ) -> Result<Suppression, V3Error> {
@@ -355,7 +362,7 @@ pub async fn add_one(
         origin: Origin::Customer,
         created_at: hush_engine::Engine::now(),
     };
-    match state.engine.add(key_tenant, vec![item]).await?.pop() {
+    match state.engine.add(tenant, vec![item]).await?.pop() {
         Some(AddOutcome::Added { suppression, .. }) => Ok(suppression),
         _ => Err(V3Error::Internal),
     }

@@ -125,6 +125,12 @@ pub struct GroupRecord {
     pub created_at: String,
 }
 
+/// `GET /v3/asm/groups` in the seed shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupList {
+    pub suppression_groups: Vec<GroupRecord>,
+}
+
 /// A suppression group as SendGrid shows it (specs/sendgrid-v3.md §2.6):
 /// no creation time, and `last_email_sent_at`, which hush never knows
 /// (it sends no mail), so it is always `null`.
