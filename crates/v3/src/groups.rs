@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{Read, V3Key, Write};
 use crate::extract::{QueryPairs, V3Json, path_email, path_group};
 use crate::global::{added, recipient_emails, unsubscribes};
-use crate::listing::{DEFAULT_LIMIT, MAX_LIMIT, group_page};
+use crate::listing::{ListParams, group_page};
 use crate::lists::global_unsubscribe_kinds;
 use crate::wire::{
     AddressGroup, AddressGroups, GroupList, GroupPatch, GroupRecord, NewGroupBody,
@@ -330,11 +330,7 @@ pub async fn all_suppressions(
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     key.require_sendgrid_shape()?;
-    let query = QueryPairs::from_request(&req);
-    let limit = query
-        .integer("limit", 1, MAX_LIMIT)?
-        .unwrap_or(DEFAULT_LIMIT);
-    let offset = query.integer("offset", 0, i64::MAX)?.unwrap_or(0);
+    let page = ListParams::parse(&QueryPairs::from_request(&req))?.page();
     let names: HashMap<GroupId, String> = state
         .engine
         .groups(&key.tenant)
@@ -357,8 +353,8 @@ pub async fn all_suppressions(
                 Err(err) => Some(Err(err)),
             }
         })
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(0));
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(0));
     let mut entries = Box::pin(entries);
     let mut rows = Vec::new();
     while let Some(entry) = entries.next().await {

@@ -453,6 +453,9 @@ async fn groups_in_the_sendgrid_shape() {
     .await;
     assert_eq!(paged.as_array().unwrap().len(), 1);
     assert_eq!(paged[0], rows[1]);
+    let (status, error) = call(&app, get("/v3/asm/suppressions?limit=501", SG_READER)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_envelope(&error, Some("limit"));
 
     let (status, groups_of) =
         call(&app, get("/v3/asm/suppressions/bob@example.com", SG_READER)).await;
