@@ -11,3 +11,4 @@ mod sdk_sendpost;
 mod sdk_v3;
 mod sendpost;
 mod support;
+mod v3;

@@ -15,41 +15,91 @@ id = "sdk"
   api = "v3"
   token = "SG.sdk-reader"
   scopes = ["suppressions.read"]
+  [[tenants.keys]]
+  api = "v3"
+  token = "SG.sdk-sg-writer"
+  shape = "sendgrid"
+  [[tenants.keys]]
+  api = "v3"
+  token = "SG.sdk-sg-reader"
+  shape = "sendgrid"
+  scopes = ["suppressions.read"]
+[[tenants]]
+id = "sdk-sub"
+parent = "sdk"
+  [[tenants.keys]]
+  api = "v3"
+  token = "SG.sdk-sub"
+  shape = "sendgrid"
 "#;
 
 pub const PYTHON_SENDGRID: &[&str] = &["sendgrid==6.12.5", "python-http-client==3.3.7"];
 pub const NODE_SENDGRID: &[&str] = &["@sendgrid/client@8.1.6"];
 
-#[tokio::test]
-async fn python_sendgrid_sdk_bounces() {
+/// Runs one Python script against a fresh gateway.
+async fn python(script: &'static str) -> String {
     let python = tokio::task::spawn_blocking(|| python_env("sendgrid", PYTHON_SENDGRID))
         .await
         .unwrap();
     let gw = TestGateway::spawn(TENANTS).await;
     let base = gw.base().to_owned();
-    let out = tokio::task::spawn_blocking(move || run_script(&python, "v3_bounces.py", &base, &[]))
+    tokio::task::spawn_blocking(move || run_script(&python, script, &base, &[]))
         .await
-        .unwrap();
-    assert!(out.contains("all passed"), "{out}");
+        .unwrap()
 }
 
-#[tokio::test]
-async fn node_sendgrid_client_bounces() {
+/// Runs one Node script against a fresh gateway.
+async fn node(script: &'static str) -> String {
     let modules = tokio::task::spawn_blocking(|| node_env("sendgrid", NODE_SENDGRID))
         .await
         .unwrap();
     let gw = TestGateway::spawn(TENANTS).await;
     let base = gw.base().to_owned();
     let node = std::path::PathBuf::from("node");
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         run_script(
             &node,
-            "v3_bounces.js",
+            script,
             &base,
             &[("NODE_PATH", modules.to_str().unwrap())],
         )
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn python_sendgrid_sdk_bounces() {
+    let out = python("v3_bounces.py").await;
     assert!(out.contains("all passed"), "{out}");
+}
+
+#[tokio::test]
+async fn node_sendgrid_client_bounces() {
+    let out = node("v3_bounces.js").await;
+    assert!(out.contains("all passed"), "{out}");
+}
+
+#[tokio::test]
+async fn python_sendgrid_sdk_seed_shape() {
+    let out = python("v3_seed.py").await;
+    assert!(out.contains("seed shape: all passed"), "{out}");
+}
+
+#[tokio::test]
+async fn node_sendgrid_client_seed_shape() {
+    let out = node("v3_seed.js").await;
+    assert!(out.contains("seed shape: all passed"), "{out}");
+}
+
+#[tokio::test]
+async fn python_sendgrid_sdk_sendgrid_shape() {
+    let out = python("v3_sendgrid.py").await;
+    assert!(out.contains("sendgrid shape: all passed"), "{out}");
+}
+
+#[tokio::test]
+async fn node_sendgrid_client_sendgrid_shape() {
+    let out = node("v3_sendgrid.js").await;
+    assert!(out.contains("sendgrid shape: all passed"), "{out}");
 }

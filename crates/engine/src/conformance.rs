@@ -57,7 +57,8 @@ macro_rules! backend_conformance {
             engine_splits_large_adds,
             engine_scan_streams_in_batches,
             engine_guards_removal_by_authority,
-            engine_guards_adds_by_authority
+            engine_guards_adds_by_authority,
+            list_matches_email_patterns
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {
@@ -1230,5 +1231,61 @@ pub async fn engine_scan_streams_in_batches(backend: Arc<dyn Backend>) {
         exact.len(),
         23,
         "a batch size equal to the total ends cleanly"
+    );
+}
+
+/// v3's `email` filter with SendGrid's `%` wildcard (EmailMatch::Pattern).
+pub async fn list_matches_email_patterns(backend: Arc<dyn Backend>) {
+    let t = tenant("t1");
+    let addresses = [
+        "sales@x.com",
+        "salesdept@y.com",
+        "marketing@sales.com",
+        "100%_odd@x.com",
+        "a_b@x.com",
+    ];
+    let items = addresses
+        .iter()
+        .zip(1..)
+        .map(|(a, n)| item(a, Scope::Global, Kind::Manual, Origin::Customer, n))
+        .collect();
+    add_all(&backend, &t, items).await;
+    let matching = |raw: &'static str| {
+        let backend = Arc::clone(&backend);
+        let t = t.clone();
+        async move {
+            let mut filter = all_global();
+            filter.email = Some(EmailMatch::pattern(raw));
+            let page = backend.list(&t, &filter, page(50, 0)).await.unwrap();
+            assert_eq!(
+                page.total,
+                backend.count(&t, &filter).await.unwrap(),
+                "{raw}"
+            );
+            let mut found: Vec<String> = page
+                .items
+                .iter()
+                .map(|s| s.email.as_str().to_owned())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(matching("SALES%DEPT").await, ["salesdept@y.com"]);
+    assert_eq!(
+        matching("%sales").await,
+        ["marketing@sales.com", "sales@x.com", "salesdept@y.com"]
+    );
+    assert_eq!(matching("%market%com").await, ["marketing@sales.com"]);
+    assert_eq!(matching("s%@x").await, ["sales@x.com"]);
+    assert_eq!(matching("100%odd").await, ["100%_odd@x.com"]);
+    assert_eq!(matching("a_b%").await, ["a_b@x.com"], "'_' is literal");
+    assert!(matching("a%_c").await.is_empty());
+    assert!(matching("%y%x").await.is_empty(), "parts match in order");
+    assert_eq!(matching("%").await.len(), addresses.len());
+    assert_eq!(
+        EmailMatch::pattern("Sales"),
+        EmailMatch::Prefix("sales".into()),
+        "without a '%' it is a prefix"
     );
 }

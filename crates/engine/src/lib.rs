@@ -9,8 +9,10 @@ mod backend;
 pub mod conformance;
 mod engine;
 mod error;
+mod import;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
 pub use backend::{AddOutcome, Backend, Capabilities};
 pub use engine::{ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
 pub use error::EngineError;
+pub use import::Importer;

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The largest request body accepted, in bytes (CSV imports excepted).
     pub max_body_bytes: usize,
+    /// The largest CSV import body accepted, in bytes. Imports are streamed
+    /// and committed in batches, so this bounds one request's work, not its
+    /// memory.
+    pub max_import_bytes: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// How long a graceful shutdown waits for in-flight requests.
@@ -56,6 +60,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1 << 20,
+            max_import_bytes: 1 << 30,
             workers: 0,
             shutdown_timeout_secs: 30,
         }
@@ -117,6 +122,10 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     pub id: TenantId,
+    /// v3: the tenant whose keys may act for this one with `on-behalf-of`
+    /// (a SendGrid subuser of that account).
+    #[serde(default)]
+    pub parent: Option<TenantId>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }
@@ -140,6 +149,10 @@ pub struct KeyConfig {
     /// v3 only; defaults to read and write.
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// v3 only: `seed` (default) or `sendgrid`, SendGrid's own response
+    /// shapes.
+    #[serde(default)]
+    pub shape: Option<hush_v3::Shape>,
 }
 
 impl std::fmt::Debug for KeyConfig {
@@ -153,6 +166,7 @@ impl std::fmt::Debug for KeyConfig {
                 &self.token_sha256.as_ref().map(|_| "<redacted>"),
             )
             .field("scopes", &self.scopes)
+            .field("shape", &self.shape)
             .finish()
     }
 }
@@ -165,6 +179,8 @@ pub struct ResolvedKey {
     pub digest: TokenDigest,
     pub permissions: Permissions,
     pub is_demo: bool,
+    /// v3 only.
+    pub shape: hush_v3::Shape,
 }
 
 /// A configuration problem, naming the key.
@@ -263,10 +279,63 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.server.max_import_bytes < 1024 {
+            return Err(ConfigError::new(
+                "server.max_import_bytes",
+                format!(
+                    "{} is too small; at least 1024",
+                    self.server.max_import_bytes
+                ),
+            ));
+        }
+        self.check_parents()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::new("log.level", err.to_string()));
         }
         self.resolve_keys().map(drop)
+    }
+
+    /// Each `parent` names another configured tenant that has no parent
+    /// itself: SendGrid subusers are one level deep.
+    fn check_parents(&self) -> Result<(), ConfigError> {
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            let Some(parent) = &tenant.parent else {
+                continue;
+            };
+            let at = format!("tenants[{t}].parent");
+            if parent == &tenant.id {
+                return Err(ConfigError::new(at, "a tenant cannot be its own parent"));
+            }
+            match self.tenants.iter().find(|p| &p.id == parent) {
+                None => {
+                    return Err(ConfigError::new(
+                        at,
+                        format!("no tenant {:?} is configured", parent.as_str()),
+                    ));
+                }
+                Some(p) if p.parent.is_some() => {
+                    return Err(ConfigError::new(
+                        at,
+                        format!(
+                            "tenant {:?} is itself a subuser; subusers are one level deep",
+                            parent.as_str()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenants whose `parent` is `tenant`: those its v3 keys may act for
+    /// with `on-behalf-of`.
+    pub fn subusers_of(&self, tenant: &TenantId) -> Vec<TenantId> {
+        self.tenants
+            .iter()
+            .filter(|t| t.parent.as_ref() == Some(tenant))
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// Every key, checked: a token or its digest (not both), known scopes,
@@ -335,12 +404,16 @@ impl Config {
                         Permissions::from_list(&list)
                     }
                 };
+                if key.shape.is_some() && key.api != Api::V3 {
+                    return Err(ConfigError::new(at("shape"), "only v3 keys have a shape"));
+                }
                 keys.push(ResolvedKey {
                     tenant: tenant.id.clone(),
                     api: key.api,
                     digest,
                     permissions,
                     is_demo: demo.contains(&digest),
+                    shape: key.shape.unwrap_or_default(),
                 });
             }
         }

@@ -53,8 +53,12 @@ impl Gateway {
         let keys = config.resolve_keys()?;
         let v3 = web::Data::new(V3State {
             engine: engine.clone(),
-            keys: key_table(&keys, Api::V3, |_| V3Profile::default()),
+            keys: key_table(&keys, Api::V3, |k| V3Profile {
+                shape: k.shape,
+                subusers: config.subusers_of(&k.tenant),
+            }),
             body_limit: config.server.max_body_bytes,
+            import_limit: config.server.max_import_bytes,
         });
         let sendpost = web::Data::new(SendPostState {
             engine: engine.clone(),

@@ -32,6 +32,12 @@ pub enum EmailMatch {
     Prefix(String),
     /// SendPost `search` (specs/sendpost.md §4.2: a substring match).
     Contains(String),
+    /// v3 `email` with SendGrid's `%` wildcard (specs/sendgrid-v3.md §2.1):
+    /// a prefix in which each `%` stands for any run of characters. Holds
+    /// the parts between the `%`s, in order: the address starts with the
+    /// first and contains the others after it, in order. Other characters,
+    /// `_` included, are literal.
+    Pattern(Vec<String>),
 }
 
 impl EmailMatch {
@@ -43,11 +49,38 @@ impl EmailMatch {
         Self::Contains(raw.trim().to_lowercase())
     }
 
+    /// A SendGrid `email` filter: a plain prefix unless it has a `%`.
+    pub fn pattern(raw: &str) -> Self {
+        let raw = raw.trim().to_lowercase();
+        if raw.contains('%') {
+            Self::Pattern(raw.split('%').map(str::to_owned).collect())
+        } else {
+            Self::Prefix(raw)
+        }
+    }
+
     pub fn matches(&self, email: &Email) -> bool {
         match self {
             Self::Exact(want) => want == email,
             Self::Prefix(prefix) => email.as_str().starts_with(prefix.as_str()),
             Self::Contains(needle) => email.as_str().contains(needle.as_str()),
+            Self::Pattern(parts) => {
+                let Some((first, rest)) = parts.split_first() else {
+                    return true;
+                };
+                let Some(mut tail) = email.as_str().strip_prefix(first.as_str()) else {
+                    return false;
+                };
+                // Taking each part at its first place leaves the most room
+                // for the ones after it.
+                for part in rest {
+                    match tail.find(part.as_str()) {
+                        Some(at) => tail = &tail[at + part.len()..],
+                        None => return false,
+                    }
+                }
+                true
+            }
         }
     }
 }

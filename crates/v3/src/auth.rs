@@ -11,7 +11,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use hush_engine::access::Permission;
 use hush_model::TenantId;
 
-use crate::{V3Error, V3State};
+use crate::{Shape, V3Error, V3State};
 
 /// A permission a route needs, as a type.
 pub trait Need {
@@ -32,12 +32,29 @@ impl Need for Write {
     const PERMISSION: Permission = Permission::Write;
 }
 
-/// An authenticated v3 caller with permission `P`.
+/// An authenticated v3 caller with permission `P`: the tenant it acts for
+/// and the response shape its key asked for.
 #[derive(Debug)]
 pub struct V3Key<P> {
     pub tenant: TenantId,
+    pub shape: Shape,
     _need: PhantomData<P>,
 }
+
+impl<P> V3Key<P> {
+    /// Routes that exist only in SendGrid's own API answer a seed-shape key
+    /// as an unknown path would.
+    pub fn require_sendgrid_shape(&self) -> Result<(), V3Error> {
+        match self.shape {
+            Shape::Sendgrid => Ok(()),
+            Shape::Seed => Err(V3Error::route_not_found()),
+        }
+    }
+}
+
+/// The subuser header (specs/sendgrid-v3.md §1.3); header names are
+/// case-insensitive.
+const ON_BEHALF_OF: &str = "on-behalf-of";
 
 impl<P: Need> FromRequest for V3Key<P> {
     type Error = V3Error;
@@ -58,10 +75,36 @@ fn authenticate<P: Need>(req: &HttpRequest) -> Result<V3Key<P>, V3Error> {
     if !key.permissions.allows(P::PERMISSION) {
         return Err(V3Error::Forbidden(P::PERMISSION));
     }
+    let tenant = match on_behalf_of(req)? {
+        None => key.tenant.clone(),
+        Some(subuser) => key
+            .profile
+            .subusers
+            .iter()
+            .find(|t| t.as_str() == subuser)
+            .cloned()
+            .ok_or_else(|| V3Error::NotSubuser(subuser.to_owned()))?,
+    };
     Ok(V3Key {
-        tenant: key.tenant.clone(),
+        tenant,
+        shape: key.profile.shape,
         _need: PhantomData,
     })
+}
+
+/// The tenant named by `on-behalf-of`, if any. SendGrid also accepts
+/// `account-id <id>` for customer accounts; hush's subusers are tenants, so
+/// both forms name a tenant id.
+fn on_behalf_of(req: &HttpRequest) -> Result<Option<&str>, V3Error> {
+    let Some(value) = req.headers().get(ON_BEHALF_OF) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| V3Error::NotSubuser("(not text)".into()))?
+        .trim();
+    let value = value.strip_prefix("account-id ").unwrap_or(value).trim();
+    Ok((!value.is_empty()).then_some(value))
 }
 
 /// `Authorization: Bearer <key>`, the scheme matched case-insensitively

@@ -33,6 +33,33 @@ pub enum V3Error {
     UnknownKey,
     #[error("access forbidden: this key lacks the {} scope", .0.scope_name())]
     Forbidden(Permission),
+    /// specs/sendgrid-v3.md §1.3: the key's tenant is not the parent of
+    /// the tenant named in `on-behalf-of`.
+    #[error(
+        "access forbidden: on-behalf-of names {0:?}, which is not a subuser of this key's account"
+    )]
+    NotSubuser(String),
+    /// An import whose body ended early or failed to arrive: what was
+    /// committed before the cut stays.
+    #[error(
+        "the upload was cut off after row {last_row}: {imported} rows were imported and stay imported, {skipped} were skipped; send the rest again ({reason})"
+    )]
+    ImportCutOff {
+        imported: u64,
+        skipped: u64,
+        last_row: u64,
+        reason: String,
+    },
+    #[error(
+        "the import body is larger than the limit of {limit} bytes (server.max_import_bytes); the import stopped at row {last_row}: {imported} rows before it were imported and stay"
+    )]
+    ImportTooLarge {
+        limit: u64,
+        imported: u64,
+        last_row: u64,
+    },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{message}")]
     BadRequest {
         field: Option<String>,
@@ -68,6 +95,7 @@ impl V3Error {
     fn field(&self) -> Option<String> {
         match self {
             Self::BadRequest { field, .. } => field.clone(),
+            Self::ImportCutOff { .. } => Some("body".to_owned()),
             _ => None,
         }
     }
@@ -108,11 +136,13 @@ impl ResponseError for V3Error {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::MissingKey | Self::UnknownKey => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::NotSubuser(_) => StatusCode::FORBIDDEN,
+            Self::ImportCutOff { .. } => StatusCode::BAD_REQUEST,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) | Self::ImportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

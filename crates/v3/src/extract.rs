@@ -101,6 +101,16 @@ impl QueryPairs {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Every value of a repeated parameter, in order: Python sends `id=1&id=2`,
+    /// Node `id[]=1&id[]=2` (specs/sendgrid-v3.md §0.5).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key.strip_suffix("[]").unwrap_or(key) == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
     /// An integer parameter within bounds, with a message naming it.
     pub fn integer(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, V3Error> {
         let Some(raw) = self.get(name) else {
@@ -133,4 +143,15 @@ pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
 /// An email in a body or query, with the field named on failure.
 pub fn body_email(field: &str, raw: &str) -> Result<Email, V3Error> {
     Email::parse(raw).map_err(|err| V3Error::bad_request(field, format!("{raw:?}: {err}")))
+}
+
+/// The `{group_id}` of a path: a group's number.
+pub fn path_group(req: &HttpRequest) -> Result<hush_model::GroupId, V3Error> {
+    let raw = req.match_info().get("group_id").unwrap_or_default();
+    raw.parse::<i64>().map(hush_model::GroupId).map_err(|_| {
+        V3Error::bad_request(
+            "group_id",
+            format!("the group id must be a number; got {raw:?}"),
+        )
+    })
 }

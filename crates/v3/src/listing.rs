@@ -2,6 +2,7 @@
 //! (default 50), `offset`, `start_time` and `end_time` in inclusive unix
 //! seconds, and `email` (seed 001; specs/sendgrid-v3.md §1.7, §1.9).
 
+use actix_web::HttpRequest;
 use hush_model::{EmailMatch, KindSet, ListFilter, PageRequest, ScopeFilter, Timestamp};
 
 use crate::V3Error;
@@ -50,14 +51,15 @@ impl ListParams {
     }
 
     /// The filter over global entries of the given kinds. `email` is a
-    /// prefix match: SendGrid's own semantics (specs/sendgrid-v3.md §2.1),
-    /// of which an exact address is the common case.
-    pub fn filter(&self, kinds: KindSet) -> ListFilter {
+    /// prefix match in which `%` matches any run of characters: SendGrid's
+    /// own semantics (specs/sendgrid-v3.md §2.1), of which an exact address
+    /// is the common case.
+    pub fn filter(&self, kinds: KindSet) -> Result<ListFilter, V3Error> {
         let mut filter = ListFilter::new(kinds, ScopeFilter::Global);
-        filter.email = self.email.as_deref().map(EmailMatch::prefix);
+        filter.email = self.email.as_deref().map(EmailMatch::pattern);
         filter.created_from = self.start_time.map(Timestamp::from_unix_seconds);
         filter.created_to = self.end_time.map(Timestamp::end_of_unix_second);
-        filter
+        Ok(filter)
     }
 
     pub fn page(&self) -> PageRequest {
@@ -66,4 +68,54 @@ impl ListParams {
             offset: self.offset,
         }
     }
+}
+
+/// `page` (from 1) and `page_size` (1–500, default 50) of a group's
+/// suppressions (seed 001; DESIGN.md, "Paging").
+pub fn group_page(query: &QueryPairs) -> Result<PageRequest, V3Error> {
+    let page = query.integer("page", 1, i64::from(u32::MAX))?.unwrap_or(1);
+    let size = query
+        .integer("page_size", 1, MAX_LIMIT)?
+        .unwrap_or(DEFAULT_LIMIT);
+    Ok(PageRequest {
+        limit: u32::try_from(size).unwrap_or(u32::MAX),
+        offset: u64::try_from((page - 1) * size).unwrap_or(0),
+    })
+}
+
+/// SendGrid's pagination header (specs/sendgrid-v3.md §1.7): links to the
+/// next, previous, last and first pages, each with its 1-based page number
+/// as `title`, built from the request's own scheme, host, path and query.
+/// `next` is left out on the last page; on the first, `prev` is the first
+/// page, as SendGrid does.
+pub fn link_header(req: &HttpRequest, page: PageRequest, total: u64) -> String {
+    let info = req.connection_info();
+    let base = format!("{}://{}{}", info.scheme(), info.host(), req.path());
+    let kept: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "limit" && k != "offset")
+        .collect();
+    let limit = u64::from(page.limit.max(1));
+    let link = |offset: u64, rel: &str| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            query.append_pair(k, v);
+        }
+        query.append_pair("limit", &limit.to_string());
+        query.append_pair("offset", &offset.to_string());
+        format!(
+            "<{base}?{}>; rel=\"{rel}\"; title=\"{}\"",
+            query.finish(),
+            offset / limit + 1
+        )
+    };
+    let last = total.saturating_sub(1) / limit * limit;
+    let mut links = Vec::with_capacity(4);
+    if page.offset + limit < total {
+        links.push(link(page.offset + limit, "next"));
+    }
+    links.push(link(page.offset.saturating_sub(limit), "prev"));
+    links.push(link(last, "last"));
+    links.push(link(0, "first"));
+    links.join(", ")
 }

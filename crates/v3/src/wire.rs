@@ -57,6 +57,213 @@ pub struct NewBounce {
     pub status: Option<String>,
 }
 
+/// A spam report as the seed shows it (seed 001, "Spam reports").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpamReportRecord {
+    pub email: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub source: String,
+}
+
+impl SpamReportRecord {
+    pub fn from_suppression(suppression: &Suppression) -> Option<Self> {
+        let Kind::SpamComplaint { source } = &suppression.kind else {
+            return None;
+        };
+        Some(Self {
+            email: suppression.email.as_str().to_owned(),
+            created: suppression.created_at.unix_seconds(),
+            source: source.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpamReportList {
+    pub spam_reports: Vec<SpamReportRecord>,
+    pub total: u64,
+}
+
+/// `POST /v3/suppression/spam_reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSpamReport {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// `{"recipient_emails":[…]}`: the body of global and group adds and their
+/// answer (seed 001; specs/sendgrid-v3.md §2.5 G1, §2.7 A6, A9).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientEmails {
+    pub recipient_emails: Vec<String>,
+}
+
+/// A global or group listing in the seed shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientEmailList {
+    pub recipient_emails: Vec<String>,
+    pub total: u64,
+}
+
+/// `GET /v3/asm/suppressions/global/{email}` when the address is listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientEmail {
+    pub recipient_email: String,
+}
+
+/// A suppression group as the seed shows it (seed 001, "Suppression
+/// groups"). `created_at` is RFC 3339 with `Z` there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    pub unsubscribes: u64,
+    pub created_at: String,
+}
+
+/// `GET /v3/asm/groups` in the seed shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupList {
+    pub suppression_groups: Vec<GroupRecord>,
+}
+
+/// A suppression group as SendGrid shows it (specs/sendgrid-v3.md §2.6):
+/// no creation time, and `last_email_sent_at`, which hush never knows
+/// (it sends no mail), so it is always `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridGroup {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    pub unsubscribes: u64,
+    pub last_email_sent_at: Option<i64>,
+}
+
+/// `POST /v3/asm/groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewGroupBody {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+}
+
+/// `PATCH /v3/asm/groups/{id}`: any subset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+}
+
+/// The answer of a CSV import (seed 001, "POST
+/// /v3/suppression/bounces/import").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub imported: u64,
+    pub skipped: u64,
+    pub errors: Vec<ImportRowError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRowError {
+    /// The record's 1-based line in the file, a header line counted.
+    pub row: u64,
+    pub email: String,
+    pub error: String,
+}
+
+/// SendGrid's bounce and block item (specs/sendgrid-v3.md §2.1, §2.2): the
+/// four fields exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridBounce {
+    pub created: i64,
+    pub email: String,
+    pub reason: String,
+    pub status: String,
+}
+
+impl SendgridBounce {
+    pub fn from_suppression(suppression: &Suppression) -> Option<Self> {
+        let Kind::Bounce { status, reason, .. } = &suppression.kind else {
+            return None;
+        };
+        Some(Self {
+            created: suppression.created_at.unix_seconds(),
+            email: suppression.email.as_str().to_owned(),
+            reason: reason.clone().unwrap_or_default(),
+            status: status.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// SendGrid's spam report item (specs/sendgrid-v3.md §2.3): `ip` instead of
+/// a source. hush records where a complaint came from, not the IP it was
+/// sent from, so `ip` is `""`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridSpamReport {
+    pub created: i64,
+    pub email: String,
+    pub ip: String,
+}
+
+/// SendGrid's invalid email item (specs/sendgrid-v3.md §2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridInvalidEmail {
+    pub created: i64,
+    pub email: String,
+    pub reason: String,
+}
+
+/// `POST /v3/suppression/invalid_emails`, a hush extension: SendGrid has no
+/// public create (specs/sendgrid-v3.md §0.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvalidEmail {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// SendGrid's global unsubscribe item (specs/sendgrid-v3.md §2.5 U1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridUnsubscribe {
+    pub created: i64,
+    pub email: String,
+}
+
+/// One row of `GET /v3/asm/suppressions` (specs/sendgrid-v3.md §2.8 A10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendgridGroupSuppression {
+    pub email: String,
+    pub group_id: i64,
+    pub group_name: String,
+    pub created_at: i64,
+}
+
+/// `GET /v3/asm/suppressions/{email}` (specs/sendgrid-v3.md §2.8 A11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressGroups {
+    pub suppressions: Vec<AddressGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressGroup {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    pub suppressed: bool,
+}
+
 /// The JSON form of a bulk delete (specs/sendgrid-v3.md §2.1 B3); the seed
 /// form is the `delete_all=true` query parameter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -218,6 +218,18 @@ impl Clause {
             Some(EmailMatch::Contains(needle)) => {
                 clause.and("instr(email, ?) > 0", [Value::Text(needle.clone())]);
             }
+            // LIKE with every part escaped, so only the pattern's own `%`s
+            // are wildcards. LIKE ignores ASCII case, which changes nothing
+            // here: addresses and parts are both lowercase.
+            Some(EmailMatch::Pattern(parts)) => {
+                let mut like = parts
+                    .iter()
+                    .map(|part| escape_like(part))
+                    .collect::<Vec<_>>()
+                    .join("%");
+                like.push('%');
+                clause.and("email LIKE ? ESCAPE '\\'", [Value::Text(like)]);
+            }
         }
         if let Some(origin) = filter.origin {
             clause.and("origin = ?", [Value::Integer(origin.code())]);
@@ -263,6 +275,18 @@ fn kinds_sql(kinds: KindSet) -> Option<String> {
         return Some("0".to_owned());
     }
     Some(format!("({})", partial.join(" OR ")))
+}
+
+/// A LIKE operand matching `text` literally, with a backslash as the escape.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// The least string greater than every string that starts with `prefix`

@@ -8,13 +8,19 @@ use actix_web::{App, test, web};
 use hush_engine::Engine;
 use hush_engine::access::{ApiKey, KeyTable, Permission, Permissions, TokenDigest};
 use hush_model::TenantId;
-use hush_v3::{V3Profile, V3State};
+use hush_v3::{Shape, V3Profile, V3State};
 use serde_json::Value;
 
 pub const WRITER: &str = "SG.writer";
 pub const READER: &str = "SG.reader";
 pub const OTHER_TENANT: &str = "SG.other";
+/// `demo`'s keys in the `sendgrid` shape; the writer may act for `sub`.
+pub const SG_WRITER: &str = "SG.sg-writer";
+pub const SG_READER: &str = "SG.sg-reader";
+/// A key of the subuser `sub` itself.
+pub const SUB_WRITER: &str = "SG.sub";
 pub const BODY_LIMIT: usize = 4096;
+pub const IMPORT_LIMIT: u64 = 1 << 20;
 
 pub fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
@@ -26,19 +32,32 @@ pub fn engine() -> Engine {
 
 fn keys() -> KeyTable<V3Profile> {
     let mut keys = KeyTable::default();
-    let mut add = |token: &str, tenant_id: &str, permissions: Permissions| {
+    let mut add = |token: &str, tenant_id: &str, permissions: Permissions, profile: V3Profile| {
         keys.insert(
             TokenDigest::of(token),
             ApiKey {
                 tenant: tenant(tenant_id),
                 permissions,
-                profile: V3Profile::default(),
+                profile,
             },
         );
     };
-    add(WRITER, "demo", Permissions::ALL);
-    add(READER, "demo", Permissions::from_list(&[Permission::Read]));
-    add(OTHER_TENANT, "other", Permissions::ALL);
+    let read_only = Permissions::from_list(&[Permission::Read]);
+    add(WRITER, "demo", Permissions::ALL, V3Profile::default());
+    add(READER, "demo", read_only, V3Profile::default());
+    add(
+        OTHER_TENANT,
+        "other",
+        Permissions::ALL,
+        V3Profile::default(),
+    );
+    let sendgrid = V3Profile {
+        shape: Shape::Sendgrid,
+        subusers: vec![tenant("sub")],
+    };
+    add(SG_WRITER, "demo", Permissions::ALL, sendgrid.clone());
+    add(SG_READER, "demo", read_only, sendgrid);
+    add(SUB_WRITER, "sub", Permissions::ALL, V3Profile::default());
     keys
 }
 
@@ -49,10 +68,22 @@ pub async fn app(
     Response = ServiceResponse<impl MessageBody>,
     Error = actix_web::Error,
 > {
+    app_with_import_limit(engine, IMPORT_LIMIT).await
+}
+
+pub async fn app_with_import_limit(
+    engine: Engine,
+    import_limit: u64,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
     let state = web::Data::new(V3State {
         engine,
         keys: keys(),
         body_limit: BODY_LIMIT,
+        import_limit,
     });
     test::init_service(
         App::new()
@@ -100,6 +131,22 @@ pub fn post(uri: &str, key: &str, body: &Value) -> test::TestRequest {
         .insert_header(("Authorization", format!("Bearer {key}")))
         .insert_header(("Content-Type", "application/json"))
         .set_payload(body.to_string())
+}
+
+pub fn patch(uri: &str, key: &str, body: &Value) -> test::TestRequest {
+    test::TestRequest::patch()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(body.to_string())
+}
+
+pub fn csv(uri: &str, key: &str, body: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .insert_header(("Content-Type", "text/csv"))
+        .set_payload(body.to_owned())
 }
 
 pub fn delete(uri: &str, key: &str) -> test::TestRequest {

@@ -1,0 +1,269 @@
+use actix_http::Payload;
+use actix_http::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::test;
+use actix_web::web::Bytes;
+use hush_model::{Email, Kind, Origin, Scope};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const BOUNCES_IMPORT: &str = "/v3/suppression/bounces/import";
+const SPAM_IMPORT: &str = "/v3/suppression/spam_reports/import";
+const GLOBAL_IMPORT: &str = "/v3/asm/suppressions/global/import";
+
+/// Sends a CSV body in the given chunks, optionally failing after them as
+/// a connection that drops mid-upload does.
+async fn streamed<S, B>(
+    app: &S,
+    uri: &str,
+    chunks: Vec<String>,
+    then_fail: bool,
+) -> (StatusCode, Value)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let mut items: Vec<Result<Bytes, PayloadError>> =
+        chunks.into_iter().map(|c| Ok(Bytes::from(c))).collect();
+    if then_fail {
+        items.push(Err(PayloadError::Incomplete(None)));
+    }
+    let stream: actix_http::BoxedPayloadStream = Box::pin(futures_util::stream::iter(items));
+    let req = test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {WRITER}")))
+        .insert_header(("Content-Type", "text/csv"))
+        .to_request();
+    let (req, _) = req.replace_payload(Payload::from(stream));
+    let res = test::call_service(app, req).await;
+    let status = res.status();
+    let body = test::read_body(res).await;
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[actix_web::test]
+async fn bounce_import_with_header_bom_crlf_and_quotes() {
+    let engine = engine();
+    let app = app(engine.clone()).await;
+    let body = "\u{feff}email,reason\r\n\
+                a@example.com,\"550 5.1.1 User unknown, really\"\r\n\
+                not-an-email,whatever\r\n\
+                \r\n\
+                B@Example.com,\"multi\r\nline \"\"quoted\"\" reason\"\r\n\
+                ,no email\r\n\
+                c@example.com\r\n";
+    let (status, report) = call(&app, csv(BOUNCES_IMPORT, WRITER, body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["imported"], 3);
+    assert_eq!(report["skipped"], 2);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(
+        (&errors[0]["row"], &errors[0]["email"]),
+        (&json!(3), &json!("not-an-email"))
+    );
+    assert!(!errors[0]["error"].as_str().unwrap().is_empty());
+    assert_eq!(
+        (&errors[1]["row"], &errors[1]["email"]),
+        (&json!(7), &json!(""))
+    );
+
+    let entries = engine
+        .entries(&tenant("demo"), &Email::parse("a@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].origin,
+        Origin::Recipient,
+        "imports are Recipient origin"
+    );
+    assert_eq!(entries[0].scope, Scope::Global);
+    assert_eq!(
+        entries[0].kind,
+        Kind::Bounce {
+            class: hush_model::BounceClass::Hard,
+            status: Some("5.1.1".into()),
+            reason: Some("550 5.1.1 User unknown, really".into()),
+        }
+    );
+    let (_, b) = call(&app, get("/v3/suppression/bounces/b@example.com", READER)).await;
+    assert_eq!(b[0]["reason"], "multi\r\nline \"quoted\" reason");
+    let (_, list) = call(&app, get("/v3/suppression/bounces", READER)).await;
+    assert_eq!(list["total"], 3);
+
+    // The same file again changes nothing: adds are idempotent.
+    let (_, again) = call(&app, csv(BOUNCES_IMPORT, WRITER, body)).await;
+    assert_eq!(again["imported"], 3);
+    let (_, list) = call(&app, get("/v3/suppression/bounces", READER)).await;
+    assert_eq!(list["total"], 3);
+}
+
+#[actix_web::test]
+async fn the_header_row_is_optional_and_columns_follow_it() {
+    let app = app(engine()).await;
+    let (status, report) = call(
+        &app,
+        csv(SPAM_IMPORT, WRITER, "x@example.com,fbl\ny@example.com\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report, json!({"imported": 2, "skipped": 0, "errors": []}));
+    let (_, x) = call(
+        &app,
+        get("/v3/suppression/spam_reports/x@example.com", READER),
+    )
+    .await;
+    assert_eq!(x[0]["source"], "fbl");
+    // With a header, columns go by name, in any order.
+    let (_, report) = call(
+        &app,
+        csv(
+            SPAM_IMPORT,
+            WRITER,
+            "Source,EMAIL\nabuse-desk,z@example.com",
+        ),
+    )
+    .await;
+    assert_eq!(report["imported"], 1);
+    let (_, z) = call(
+        &app,
+        get("/v3/suppression/spam_reports/z@example.com", READER),
+    )
+    .await;
+    assert_eq!(z[0]["source"], "abuse-desk");
+    // A first row with other names is data, not a header, and its error is
+    // reported: guessing would silently drop a first row like `broken`.
+    let (_, report) = call(
+        &app,
+        csv(SPAM_IMPORT, WRITER, "Recipient,Origin\nw@example.com,fbl\n"),
+    )
+    .await;
+    assert_eq!(report["imported"], 1);
+    assert_eq!(report["skipped"], 1);
+    assert_eq!(report["errors"][0]["row"], 1);
+    assert_eq!(report["errors"][0]["email"], "Recipient");
+}
+
+#[actix_web::test]
+async fn global_import_makes_unsubscribes() {
+    let engine = engine();
+    let app = app(engine.clone()).await;
+    let (status, report) = call(
+        &app,
+        csv(
+            GLOBAL_IMPORT,
+            WRITER,
+            "email\nu1@example.com\nu2@example.com\nbad@\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&report["imported"], &report["skipped"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(report["errors"][0]["row"], 4);
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 2);
+    let entries = engine
+        .entries(&tenant("demo"), &Email::parse("u1@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&entries[0].kind, entries[0].origin),
+        (&Kind::Unsubscribe, Origin::Recipient)
+    );
+}
+
+#[actix_web::test]
+async fn imports_refuse_json_bodies_and_read_only_keys() {
+    let app = app(engine()).await;
+    let json_body = post(BOUNCES_IMPORT, WRITER, &json!({"email": "a@example.com"}));
+    let (status, error) = call(&app, json_body).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(assert_envelope(&error, None).contains("text/csv"));
+    let (status, error) = call(&app, csv(GLOBAL_IMPORT, READER, "a@example.com\n")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_envelope(&error, None);
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 0);
+    let (status, report) = call(&app, csv(GLOBAL_IMPORT, WRITER, "")).await;
+    assert_eq!(
+        (status, report),
+        (
+            StatusCode::OK,
+            json!({"imported": 0, "skipped": 0, "errors": []})
+        )
+    );
+}
+
+#[actix_web::test]
+async fn a_large_streamed_import_commits_in_batches() {
+    let app = app(engine()).await;
+    let rows = 12_345;
+    // Chunk boundaries fall inside rows, as they do on a real socket.
+    let body: String = std::iter::once("email\n".to_owned())
+        .chain((0..rows).map(|n| format!("user{n}@example.com\n")))
+        .collect();
+    let chunks: Vec<String> = body
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let (status, report) = streamed(&app, GLOBAL_IMPORT, chunks, false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["imported"], rows);
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global?limit=1", READER)).await;
+    assert_eq!(list["total"], rows);
+}
+
+#[actix_web::test]
+async fn an_import_cut_off_mid_body_keeps_what_came_and_says_so() {
+    let app = app(engine()).await;
+    let chunks = vec![
+        "email\na@example.com\nb@example.com\n".to_owned(),
+        "c@example.com\nd@exam".to_owned(),
+    ];
+    let (status, error) = streamed(&app, GLOBAL_IMPORT, chunks, true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = assert_envelope(&error, Some("body"));
+    assert!(
+        message.contains("cut off") && message.contains("3 rows were imported"),
+        "{message}"
+    );
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 3, "the whole rows before the cut stay");
+    let (status, _) = call(&app, get("/v3/asm/suppressions/global/d@exam", READER)).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the half row is not an address"
+    );
+}
+
+#[actix_web::test]
+async fn an_import_over_the_limit_is_413_and_keeps_what_came_before() {
+    let app = app_with_import_limit(engine(), 2048).await;
+    let chunk = |from: usize| -> String {
+        (from..from + 50)
+            .map(|n| format!("u{n:04}@example.com\n"))
+            .collect()
+    };
+    // 50 rows of 18 bytes per chunk: the third chunk crosses 2048 bytes.
+    let chunks = vec![chunk(0), chunk(50), chunk(100), chunk(150)];
+    let (status, error) = streamed(&app, GLOBAL_IMPORT, chunks, false).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let message = assert_envelope(&error, None);
+    assert!(
+        message.contains("2048") && message.contains("100 rows"),
+        "{message}"
+    );
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 100);
+}
