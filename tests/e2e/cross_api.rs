@@ -275,3 +275,185 @@ async fn a_v3_bounce_reads_in_postmark_and_sendpost() {
     assert!(apis.dump("outbound").await.is_empty());
     assert!(apis.sendpost_rows().await.is_empty());
 }
+
+impl Apis {
+    /// The addresses of a v3 list: `field` names the array of records or
+    /// addresses in the seed shape.
+    async fn v3_list(&self, path: &str, field: &str) -> Vec<String> {
+        let (status, body) = self.v3(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let mut emails: Vec<String> = body[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {body}"))
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| v["email"].as_str().unwrap().to_owned(), str::to_owned)
+            })
+            .collect();
+        emails.sort();
+        emails
+    }
+}
+
+#[tokio::test]
+async fn sendpost_reasons_read_in_the_v3_lists_and_its_delete_clears_them() {
+    let apis = Apis::spawn().await;
+    let body = json!({
+        "hardBounce": [{"email": "hard@example.com"}, {"email": "all@example.com"}],
+        "spamComplaint": [{"email": "spam@example.com"}, {"email": "all@example.com"}],
+        "unsubscribe": [{"email": "unsub@example.com"}, {"email": "all@example.com"}],
+        "manual": [{"email": "manual@example.com"}],
+    });
+    let (status, _) = apis
+        .sendpost(Method::POST, "/api/v1/subaccount/suppression", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        apis.v3_list("/v3/suppression/bounces", "bounces").await,
+        ["all@example.com", "hard@example.com"]
+    );
+    assert_eq!(
+        apis.v3_list("/v3/suppression/spam_reports", "spam_reports")
+            .await,
+        ["all@example.com", "spam@example.com"]
+    );
+    assert_eq!(
+        apis.v3_list("/v3/asm/suppressions/global", "recipient_emails")
+            .await,
+        ["all@example.com", "manual@example.com", "unsub@example.com"],
+        "unsubscribe (1) and manual (0) are both global unsubscribes in v3"
+    );
+
+    let (status, _) = apis
+        .sendpost(
+            Method::DELETE,
+            "/api/v1/subaccount/suppression",
+            Some(json!({"suppressions": [{"email": "all@example.com"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        apis.v3_list("/v3/suppression/bounces", "bounces").await,
+        ["hard@example.com"]
+    );
+    assert_eq!(
+        apis.v3_list("/v3/suppression/spam_reports", "spam_reports")
+            .await,
+        ["spam@example.com"]
+    );
+    assert_eq!(
+        apis.v3_list("/v3/asm/suppressions/global", "recipient_emails")
+            .await,
+        ["manual@example.com", "unsub@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_v3_spam_report_cannot_be_deleted_through_postmark() {
+    let apis = Apis::spawn().await;
+    let (status, _) = apis
+        .v3(
+            Method::POST,
+            "/v3/suppression/spam_reports",
+            Some(json!({"email": "complaint@example.com", "source": "feedback_loop"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        apis.dump("outbound").await.get("complaint@example.com"),
+        Some(&pair("SpamComplaint", "Customer"))
+    );
+    let (_, results) = apis
+        .postmark(
+            Method::POST,
+            "/message-streams/outbound/suppressions/delete",
+            Some(json!({"Suppressions": [{"EmailAddress": "complaint@example.com"}]})),
+        )
+        .await;
+    assert_eq!(results["Suppressions"][0]["Status"], "Failed");
+    assert_eq!(
+        results["Suppressions"][0]["Message"],
+        "You do not have the required authority to change this suppression."
+    );
+    assert_eq!(
+        apis.v3_list("/v3/suppression/spam_reports", "spam_reports")
+            .await,
+        ["complaint@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_postmark_stream_suppression_is_that_v3_group_s_and_nowhere_else() {
+    let apis = Apis::spawn().await;
+    let stream =
+        json!({"ID": "broadcast", "Name": "Broadcast Stream", "MessageStreamType": "Broadcasts"});
+    let (status, created) = apis
+        .postmark(Method::POST, "/message-streams", Some(stream))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let (status, results) = apis
+        .postmark(
+            Method::POST,
+            "/message-streams/broadcast/suppressions",
+            Some(json!({"Suppressions": [{"EmailAddress": "opted-out@example.com"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(results["Suppressions"][0]["Status"], "Suppressed");
+
+    let (_, groups) = apis.v3(Method::GET, "/v3/asm/groups", None).await;
+    let groups = groups["suppression_groups"].as_array().unwrap().clone();
+    let id_of = |name: &str| {
+        groups
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("no group {name}: {groups:?}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let broadcast = id_of("Broadcast Stream");
+    let outbound = id_of("Default Transactional Stream");
+    assert_eq!(
+        apis.v3_list(
+            &format!("/v3/asm/groups/{broadcast}/suppressions"),
+            "recipient_emails"
+        )
+        .await,
+        ["opted-out@example.com"],
+        "the group behind the stream holds it"
+    );
+    assert!(
+        apis.v3_list(
+            &format!("/v3/asm/groups/{outbound}/suppressions"),
+            "recipient_emails"
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        apis.v3_list("/v3/asm/suppressions/global", "recipient_emails")
+            .await
+            .is_empty(),
+        "not global"
+    );
+    assert!(
+        apis.v3_list("/v3/suppression/bounces", "bounces")
+            .await
+            .is_empty()
+    );
+    assert!(
+        apis.dump("outbound").await.is_empty(),
+        "not in another stream's dump"
+    );
+    assert_eq!(
+        apis.dump("broadcast").await.get("opted-out@example.com"),
+        Some(&pair("ManualSuppression", "Customer"))
+    );
+    assert!(
+        !apis
+            .sendpost_rows()
+            .await
+            .contains_key("opted-out@example.com")
+    );
+}
