@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{TestGateway, bearer};
+use crate::support::TestGateway;
 
 const TENANTS: &str = r#"
 [[tenants]]
@@ -47,15 +47,27 @@ impl Apis {
         (status, value)
     }
 
-    async fn v3(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    /// One call with the given auth header and optional JSON body.
+    async fn call(
+        &self,
+        (header, value): (&str, &str),
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.gw.base()))
-            .header("Authorization", bearer("v3-key"));
+            .header(header, value);
         if let Some(body) = body {
             req = req.json(&body);
         }
         self.send(req).await
+    }
+
+    async fn v3(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(("Authorization", "Bearer v3-key"), method, path, body)
+            .await
     }
 
     async fn postmark(
@@ -64,15 +76,8 @@ impl Apis {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.gw.base()))
-            .header("X-Postmark-Server-Token", "pm-token")
-            .header("Accept", "application/json");
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        self.send(req).await
+        self.call(("X-Postmark-Server-Token", "pm-token"), method, path, body)
+            .await
     }
 
     async fn sendpost(
@@ -81,14 +86,8 @@ impl Apis {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.gw.base()))
-            .header("X-SubAccount-ApiKey", "sp-key");
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        self.send(req).await
+        self.call(("X-SubAccount-ApiKey", "sp-key"), method, path, body)
+            .await
     }
 
     /// The dump of a stream as address → (reason, origin).
