@@ -10,7 +10,7 @@
 
 mod pool;
 mod schema;
-mod sql;
+pub(crate) mod sql;
 mod writer;
 
 use std::path::{Path, PathBuf};

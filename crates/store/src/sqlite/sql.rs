@@ -17,7 +17,7 @@ use super::StoreError;
 // Column encodings
 
 /// A bounce class as stored in `suppressions.class`.
-pub(super) fn class_code(class: BounceClass) -> i64 {
+pub(crate) fn class_code(class: BounceClass) -> i64 {
     match class {
         BounceClass::Hard => 0,
         BounceClass::Soft => 1,
@@ -25,7 +25,7 @@ pub(super) fn class_code(class: BounceClass) -> i64 {
     }
 }
 
-fn class_from_code(code: i64) -> Option<BounceClass> {
+pub(crate) fn class_from_code(code: i64) -> Option<BounceClass> {
     [BounceClass::Hard, BounceClass::Soft, BounceClass::Block]
         .into_iter()
         .find(|c| class_code(*c) == code)
@@ -268,7 +268,7 @@ fn kinds_sql(kinds: KindSet) -> Option<String> {
 /// The least string greater than every string that starts with `prefix`
 /// (UTF-8 orders bytes as code points, as the binary collation compares
 /// them); `None` when there is none.
-fn prefix_end(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match u32::from(last) + 1 {
