@@ -4,6 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod gateway;
+#[cfg(hush_postgres_tests)]
+mod multi_instance;
+#[cfg(hush_postgres_tests)]
+mod pg;
+mod postgres;
 mod sdk;
 mod sdk_v3;
 mod support;

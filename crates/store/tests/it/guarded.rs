@@ -12,6 +12,8 @@ use hush_model::{
 #[derive(Debug)]
 pub struct Guarded<G> {
     pub backend: Box<dyn Backend>,
+    /// Held only for its `Drop`.
+    #[allow(dead_code)]
     pub guard: G,
 }
 

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_engine::{AddOutcome, Backend};
 use hush_model::{
     BounceClass, Email, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin, Scope,
     ScopeFilter, StreamType, TenantId, Timestamp, UnsubscribeHandling,
