@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod copy;
 mod gateway;
 #[cfg(hush_postgres_tests)]
 mod multi_instance;

@@ -277,6 +277,13 @@ impl PostgresBackend {
         &self.location
     }
 
+    /// Every tenant that has a suppression or a group, in order: what a
+    /// copy of the whole store walks (the `Backend` trait is per tenant).
+    pub async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(sql::tenants(&mut conn).await?)
+    }
+
     /// Closes every connection; later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;

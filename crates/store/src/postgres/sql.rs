@@ -434,6 +434,22 @@ pub(super) async fn groups(
     rows.iter().map(|row| group_from_row(row, tenant)).collect()
 }
 
+/// Every tenant with a suppression or a group, in order.
+pub(super) async fn tenants(conn: &mut PgConnection) -> Result<Vec<TenantId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let raw: String = row.try_get(0)?;
+            TenantId::parse(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("stored tenant {raw:?}: {e}")))
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Writes (each inside the caller's transaction)
 

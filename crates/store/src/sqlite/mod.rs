@@ -119,6 +119,12 @@ impl SqliteBackend {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Every tenant that has a suppression or a group, in order: what a
+    /// copy of the whole store walks (the `Backend` trait is per tenant).
+    pub async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
+        self.readers.run(|conn| sql::tenants(conn)).await
+    }
 }
 
 #[async_trait]

@@ -431,6 +431,18 @@ pub(super) fn groups(conn: &Connection, tenant: &TenantId) -> Result<Vec<Group>,
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every tenant with a suppression or a group, in order.
+pub(super) fn tenants(conn: &Connection) -> Result<Vec<TenantId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        let raw: String = row.get(0)?;
+        TenantId::parse(&raw).map_err(|e| bad_column(0, Type::Text, e))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 // ---------------------------------------------------------------------------
 // Writes (on the writer's connection, inside its batch transaction)
 
