@@ -568,37 +568,41 @@ async fn insert_new(
 }
 
 /// The stored entries of some identities, by identity.
+///
+/// Selects by address only (`email = ANY(…)`) and keeps the wanted
+/// identities here: with the group and family in the condition, a planner
+/// without statistics yet (a table that just grew from empty by a bulk
+/// import) may walk `suppressions_by_scope` through every entry of a scope
+/// for each address instead of the identity index. An address has at most a
+/// handful of entries, so the extra rows cost nothing.
 async fn existing(
     conn: &mut PgConnection,
     tenant: &TenantId,
     wanted: &[Identity],
 ) -> Result<HashMap<Identity, Suppression>, StoreError> {
-    let emails: Vec<&str> = wanted.iter().map(|(e, _, _)| e.as_str()).collect();
-    let groups: Vec<i64> = wanted.iter().map(|(_, g, _)| *g).collect();
-    let families: Vec<i16> = wanted.iter().map(|(_, _, f)| *f).collect();
+    let mut emails: Vec<&str> = wanted.iter().map(|(e, _, _)| e.as_str()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    let wanted: HashSet<&Identity> = wanted.iter().collect();
     let sql = format!(
-        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions \
-         WHERE tenant = $1 AND (email, group_id, family) IN \
-               (SELECT * FROM UNNEST($2::text[], $3::int8[], $4::int2[]))"
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE tenant = $1 AND email = ANY($2)"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(emails)
-        .bind(groups)
-        .bind(families)
         .fetch_all(conn)
         .await?;
-    let mut found = HashMap::with_capacity(rows.len());
+    let mut found = HashMap::with_capacity(wanted.len());
     for row in &rows {
         let suppression = suppression_from_row(row, tenant)?;
-        found.insert(
-            (
-                suppression.email.as_str().to_owned(),
-                group_column(suppression.scope),
-                small(suppression.kind.family().code()),
-            ),
-            suppression,
+        let identity = (
+            suppression.email.as_str().to_owned(),
+            group_column(suppression.scope),
+            small(suppression.kind.family().code()),
         );
+        if wanted.contains(&identity) {
+            found.insert(identity, suppression);
+        }
     }
     Ok(found)
 }
