@@ -2,9 +2,6 @@
 //! to end, data surviving a restart; and the start-up checks of the
 //! PostgreSQL settings (which need no server).
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
 use crate::support::*;
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf, u16) {
@@ -72,6 +69,8 @@ fn an_unreachable_database_stops_the_start_naming_it() {
 mod with_server {
     use super::*;
     use crate::pg::TempDatabase;
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
     use sqlx::Row as _;
 
     async fn list(client: &reqwest::Client, gw: &Gateway, query: &str) -> Value {

@@ -38,7 +38,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a transaction that PostgreSQL aborted to resolve a deadlock or
 /// a serialisation conflict is run again before the error is returned.
-const RETRIES: usize = 5;
+const RETRIES: usize = 8;
 
 /// Where the database is and how it is served.
 #[derive(Clone)]
@@ -314,11 +314,17 @@ impl PostgresBackend {
 /// conflict. A macro rather than a function taking an async closure: the
 /// trait's futures must be `Send`, which a closure over borrowed arguments
 /// cannot yet promise for every lifetime.
+/// `|conn, retry|` also binds `retry: bool`, true when this run follows an
+/// aborted one.
 macro_rules! in_transaction {
-    ($backend:expr, $isolation:expr, |$conn:ident| $body:expr) => {{
+    ($backend:expr, $isolation:expr, |$conn:ident| $body:expr) => {
+        in_transaction!($backend, $isolation, |$conn, _retry| $body)
+    };
+    ($backend:expr, $isolation:expr, |$conn:ident, $retry:ident| $body:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let $retry = attempt > 1;
             let result: Result<_, StoreError> = async {
                 let mut tx = $backend.begin($isolation).await?;
                 let value = {
@@ -362,8 +368,8 @@ impl Backend for PostgresBackend {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        in_transaction!(self, Isolation::ReadCommitted, |conn| sql::add(
-            conn, tenant, &items
+        in_transaction!(self, Isolation::ReadCommitted, |conn, retry| sql::add(
+            conn, tenant, &items, retry
         ))
     }
 

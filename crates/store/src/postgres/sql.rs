@@ -612,16 +612,35 @@ async fn existing(
 /// up.
 const VANISHED_RETRIES: usize = 5;
 
+/// Advisory-lock namespace of a tenant's adds that are being retried
+/// ("add").
+const ADD_RETRY_LOCK_SPACE: i32 = 0x0061_6464;
+
 /// Idempotent add under concurrent writers: `INSERT … ON CONFLICT DO
 /// NOTHING` waits for a concurrent insert of the same identity to commit and
 /// then skips it; the existing row is then read back in a new statement
 /// (READ COMMITTED: a fresh snapshot), which sees it. Should it have been
 /// deleted meanwhile, the item is inserted again.
+///
+/// Rows are inserted in request order, so that ids follow it as in the
+/// other stores. Two adds of overlapping identities in different orders can
+/// then deadlock; PostgreSQL aborts one, and its `retry` first takes a
+/// per-tenant advisory lock, so retried adds of a tenant run one at a time
+/// and cannot deadlock again with each other. Adds that never conflicted
+/// stay fully concurrent.
 pub(super) async fn add(
     conn: &mut PgConnection,
     tenant: &TenantId,
     items: &[NewSuppression],
+    retry: bool,
 ) -> Result<Vec<AddOutcome>, StoreError> {
+    if retry {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(ADD_RETRY_LOCK_SPACE)
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
     let groups = lock_groups(conn, tenant, items).await?;
     let known = |item: &NewSuppression| match item.scope {
         Scope::Group(id) => groups.contains(&id.0),

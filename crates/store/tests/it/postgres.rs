@@ -297,3 +297,77 @@ async fn filters_are_served_by_indexes() {
     let plan = plan.join("\n");
     assert!(plan.contains("suppressions_identity"), "{plan}");
 }
+
+fn group_named(key: &str, name: &str, is_default: bool) -> NewGroup {
+    NewGroup {
+        key: hush_model::GroupKey::parse(key).unwrap(),
+        name: name.into(),
+        description: String::new(),
+        is_default,
+        stream_type: StreamType::Broadcasts,
+        unsubscribe_handling: UnsubscribeHandling::default_for(StreamType::Broadcasts),
+        created_at: Timestamp::from_nanos(1),
+    }
+}
+
+/// Two instances create, rename and make default at once: keys and names
+/// stay unique, each refusal is the engine's error, and exactly one group
+/// is the default afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_group_changes_keep_groups_consistent() {
+    let database = TempDatabase::create().await;
+    let instances = [
+        Arc::new(database.backend().await),
+        Arc::new(database.backend().await),
+    ];
+    let t = tenant("t");
+    let mut tasks = Vec::new();
+    for (n, instance) in instances.iter().enumerate() {
+        for k in 0..6 {
+            let (instance, t) = (Arc::clone(instance), t.clone());
+            tasks.push(tokio::spawn(async move {
+                // Every task races for the same three keys and names, and
+                // half of them ask to be the default.
+                let key = format!("g{}", k % 3);
+                let made = instance
+                    .create_group(&t, group_named(&key, &format!("G {}", k % 3), k % 2 == 0))
+                    .await;
+                match made {
+                    Ok(group) => {
+                        let changes = hush_model::GroupChanges {
+                            is_default: Some(true),
+                            name: Some(format!("G {} by {n}", k % 3)),
+                            ..Default::default()
+                        };
+                        instance
+                            .update_group(&t, group.id, changes)
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        1
+                    }
+                    Err(hush_engine::EngineError::GroupKeyTaken(_))
+                    | Err(hush_engine::EngineError::GroupNameTaken(_)) => 0,
+                    Err(other) => panic!("unexpected refusal: {other}"),
+                }
+            }));
+        }
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += task.await.unwrap();
+    }
+    assert_eq!(created, 3, "one group per key");
+    for instance in &instances {
+        let groups = instance.groups(&t).await.unwrap();
+        assert_eq!(groups.len(), 3);
+        let keys: HashSet<_> = groups.iter().map(|g| g.key.as_str().to_owned()).collect();
+        let names: HashSet<_> = groups.iter().map(|g| g.name.clone()).collect();
+        assert_eq!((keys.len(), names.len()), (3, 3));
+        assert_eq!(
+            groups.iter().filter(|g| g.is_default).count(),
+            1,
+            "exactly one default: {groups:?}"
+        );
+    }
+}
