@@ -148,6 +148,62 @@ mod with_server {
         let ready = client.get(gw.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
     }
+
+    /// The database ends every session of hush (a failover, a restart of
+    /// the server, an administrator): the next requests are served on new
+    /// connections, and the data is there.
+    #[tokio::test]
+    async fn lost_connections_are_replaced() {
+        let (_dir, config, port) = setup();
+        let db = TempDatabase::create().await;
+        let env = [
+            ("HUSH_STORAGE__BACKEND", "postgres"),
+            ("HUSH_STORAGE__URL", db.url.as_str()),
+        ];
+        let client = reqwest::Client::new();
+        let gw = Gateway::start(&config, port, &env).await;
+        let res = client
+            .post(gw.url("/v3/suppression/bounces"))
+            .header("Authorization", bearer("demo-v3-key"))
+            .json(&json!({"email": "kept@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let mut conn = db.connection().await;
+        let ended: i64 = sqlx::query(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'hush' \
+               AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+        assert!(ended > 0, "hush had connections to end");
+        // Termination is a signal: wait until those sessions are gone, so
+        // that what follows meets closed connections, not dying ones.
+        for _ in 0..100 {
+            let left: i64 = sqlx::query(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'hush' \
+                   AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        for _ in 0..3 {
+            assert_eq!(list(&client, &gw, "").await["total"], 1);
+        }
+        let ready = client.get(gw.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+    }
 }
 
 /// Stands in for the PostgreSQL end-to-end tests when no server is named,

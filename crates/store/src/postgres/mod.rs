@@ -206,9 +206,14 @@ impl StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => true,
             // Class 08: connection exceptions; 57P0x: the server is shutting
-            // down or restarting; 53300: too many connections.
+            // down or restarting; 53300: too many connections; class 28:
+            // the login was refused; 3D000: the database does not exist.
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+                code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || code.starts_with("28")
+                    || code == "53300"
+                    || code == "3D000"
             }),
             _ => false,
         }
