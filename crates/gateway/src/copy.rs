@@ -304,7 +304,7 @@ pub async fn run(from: StoreSpec, to: StoreSpec, batch: u32) -> anyhow::Result<(
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} suppressions \
-             ({per_sec}, {eta} left) {msg}",
+             ({eta} left) {msg}",
         )
         .context("progress bar template")?,
     );
