@@ -3,8 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod copy;
 mod cross_api;
 mod gateway;
+#[cfg(hush_postgres_tests)]
+mod multi_instance;
+#[cfg(hush_postgres_tests)]
+mod pg;
+mod postgres;
 mod sdk;
 mod sdk_postmark;
 mod sdk_sendpost;

@@ -72,9 +72,10 @@ impl Default for ServerConfig {
 pub enum BackendKind {
     Sqlite,
     Memory,
+    Postgres,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub backend: BackendKind,
@@ -82,6 +83,13 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// SQLite read connections.
     pub read_connections: usize,
+    /// PostgreSQL: `postgres://user:password@host:port/database`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL: most connections per instance.
+    pub pool_size: u32,
+    /// PostgreSQL: how long to wait for a connection, opening one included.
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -90,7 +98,52 @@ impl Default for StorageConfig {
             backend: BackendKind::Sqlite,
             path: PathBuf::from("data/hush.db"),
             read_connections: 4,
+            url: None,
+            pool_size: hush_store::postgres::DEFAULT_POOL_SIZE,
+            connect_timeout_secs: hush_store::postgres::DEFAULT_CONNECT_TIMEOUT.as_secs(),
         }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: only where it points is shown.
+        let url = self.postgres_options().ok().map(|o| o.location());
+        f.debug_struct("StorageConfig")
+            .field("backend", &self.backend)
+            .field("path", &self.path)
+            .field("read_connections", &self.read_connections)
+            .field("url", &url)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
+    }
+}
+
+impl StorageConfig {
+    /// The PostgreSQL settings, checked; errors name the key.
+    pub fn postgres_options(&self) -> Result<hush_store::PostgresOptions, ConfigError> {
+        let Some(url) = self.url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Err(ConfigError::new(
+                "storage.url",
+                "must be set when storage.backend is postgres \
+                 (postgres://user:password@host:5432/database)",
+            ));
+        };
+        let mut options = hush_store::PostgresOptions::from_url(url.trim())
+            .map_err(|problem| ConfigError::new("storage.url", problem))?;
+        if self.pool_size == 0 {
+            return Err(ConfigError::new("storage.pool_size", "must be at least 1"));
+        }
+        if self.connect_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "storage.connect_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        options.pool_size = self.pool_size;
+        options.connect_timeout = std::time::Duration::from_secs(self.connect_timeout_secs);
+        Ok(options)
     }
 }
 
@@ -240,7 +293,8 @@ impl Config {
         }
         // `HUSH_TEST_…` variables belong to the test suites, not the gateway.
         let env = Env::prefixed("HUSH_")
-            .filter(|key| !key.as_str().starts_with("test_"))
+            // The key keeps the variable's case here (`TEST_…`); compare without it.
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
             .split("__");
         let figment = figment.merge(env);
         let config: Self = figment.extract().map_err(|err| {
@@ -272,6 +326,9 @@ impl Config {
                 "storage.path",
                 "must name a file when storage.backend is sqlite",
             ));
+        }
+        if self.storage.backend == BackendKind::Postgres {
+            self.storage.postgres_options()?;
         }
         if self.storage.read_connections == 0 {
             return Err(ConfigError::new(

@@ -1,6 +1,7 @@
 //! `hush`: the suppression gateway.
 
 mod config;
+mod copy;
 mod server;
 mod telemetry;
 
@@ -28,12 +29,47 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Copy every group and suppression of every tenant from one store to
+    /// another. Idempotent: re-run it to complete an interrupted copy.
+    Copy {
+        /// The source: sqlite:PATH or postgres:URL.
+        #[arg(long, value_name = "STORE")]
+        from: copy::StoreSpec,
+        /// The destination: sqlite:PATH or postgres:URL (created or
+        /// migrated as needed).
+        #[arg(long, value_name = "STORE")]
+        to: copy::StoreSpec,
+        /// Suppressions read and written per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        batch: u32,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Copy { from, to, batch } => copy_stores(from, to, batch),
+    }
+}
+
+fn copy_stores(from: copy::StoreSpec, to: copy::StoreSpec, batch: u32) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hush: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(copy::run(from, to, batch)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hush copy: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

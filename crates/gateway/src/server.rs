@@ -10,7 +10,7 @@ use hush_engine::access::{ApiKey, KeyTable};
 use hush_engine::{Backend, Engine};
 use hush_postmark::{PostmarkProfile, PostmarkState};
 use hush_sendpost::{SendPostProfile, SendPostState};
-use hush_store::{MemoryBackend, SqliteBackend, SqliteOptions};
+use hush_store::{MemoryBackend, PostgresBackend, SqliteBackend, SqliteOptions};
 use hush_v3::{V3Profile, V3State};
 use serde_json::json;
 
@@ -27,6 +27,15 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
             // Opening runs the migrations; it happens once, before serving.
             let backend = SqliteBackend::open(options)
                 .with_context(|| format!("opening {}", config.storage.path.display()))?;
+            Arc::new(backend)
+        }
+        BackendKind::Postgres => {
+            let options = config.storage.postgres_options()?;
+            let location = options.location();
+            // Connecting runs the migrations, safely beside other instances.
+            let backend = PostgresBackend::connect(options)
+                .await
+                .with_context(|| format!("opening PostgreSQL at {location}"))?;
             Arc::new(backend)
         }
     })

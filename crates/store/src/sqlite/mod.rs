@@ -10,7 +10,7 @@
 
 mod pool;
 mod schema;
-mod sql;
+pub(crate) mod sql;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +118,12 @@ impl SqliteBackend {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Every tenant that has a suppression or a group, in order: what a
+    /// copy of the whole store walks (the `Backend` trait is per tenant).
+    pub async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
+        self.readers.run(|conn| sql::tenants(conn)).await
     }
 }
 

@@ -17,7 +17,7 @@ use super::StoreError;
 // Column encodings
 
 /// A bounce class as stored in `suppressions.class`.
-pub(super) fn class_code(class: BounceClass) -> i64 {
+pub(crate) fn class_code(class: BounceClass) -> i64 {
     match class {
         BounceClass::Hard => 0,
         BounceClass::Soft => 1,
@@ -25,7 +25,7 @@ pub(super) fn class_code(class: BounceClass) -> i64 {
     }
 }
 
-fn class_from_code(code: i64) -> Option<BounceClass> {
+pub(crate) fn class_from_code(code: i64) -> Option<BounceClass> {
     [BounceClass::Hard, BounceClass::Soft, BounceClass::Block]
         .into_iter()
         .find(|c| class_code(*c) == code)
@@ -222,13 +222,10 @@ impl Clause {
             // are wildcards. LIKE ignores ASCII case, which changes nothing
             // here: addresses and parts are both lowercase.
             Some(EmailMatch::Pattern(parts)) => {
-                let mut like = parts
-                    .iter()
-                    .map(|part| escape_like(part))
-                    .collect::<Vec<_>>()
-                    .join("%");
-                like.push('%');
-                clause.and("email LIKE ? ESCAPE '\\'", [Value::Text(like)]);
+                clause.and(
+                    "email LIKE ? ESCAPE '\\'",
+                    [Value::Text(like_pattern(parts))],
+                );
             }
         }
         if let Some(origin) = filter.origin {
@@ -278,6 +275,19 @@ fn kinds_sql(kinds: KindSet) -> Option<String> {
 }
 
 /// A LIKE operand matching `text` literally, with a backslash as the escape.
+/// A LIKE pattern (escape character `\\`) matching an
+/// [`EmailMatch::Pattern`]: the parts in order, literally, with anything
+/// between and after them. Both SQL stores use it.
+pub(crate) fn like_pattern(parts: &[String]) -> String {
+    let mut like = parts
+        .iter()
+        .map(|part| escape_like(part))
+        .collect::<Vec<_>>()
+        .join("%");
+    like.push('%');
+    like
+}
+
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -292,7 +302,7 @@ fn escape_like(text: &str) -> String {
 /// The least string greater than every string that starts with `prefix`
 /// (UTF-8 orders bytes as code points, as the binary collation compares
 /// them); `None` when there is none.
-fn prefix_end(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match u32::from(last) + 1 {
@@ -452,6 +462,18 @@ pub(super) fn groups(conn: &Connection, tenant: &TenantId) -> Result<Vec<Group>,
         format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = ?1 ORDER BY id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![tenant.as_str()], |row| group_from_row(row, tenant))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every tenant with a suppression or a group, in order.
+pub(super) fn tenants(conn: &Connection) -> Result<Vec<TenantId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        let raw: String = row.get(0)?;
+        TenantId::parse(&raw).map_err(|e| bad_column(0, Type::Text, e))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

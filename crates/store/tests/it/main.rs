@@ -1,5 +1,5 @@
 //! hush-store's integration tests: the shared conformance suite against
-//! both backends, and what only the SQLite backend promises.
+//! every backend, and what only the SQLite and PostgreSQL backends promise.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,5 +17,22 @@ mod sqlite {
     });
 }
 
+#[cfg(hush_postgres_tests)]
+mod guarded;
+#[cfg(hush_postgres_tests)]
+mod postgres;
+mod postgres_setup;
 mod sqlite_file;
 mod support;
+
+/// Stands in for the PostgreSQL tests when no server is named, so that the
+/// run says they were skipped. Running it (`--ignored`) says what to do.
+#[cfg(not(hush_postgres_tests))]
+#[test]
+#[ignore = "PostgreSQL tests skipped: HUSH_TEST_POSTGRES_URL is not set"]
+fn postgres_tests_skipped() {
+    panic!(
+        "set HUSH_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) \
+         to run the PostgreSQL tests"
+    );
+}

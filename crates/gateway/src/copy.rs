@@ -1,0 +1,316 @@
+//! `hush copy --from STORE --to STORE`: every group and every suppression of
+//! every tenant, from one store to another (SQLite ⇄ PostgreSQL).
+//!
+//! - Idempotent: groups are matched by key, suppressions by identity (an
+//!   add of an existing identity changes nothing), so a re-run copies only
+//!   what is missing, and re-running after an interruption completes the
+//!   copy.
+//! - Faithful: ids are the destination's own, but everything else (kinds,
+//!   origins, nanosecond times, group settings, archive state) is copied as
+//!   is, and entries are added oldest first so that entries with equal
+//!   times list in the same order at the destination as at the source.
+//! - Bounded memory: the source is read in keyset batches.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{Context as _, anyhow, bail};
+use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_model::{
+    GroupChanges, GroupId, KindSet, ListFilter, NewGroup, NewSuppression, ScanCursor, Scope,
+    ScopeFilter, TenantId,
+};
+use hush_store::{PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A store named on the command line: `sqlite:PATH` or `postgres:URL` (a
+/// bare `postgres://…` URL works too).
+#[derive(Clone)]
+pub enum StoreSpec {
+    Sqlite(PathBuf),
+    // Boxed: the connect options are large beside a path.
+    Postgres(Box<PostgresOptions>),
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = raw.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err("sqlite: needs a file, e.g. sqlite:data/hush.db".to_owned());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let url = raw
+            .strip_prefix("postgres:")
+            .filter(|rest| !rest.starts_with("//"))
+            .unwrap_or(raw);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return PostgresOptions::from_url(url).map(|options| Self::Postgres(Box::new(options)));
+        }
+        Err(
+            "a store is sqlite:PATH or postgres:postgres://user:password@host:port/database"
+                .to_owned(),
+        )
+    }
+}
+
+// Never the password.
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(options) => write!(f, "postgres:{}", options.location()),
+        }
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// An open store. The `Backend` trait works per tenant; listing the tenants
+/// is each store's own.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(SqliteBackend),
+    Postgres(PostgresBackend),
+}
+
+impl Store {
+    /// Opens a store, migrating its schema. A source must exist: opening a
+    /// SQLite path would otherwise create an empty file and copy nothing.
+    pub async fn open(spec: &StoreSpec, is_source: bool) -> anyhow::Result<Self> {
+        Ok(match spec {
+            StoreSpec::Sqlite(path) => {
+                if is_source && !path.is_file() {
+                    bail!("{spec}: no such file");
+                }
+                let options = SqliteOptions::new(path.clone());
+                let backend = tokio::task::spawn_blocking(move || SqliteBackend::open(options))
+                    .await
+                    .context("opening SQLite")?
+                    .with_context(|| format!("opening {spec}"))?;
+                Self::Sqlite(backend)
+            }
+            StoreSpec::Postgres(options) => Self::Postgres(
+                PostgresBackend::connect(options.as_ref().clone())
+                    .await
+                    .with_context(|| format!("opening {spec}"))?,
+            ),
+        })
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        match self {
+            Self::Sqlite(backend) => backend,
+            Self::Postgres(backend) => backend,
+        }
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
+        match self {
+            Self::Sqlite(backend) => backend.tenants().await,
+            Self::Postgres(backend) => backend.tenants().await,
+        }
+    }
+}
+
+/// What a copy did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub tenants: usize,
+    pub groups_created: u64,
+    pub groups_existing: u64,
+    pub suppressions_copied: u64,
+    pub suppressions_existing: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} tenant(s); groups: {} created, {} already there; \
+             suppressions: {} copied, {} already there",
+            self.tenants,
+            self.groups_created,
+            self.groups_existing,
+            self.suppressions_copied,
+            self.suppressions_existing
+        )
+    }
+}
+
+fn every_entry() -> ListFilter {
+    ListFilter::new(KindSet::ALL, ScopeFilter::Any)
+}
+
+/// Copies everything; `progress` counts suppressions.
+pub async fn copy(
+    from: &Store,
+    to: &Store,
+    batch: u32,
+    progress: &ProgressBar,
+) -> anyhow::Result<Summary> {
+    let batch = batch.max(1);
+    let tenants = from
+        .tenants()
+        .await
+        .context("listing the source's tenants")?;
+    let mut total = 0;
+    for tenant in &tenants {
+        total += from.backend().count(tenant, &every_entry()).await?;
+    }
+    progress.set_length(total);
+    let mut summary = Summary {
+        tenants: tenants.len(),
+        ..Summary::default()
+    };
+    for tenant in &tenants {
+        progress.set_message(format!("tenant {tenant}"));
+        let groups = copy_groups(from.backend(), to.backend(), tenant, &mut summary)
+            .await
+            .with_context(|| format!("copying the groups of tenant {tenant}"))?;
+        copy_suppressions(
+            from.backend(),
+            to.backend(),
+            tenant,
+            &groups,
+            batch,
+            progress,
+            &mut summary,
+        )
+        .await
+        .with_context(|| format!("copying the suppressions of tenant {tenant}"))?;
+    }
+    Ok(summary)
+}
+
+/// Creates the groups the destination lacks (matched by key) and returns
+/// the map from source ids to destination ids.
+async fn copy_groups(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    tenant: &TenantId,
+    summary: &mut Summary,
+) -> anyhow::Result<HashMap<GroupId, GroupId>> {
+    let mut ids = HashMap::new();
+    for group in from.groups(tenant).await? {
+        if let Some(existing) = to.group_by_key(tenant, &group.key).await? {
+            ids.insert(group.id, existing.id);
+            summary.groups_existing += 1;
+            continue;
+        }
+        let created = to
+            .create_group(
+                tenant,
+                NewGroup {
+                    key: group.key.clone(),
+                    name: group.name.clone(),
+                    description: group.description.clone(),
+                    is_default: group.is_default,
+                    stream_type: group.stream_type,
+                    unsubscribe_handling: group.unsubscribe_handling,
+                    created_at: group.created_at,
+                },
+            )
+            .await
+            .with_context(|| format!("creating group {:?}", group.key.as_str()))?;
+        if group.archived_at.is_some() || group.updated_at.is_some() {
+            let changes = GroupChanges {
+                archived_at: Some(group.archived_at),
+                updated_at: group.updated_at,
+                ..GroupChanges::default()
+            };
+            to.update_group(tenant, created.id, changes).await?;
+        }
+        ids.insert(group.id, created.id);
+        summary.groups_created += 1;
+    }
+    Ok(ids)
+}
+
+/// Walks the source newest first once to find where each batch starts,
+/// then adds the batches oldest first, each oldest first: the destination's
+/// ids then grow with time as the source's did.
+async fn copy_suppressions(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    tenant: &TenantId,
+    groups: &HashMap<GroupId, GroupId>,
+    batch: u32,
+    progress: &ProgressBar,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let filter = every_entry();
+    let mut starts: Vec<Option<ScanCursor>> = vec![None];
+    loop {
+        let start = starts.last().copied().flatten();
+        let page = from.scan(tenant, &filter, start, batch).await?;
+        match page.last() {
+            Some(last) if page.len() == batch as usize => {
+                starts.push(Some(ScanCursor::after(last)));
+            }
+            _ => break,
+        }
+    }
+    for start in starts.into_iter().rev() {
+        let page = from.scan(tenant, &filter, start, batch).await?;
+        let mut items = Vec::with_capacity(page.len());
+        for entry in page.into_iter().rev() {
+            let scope = match entry.scope {
+                Scope::Global => Scope::Global,
+                Scope::Group(id) => Scope::Group(*groups.get(&id).ok_or_else(|| {
+                    anyhow!(
+                        "{} is in group {id}, which the source does not list",
+                        entry.email
+                    )
+                })?),
+            };
+            items.push(NewSuppression {
+                email: entry.email,
+                scope,
+                kind: entry.kind,
+                origin: entry.origin,
+                created_at: entry.created_at,
+            });
+        }
+        let count = items.len() as u64;
+        for outcome in to.add(tenant, items).await? {
+            match outcome {
+                AddOutcome::Added { new: true, .. } => summary.suppressions_copied += 1,
+                AddOutcome::Added { new: false, .. } => summary.suppressions_existing += 1,
+                AddOutcome::UnknownGroup(id) => {
+                    bail!("the destination lost group {id} during the copy")
+                }
+            }
+        }
+        progress.inc(count);
+    }
+    Ok(())
+}
+
+/// The `hush copy` command: opens both stores, copies with a progress bar
+/// on stderr, prints the summary on stdout.
+#[allow(clippy::print_stdout)] // the command's output
+pub async fn run(from: StoreSpec, to: StoreSpec, batch: u32) -> anyhow::Result<()> {
+    let source = Store::open(&from, true).await?;
+    let destination = Store::open(&to, false).await?;
+    let progress = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} suppressions \
+             ({eta} left) {msg}",
+        )
+        .context("progress bar template")?,
+    );
+    let result = copy(&source, &destination, batch, &progress).await;
+    progress.finish_and_clear();
+    let summary = result?;
+    println!("copied {from} to {to}: {summary}");
+    Ok(())
+}

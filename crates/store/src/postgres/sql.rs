@@ -1,0 +1,992 @@
+//! The SQL of every operation, and the mapping between rows and the model.
+//!
+//! Every statement is a runtime query with bound parameters (no compile-time
+//! macros), so building hush needs no database. The only SQL made at run
+//! time is the shape of a filter, assembled from fixed fragments and the
+//! stores' own integer codes; every value is a bound parameter.
+
+use std::collections::{HashMap, HashSet};
+
+use hush_engine::AddOutcome;
+use hush_model::{
+    Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindFamily, KindSet,
+    ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest, ScanCursor, Scope,
+    ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
+};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row as _};
+
+use super::StoreError;
+use crate::sqlite::sql::{class_code, class_from_code, like_pattern, prefix_end};
+
+// ---------------------------------------------------------------------------
+// Column encodings (the same codes as the SQLite store)
+
+fn small(code: i64) -> i16 {
+    // Every code is a small enum discriminant; the fallback is unreachable
+    // and would be refused by the decoder on the way back.
+    i16::try_from(code).unwrap_or(i16::MAX)
+}
+
+/// `suppressions.group_id`: 0 is Global.
+fn group_column(scope: Scope) -> i64 {
+    match scope {
+        Scope::Global => 0,
+        Scope::Group(id) => id.0,
+    }
+}
+
+/// The `class`, `status`, `reason` and `source` columns of a kind.
+fn kind_columns(kind: &Kind) -> (Option<i16>, Option<String>, Option<String>, Option<String>) {
+    match kind {
+        Kind::Bounce {
+            class,
+            status,
+            reason,
+        } => (
+            Some(small(class_code(*class))),
+            status.clone(),
+            reason.clone(),
+            None,
+        ),
+        Kind::Invalid { reason } => (None, None, reason.clone(), None),
+        Kind::SpamComplaint { source } => (None, None, None, source.clone()),
+        Kind::Unsubscribe | Kind::Manual => (None, None, None, None),
+    }
+}
+
+const SUPPRESSION_COLUMNS: &str =
+    "id, email, group_id, family, class, status, reason, source, origin, created_at";
+
+fn suppression_from_row(row: &PgRow, tenant: &TenantId) -> Result<Suppression, StoreError> {
+    let email: String = row.try_get("email")?;
+    let email = Email::parse(&email)
+        .map_err(|e| StoreError::Corrupt(format!("stored address {email:?}: {e}")))?;
+    let scope = match row.try_get::<i64, _>("group_id")? {
+        0 => Scope::Global,
+        id => Scope::Group(GroupId(id)),
+    };
+    let family_code: i16 = row.try_get("family")?;
+    let family = KindFamily::from_code(i64::from(family_code))
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown kind family {family_code}")))?;
+    let kind = match family {
+        KindFamily::Bounce => {
+            let code: Option<i16> = row.try_get("class")?;
+            let class = code
+                .and_then(|c| class_from_code(i64::from(c)))
+                .ok_or_else(|| StoreError::Corrupt(format!("bad bounce class {code:?}")))?;
+            Kind::Bounce {
+                class,
+                status: row.try_get("status")?,
+                reason: row.try_get("reason")?,
+            }
+        }
+        KindFamily::Invalid => Kind::Invalid {
+            reason: row.try_get("reason")?,
+        },
+        KindFamily::Spam => Kind::SpamComplaint {
+            source: row.try_get("source")?,
+        },
+        KindFamily::Unsubscribe => Kind::Unsubscribe,
+        KindFamily::Manual => Kind::Manual,
+    };
+    let origin_code: i16 = row.try_get("origin")?;
+    let origin = Origin::from_code(i64::from(origin_code))
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown origin {origin_code}")))?;
+    Ok(Suppression {
+        id: SuppressionId(row.try_get("id")?),
+        tenant: tenant.clone(),
+        email,
+        scope,
+        kind,
+        origin,
+        created_at: Timestamp::from_nanos(row.try_get("created_at")?),
+    })
+}
+
+fn suppressions_from_rows(
+    rows: &[PgRow],
+    tenant: &TenantId,
+) -> Result<Vec<Suppression>, StoreError> {
+    rows.iter()
+        .map(|row| suppression_from_row(row, tenant))
+        .collect()
+}
+
+const GROUP_COLUMNS: &str = "id, key, name, description, is_default, stream_type, \
+     unsubscribe_handling, archived_at, created_at, updated_at";
+
+fn group_from_row(row: &PgRow, tenant: &TenantId) -> Result<Group, StoreError> {
+    let key: String = row.try_get("key")?;
+    let key = GroupKey::parse(&key)
+        .map_err(|e| StoreError::Corrupt(format!("stored group key {key:?}: {e}")))?;
+    let stream_type: String = row.try_get("stream_type")?;
+    let stream_type = StreamType::parse(&stream_type)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown stream type {stream_type:?}")))?;
+    let handling: String = row.try_get("unsubscribe_handling")?;
+    let unsubscribe_handling = UnsubscribeHandling::parse(&handling)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown unsubscribe handling {handling:?}")))?;
+    Ok(Group {
+        id: GroupId(row.try_get("id")?),
+        tenant: tenant.clone(),
+        key,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        is_default: row.try_get("is_default")?,
+        stream_type,
+        unsubscribe_handling,
+        archived_at: row
+            .try_get::<Option<i64>, _>("archived_at")?
+            .map(Timestamp::from_nanos),
+        created_at: Timestamp::from_nanos(row.try_get("created_at")?),
+        updated_at: row
+            .try_get::<Option<i64>, _>("updated_at")?
+            .map(Timestamp::from_nanos),
+    })
+}
+
+fn to_u64(n: impl TryInto<u64>) -> u64 {
+    n.try_into().unwrap_or(u64::MAX)
+}
+
+fn to_i64(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+// ---------------------------------------------------------------------------
+// Filters
+
+/// A value bound to a numbered placeholder.
+#[derive(Debug, Clone)]
+enum Param {
+    Text(String),
+    Int(i64),
+    Small(i16),
+}
+
+/// A `WHERE` clause and its parameters; placeholder `$n` is `params[n-1]`.
+#[derive(Debug, Clone)]
+struct Clause {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl Clause {
+    fn new(tenant: &TenantId) -> Self {
+        Self {
+            sql: "tenant = $1".to_owned(),
+            params: vec![Param::Text(tenant.as_str().to_owned())],
+        }
+    }
+
+    /// The placeholder the next parameter will take.
+    fn push(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn and(&mut self, sql: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(sql);
+    }
+
+    fn filter(tenant: &TenantId, filter: &ListFilter) -> Self {
+        let mut clause = Self::new(tenant);
+        if let Some(kinds) = kinds_sql(filter.kinds) {
+            clause.and(&kinds);
+        }
+        match filter.scope {
+            ScopeFilter::Any => {}
+            ScopeFilter::Global => clause.and("group_id = 0"),
+            ScopeFilter::Group(id) => {
+                let p = clause.push(Param::Int(id.0));
+                clause.and(&format!("group_id = {p}"));
+            }
+            ScopeFilter::GlobalAndGroup(id) => {
+                let p = clause.push(Param::Int(id.0));
+                clause.and(&format!("group_id IN (0, {p})"));
+            }
+        }
+        match &filter.email {
+            None => {}
+            Some(EmailMatch::Exact(email)) => {
+                let p = clause.push(Param::Text(email.as_str().to_owned()));
+                clause.and(&format!("email = {p}"));
+            }
+            // A range in the "C" collation rather than LIKE: nothing in the
+            // needle is a wildcard, and the identity index serves it.
+            Some(EmailMatch::Prefix(prefix)) => {
+                let from = clause.push(Param::Text(prefix.clone()));
+                match prefix_end(prefix) {
+                    Some(end) => {
+                        let to = clause.push(Param::Text(end));
+                        clause.and(&format!("email >= {from} AND email < {to}"));
+                    }
+                    None => clause.and(&format!("email >= {from}")),
+                }
+            }
+            Some(EmailMatch::Contains(needle)) => {
+                let p = clause.push(Param::Text(needle.clone()));
+                clause.and(&format!("strpos(email, {p}) > 0"));
+            }
+            // SendGrid's `%` wildcard (specs/sendgrid-v3.md §2.1); the parts
+            // themselves are literal.
+            Some(EmailMatch::Pattern(parts)) => {
+                let p = clause.push(Param::Text(like_pattern(parts)));
+                clause.and(&format!("email LIKE {p} ESCAPE '\\'"));
+            }
+        }
+        if let Some(origin) = filter.origin {
+            let p = clause.push(Param::Small(small(origin.code())));
+            clause.and(&format!("origin = {p}"));
+        }
+        if let Some(from) = filter.created_from {
+            let p = clause.push(Param::Int(from.as_nanos()));
+            clause.and(&format!("created_at >= {p}"));
+        }
+        if let Some(to) = filter.created_to {
+            let p = clause.push(Param::Int(to.as_nanos()));
+            clause.and(&format!("created_at <= {p}"));
+        }
+        clause
+    }
+
+    /// A query of `sql` (which uses this clause's placeholders) with the
+    /// parameters bound.
+    fn query(&self, sql: String) -> Query<'static, Postgres, PgArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for param in &self.params {
+            query = match param {
+                Param::Text(text) => query.bind(text.clone()),
+                Param::Int(n) => query.bind(*n),
+                Param::Small(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+}
+
+/// The condition for a set of kinds; `None` when every kind is selected.
+/// The numbers are the stores' own codes, so they are written inline.
+fn kinds_sql(kinds: KindSet) -> Option<String> {
+    if kinds == KindSet::ALL {
+        return None;
+    }
+    let mut whole = Vec::new();
+    let mut partial = Vec::new();
+    for family in KindFamily::ALL {
+        if kinds.covers_family(family) {
+            whole.push(family.code().to_string());
+        } else if kinds.touches_family(family) {
+            // Only bounces have more than one kind in a family.
+            let classes: Vec<String> = kinds
+                .bounce_classes()
+                .map(|c| class_code(c).to_string())
+                .collect();
+            partial.push(format!(
+                "(family = {} AND class IN ({}))",
+                family.code(),
+                classes.join(", ")
+            ));
+        }
+    }
+    if !whole.is_empty() {
+        partial.insert(0, format!("family IN ({})", whole.join(", ")));
+    }
+    if partial.is_empty() {
+        return Some("FALSE".to_owned());
+    }
+    Some(format!("({})", partial.join(" OR ")))
+}
+
+const NEWEST_FIRST: &str = "ORDER BY created_at DESC, id DESC";
+
+// ---------------------------------------------------------------------------
+// Reads
+
+pub(super) async fn entries(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    email: &Email,
+) -> Result<Vec<Suppression>, StoreError> {
+    let sql = format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions \
+         WHERE tenant = $1 AND email = $2 {NEWEST_FIRST}"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(email.as_str())
+        .fetch_all(conn)
+        .await?;
+    suppressions_from_rows(&rows, tenant)
+}
+
+async fn select(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    mut clause: Clause,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<Suppression>, StoreError> {
+    let limit_param = clause.push(Param::Int(i64::from(limit)));
+    let mut sql = format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} {NEWEST_FIRST} LIMIT {limit_param}",
+        clause.sql
+    );
+    if offset > 0 {
+        let offset_param = clause.push(Param::Int(to_i64(offset)));
+        sql.push_str(&format!(" OFFSET {offset_param}"));
+    }
+    let rows = clause.query(sql).fetch_all(conn).await?;
+    suppressions_from_rows(&rows, tenant)
+}
+
+async fn count_where(conn: &mut PgConnection, clause: &Clause) -> Result<u64, StoreError> {
+    let sql = format!("SELECT count(*) FROM suppressions WHERE {}", clause.sql);
+    let count: i64 = clause.query(sql).fetch_one(conn).await?.try_get(0)?;
+    Ok(to_u64(count))
+}
+
+/// The caller runs this in one REPEATABLE READ transaction, so the page and
+/// the total agree.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Result<Page<Suppression>, StoreError> {
+    let clause = Clause::filter(tenant, filter);
+    let total = count_where(conn, &clause).await?;
+    let items = if page.limit == 0 || page.offset >= total {
+        Vec::new()
+    } else {
+        select(conn, tenant, clause, page.limit, page.offset).await?
+    };
+    Ok(Page { items, total })
+}
+
+pub(super) async fn count(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+) -> Result<u64, StoreError> {
+    count_where(conn, &Clause::filter(tenant, filter)).await
+}
+
+/// Keyset paging: the row comparison `(created_at, id) < (…)` walks the
+/// time indexes from the cursor on, so a page costs the same at any depth.
+pub(super) async fn scan(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+    after: Option<ScanCursor>,
+    limit: u32,
+) -> Result<Vec<Suppression>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut clause = Clause::filter(tenant, filter);
+    if let Some(cursor) = after {
+        let at = clause.push(Param::Int(cursor.created_at.as_nanos()));
+        let id = clause.push(Param::Int(cursor.id.0));
+        clause.and(&format!("(created_at, id) < ({at}, {id})"));
+    }
+    select(conn, tenant, clause, limit, 0).await
+}
+
+pub(super) async fn group(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: GroupId,
+) -> Result<Option<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = $1 AND id = $2");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await?
+        .map(|row| group_from_row(&row, tenant))
+        .transpose()
+}
+
+pub(super) async fn group_by_key(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    key: &GroupKey,
+) -> Result<Option<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = $1 AND key = $2");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(key.as_str())
+        .fetch_optional(conn)
+        .await?
+        .map(|row| group_from_row(&row, tenant))
+        .transpose()
+}
+
+pub(super) async fn groups(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Group>, StoreError> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM suppression_groups WHERE tenant = $1 ORDER BY id");
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|row| group_from_row(row, tenant)).collect()
+}
+
+/// Every tenant with a suppression or a group, in order.
+pub(super) async fn tenants(conn: &mut PgConnection) -> Result<Vec<TenantId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let raw: String = row.try_get(0)?;
+            TenantId::parse(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("stored tenant {raw:?}: {e}")))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Writes (each inside the caller's transaction)
+
+/// The identity of a suppression as its columns: address, group, family.
+type Identity = (String, i64, i16);
+
+fn identity(item: &NewSuppression) -> Identity {
+    (
+        item.email.as_str().to_owned(),
+        group_column(item.scope),
+        small(item.kind.family().code()),
+    )
+}
+
+/// Which of the groups the items name exist, locked `FOR KEY SHARE` until
+/// the transaction ends: a concurrent `delete_group` (which takes the row
+/// for delete) then either finished before, and the group is unknown here,
+/// or waits until these adds are committed and removes them with the group.
+/// Updates of a group's other columns do not conflict with the lock.
+async fn lock_groups(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[NewSuppression],
+) -> Result<HashSet<i64>, StoreError> {
+    let mut wanted: Vec<i64> = items
+        .iter()
+        .filter_map(|item| match item.scope {
+            Scope::Group(id) => Some(id.0),
+            Scope::Global => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashSet::new());
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let rows = sqlx::query(
+        "SELECT id FROM suppression_groups WHERE tenant = $1 AND id = ANY($2) \
+         ORDER BY id FOR KEY SHARE",
+    )
+    .bind(tenant.as_str())
+    .bind(wanted)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
+        .collect()
+}
+
+/// Inserts the items in one multi-row statement (arrays unnested in request
+/// order, so ids increase in request order), skipping every identity that
+/// exists — also one an earlier item of the same call just made. Returns the
+/// id of each identity it inserted.
+async fn insert_new(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[&NewSuppression],
+) -> Result<HashMap<Identity, i64>, StoreError> {
+    let mut emails = Vec::with_capacity(items.len());
+    let mut group_ids = Vec::with_capacity(items.len());
+    let mut families = Vec::with_capacity(items.len());
+    let mut classes = Vec::with_capacity(items.len());
+    let mut statuses = Vec::with_capacity(items.len());
+    let mut reasons = Vec::with_capacity(items.len());
+    let mut sources = Vec::with_capacity(items.len());
+    let mut origins = Vec::with_capacity(items.len());
+    let mut created = Vec::with_capacity(items.len());
+    for item in items {
+        let (class, status, reason, source) = kind_columns(&item.kind);
+        emails.push(item.email.as_str().to_owned());
+        group_ids.push(group_column(item.scope));
+        families.push(small(item.kind.family().code()));
+        classes.push(class);
+        statuses.push(status);
+        reasons.push(reason);
+        sources.push(source);
+        origins.push(small(item.origin.code()));
+        created.push(item.created_at.as_nanos());
+    }
+    let rows = sqlx::query(
+        "INSERT INTO suppressions \
+         (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
+         SELECT $1, u.email, u.group_id, u.family, u.class, u.status, u.reason, u.source, \
+                u.origin, u.created_at \
+         FROM UNNEST($2::text[], $3::int8[], $4::int2[], $5::int2[], $6::text[], $7::text[], \
+                     $8::text[], $9::int2[], $10::int8[]) WITH ORDINALITY \
+              AS u(email, group_id, family, class, status, reason, source, origin, created_at, n) \
+         ORDER BY u.n \
+         ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
+         RETURNING id, email, group_id, family",
+    )
+    .bind(tenant.as_str())
+    .bind(emails)
+    .bind(group_ids)
+    .bind(families)
+    .bind(classes)
+    .bind(statuses)
+    .bind(reasons)
+    .bind(sources)
+    .bind(origins)
+    .bind(created)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                (
+                    row.try_get("email")?,
+                    row.try_get("group_id")?,
+                    row.try_get("family")?,
+                ),
+                row.try_get("id")?,
+            ))
+        })
+        .collect()
+}
+
+/// The stored entries of some identities, by identity.
+///
+/// Selects by address only (`email = ANY(…)`) and keeps the wanted
+/// identities here: with the group and family in the condition, a planner
+/// without statistics yet (a table that just grew from empty by a bulk
+/// import) may walk `suppressions_by_scope` through every entry of a scope
+/// for each address instead of the identity index. An address has at most a
+/// handful of entries, so the extra rows cost nothing.
+async fn existing(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    wanted: &[Identity],
+) -> Result<HashMap<Identity, Suppression>, StoreError> {
+    let mut emails: Vec<&str> = wanted.iter().map(|(e, _, _)| e.as_str()).collect();
+    emails.sort_unstable();
+    emails.dedup();
+    let wanted: HashSet<&Identity> = wanted.iter().collect();
+    let sql = format!(
+        "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE tenant = $1 AND email = ANY($2)"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(emails)
+        .fetch_all(conn)
+        .await?;
+    let mut found = HashMap::with_capacity(wanted.len());
+    for row in &rows {
+        let suppression = suppression_from_row(row, tenant)?;
+        let identity = (
+            suppression.email.as_str().to_owned(),
+            group_column(suppression.scope),
+            small(suppression.kind.family().code()),
+        );
+        if wanted.contains(&identity) {
+            found.insert(identity, suppression);
+        }
+    }
+    Ok(found)
+}
+
+/// How often an add retries the identities that vanished between its insert
+/// and its read (deleted by another instance in that instant) before giving
+/// up.
+const VANISHED_RETRIES: usize = 5;
+
+/// Advisory-lock namespace of a tenant's adds that are being retried
+/// ("add").
+const ADD_RETRY_LOCK_SPACE: i32 = 0x0061_6464;
+
+/// Idempotent add under concurrent writers: `INSERT … ON CONFLICT DO
+/// NOTHING` waits for a concurrent insert of the same identity to commit and
+/// then skips it; the existing row is then read back in a new statement
+/// (READ COMMITTED: a fresh snapshot), which sees it. Should it have been
+/// deleted meanwhile, the item is inserted again.
+///
+/// Rows are inserted in request order, so that ids follow it as in the
+/// other stores. Two adds of overlapping identities in different orders can
+/// then deadlock; PostgreSQL aborts one, and its `retry` first takes a
+/// per-tenant advisory lock, so retried adds of a tenant run one at a time
+/// and cannot deadlock again with each other. Adds that never conflicted
+/// stay fully concurrent.
+pub(super) async fn add(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[NewSuppression],
+    retry: bool,
+) -> Result<Vec<AddOutcome>, StoreError> {
+    if retry {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(ADD_RETRY_LOCK_SPACE)
+            .bind(tenant.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let groups = lock_groups(conn, tenant, items).await?;
+    let known = |item: &NewSuppression| match item.scope {
+        Scope::Group(id) => groups.contains(&id.0),
+        Scope::Global => true,
+    };
+    // The entry each identity resolves to, and whether this call made it.
+    let mut resolved: HashMap<Identity, (Suppression, bool)> = HashMap::new();
+    let mut pending: Vec<&NewSuppression> = items.iter().filter(|i| known(i)).collect();
+    for _ in 0..=VANISHED_RETRIES {
+        if pending.is_empty() {
+            break;
+        }
+        let inserted = insert_new(conn, tenant, &pending).await?;
+        let mut others = Vec::new();
+        for item in &pending {
+            let identity = identity(item);
+            if resolved.contains_key(&identity) {
+                continue;
+            }
+            match inserted.get(&identity) {
+                Some(id) => {
+                    let suppression = Suppression {
+                        id: SuppressionId(*id),
+                        tenant: tenant.clone(),
+                        email: item.email.clone(),
+                        scope: item.scope,
+                        kind: item.kind.clone(),
+                        origin: item.origin,
+                        created_at: item.created_at,
+                    };
+                    resolved.insert(identity, (suppression, true));
+                }
+                None => others.push(identity),
+            }
+        }
+        let mut found = if others.is_empty() {
+            HashMap::new()
+        } else {
+            existing(conn, tenant, &others).await?
+        };
+        for identity in others {
+            if let Some(suppression) = found.remove(&identity) {
+                resolved.insert(identity, (suppression, false));
+            }
+        }
+        pending.retain(|item| !resolved.contains_key(&identity(item)));
+    }
+    if !pending.is_empty() {
+        return Err(StoreError::Contention(format!(
+            "{} entries were deleted as fast as they were added",
+            pending.len()
+        )));
+    }
+    // In request order: the first item of an identity that this call made
+    // is new, every later one is the same entry, not new.
+    let mut reported: HashSet<Identity> = HashSet::new();
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        if !known(item) {
+            if let Scope::Group(id) = item.scope {
+                outcomes.push(AddOutcome::UnknownGroup(id));
+            }
+            continue;
+        }
+        let identity = identity(item);
+        let Some((suppression, made_here)) = resolved.get(&identity) else {
+            return Err(StoreError::Corrupt(format!(
+                "no entry resolved for {}",
+                item.email
+            )));
+        };
+        let first = reported.insert(identity);
+        outcomes.push(AddOutcome::Added {
+            suppression: suppression.clone(),
+            new: *made_here && first,
+        });
+    }
+    Ok(outcomes)
+}
+
+pub(super) async fn remove_matching(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+) -> Result<u64, StoreError> {
+    let clause = Clause::filter(tenant, filter);
+    let sql = format!("DELETE FROM suppressions WHERE {}", clause.sql);
+    let done = clause.query(sql).execute(conn).await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn remove_ids(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[SuppressionId],
+) -> Result<u64, StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let done = sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND id = ANY($2)")
+        .bind(tenant.as_str())
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Advisory-lock namespace of a tenant's group writes ("grp").
+const GROUP_LOCK_SPACE: i32 = 0x0067_7270;
+
+/// Serialises one tenant's group writes across every instance until the
+/// transaction ends, so that "is the name free" and "who is the default"
+/// are answered and acted on without a race. Group writes are rare; adds and
+/// reads never take this lock.
+pub(super) async fn lock_tenant_groups(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(GROUP_LOCK_SPACE)
+        .bind(tenant.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn key_taken(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    key: &GroupKey,
+) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM suppression_groups WHERE tenant = $1 AND key = $2")
+            .bind(tenant.as_str())
+            .bind(key.as_str())
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
+    )
+}
+
+async fn name_taken(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    name: &str,
+    except: Option<GroupId>,
+) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query(
+            "SELECT 1 FROM suppression_groups WHERE tenant = $1 AND name = $2 AND id <> $3",
+        )
+        .bind(tenant.as_str())
+        .bind(name)
+        .bind(except.map_or(0, |g| g.0))
+        .fetch_optional(conn)
+        .await?
+        .is_some(),
+    )
+}
+
+async fn clear_default(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    except: GroupId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE suppression_groups SET is_default = FALSE \
+         WHERE tenant = $1 AND id <> $2 AND is_default",
+    )
+    .bind(tenant.as_str())
+    .bind(except.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Maps a violated unique constraint of the groups table, by its name, to
+/// the engine's error, should one get past the checks before the write.
+fn group_conflict(err: sqlx::Error, key: &GroupKey, name: &str) -> StoreError {
+    let constraint = err
+        .as_database_error()
+        .filter(|db| db.is_unique_violation())
+        .and_then(|db| db.constraint().map(str::to_owned));
+    match constraint.as_deref() {
+        Some("suppression_groups_key_unique") => StoreError::KeyTaken(key.as_str().to_owned()),
+        Some("suppression_groups_name_unique") => StoreError::NameTaken(name.to_owned()),
+        _ => StoreError::Postgres(err),
+    }
+}
+
+pub(super) async fn create_group(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    group: NewGroup,
+) -> Result<Group, StoreError> {
+    lock_tenant_groups(conn, tenant).await?;
+    if key_taken(conn, tenant, &group.key).await? {
+        return Err(StoreError::KeyTaken(group.key.as_str().to_owned()));
+    }
+    if name_taken(conn, tenant, &group.name, None).await? {
+        return Err(StoreError::NameTaken(group.name));
+    }
+    let id: i64 = sqlx::query(
+        "INSERT INTO suppression_groups \
+         (tenant, key, name, description, is_default, stream_type, unsubscribe_handling, \
+          archived_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL) RETURNING id",
+    )
+    .bind(tenant.as_str())
+    .bind(group.key.as_str())
+    .bind(&group.name)
+    .bind(&group.description)
+    .bind(group.is_default)
+    .bind(group.stream_type.as_str())
+    .bind(group.unsubscribe_handling.as_str())
+    .bind(group.created_at.as_nanos())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| group_conflict(e, &group.key, &group.name))?
+    .try_get(0)?;
+    let id = GroupId(id);
+    if group.is_default {
+        clear_default(conn, tenant, id).await?;
+    }
+    Ok(Group {
+        id,
+        tenant: tenant.clone(),
+        key: group.key,
+        name: group.name,
+        description: group.description,
+        is_default: group.is_default,
+        stream_type: group.stream_type,
+        unsubscribe_handling: group.unsubscribe_handling,
+        archived_at: None,
+        created_at: group.created_at,
+        updated_at: None,
+    })
+}
+
+pub(super) async fn update_group(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: GroupId,
+    changes: GroupChanges,
+) -> Result<Option<Group>, StoreError> {
+    lock_tenant_groups(conn, tenant).await?;
+    let Some(mut group) = group(conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    if let Some(name) = changes.name {
+        if name != group.name && name_taken(conn, tenant, &name, Some(id)).await? {
+            return Err(StoreError::NameTaken(name));
+        }
+        group.name = name;
+    }
+    if let Some(description) = changes.description {
+        group.description = description;
+    }
+    if let Some(is_default) = changes.is_default {
+        group.is_default = is_default;
+    }
+    if let Some(handling) = changes.unsubscribe_handling {
+        group.unsubscribe_handling = handling;
+    }
+    if let Some(archived_at) = changes.archived_at {
+        group.archived_at = archived_at;
+    }
+    if let Some(updated_at) = changes.updated_at {
+        group.updated_at = Some(updated_at);
+    }
+    sqlx::query(
+        "UPDATE suppression_groups SET name = $3, description = $4, is_default = $5, \
+         unsubscribe_handling = $6, archived_at = $7, updated_at = $8 \
+         WHERE tenant = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id.0)
+    .bind(&group.name)
+    .bind(&group.description)
+    .bind(group.is_default)
+    .bind(group.unsubscribe_handling.as_str())
+    .bind(group.archived_at.map(Timestamp::as_nanos))
+    .bind(group.updated_at.map(Timestamp::as_nanos))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| group_conflict(e, &group.key, &group.name))?;
+    if changes.is_default == Some(true) {
+        clear_default(conn, tenant, id).await?;
+    }
+    Ok(Some(group))
+}
+
+pub(super) async fn delete_group(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: GroupId,
+) -> Result<bool, StoreError> {
+    lock_tenant_groups(conn, tenant).await?;
+    let deleted = sqlx::query("DELETE FROM suppression_groups WHERE tenant = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Ok(false);
+    }
+    // A new statement, so a fresh snapshot: it also sees adds to the group
+    // that committed while this transaction waited for their group lock.
+    sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND group_id = $2")
+        .bind(tenant.as_str())
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_conditions() {
+        assert_eq!(kinds_sql(KindSet::ALL), None);
+        assert_eq!(kinds_sql(KindSet::NONE).as_deref(), Some("FALSE"));
+        assert_eq!(
+            kinds_sql(KindSet::family(KindFamily::Bounce)).as_deref(),
+            Some("(family IN (0))")
+        );
+    }
+
+    #[test]
+    fn filters_number_their_placeholders_in_order() {
+        let tenant = TenantId::parse("t").unwrap_or_else(|e| panic!("{e}"));
+        let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::GlobalAndGroup(GroupId(7)));
+        filter.email = Some(EmailMatch::prefix("a"));
+        filter.origin = Some(Origin::Admin);
+        let clause = Clause::filter(&tenant, &filter);
+        assert_eq!(
+            clause.sql,
+            "tenant = $1 AND group_id IN (0, $2) AND email >= $3 AND email < $4 AND origin = $5"
+        );
+        assert_eq!(clause.params.len(), 5);
+    }
+}

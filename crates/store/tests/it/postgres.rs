@@ -1,0 +1,373 @@
+//! The PostgreSQL backend against the server `HUSH_TEST_POSTGRES_URL` names:
+//! the shared conformance suite, every check on a database of its own that
+//! is dropped afterwards, and what only a store shared by several instances
+//! promises (each "instance" here is a backend with its own pool).
+//!
+//! Compiled in only when the variable is set (see `build.rs`); an
+//! unreachable server then fails the tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use hush_engine::{AddOutcome, Backend};
+use hush_model::{
+    BounceClass, Email, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin, Scope,
+    ScopeFilter, StreamType, TenantId, Timestamp, UnsubscribeHandling,
+};
+use hush_store::{PostgresBackend, PostgresOptions};
+use sqlx::Row as _;
+
+use crate::guarded::Guarded;
+
+const URL_VAR: &str = "HUSH_TEST_POSTGRES_URL";
+
+/// A database of its own on the test server, dropped with this value.
+#[derive(Debug)]
+pub struct TempDatabase {
+    server: PostgresOptions,
+    name: String,
+}
+
+impl TempDatabase {
+    pub async fn create() -> Self {
+        let url = std::env::var(URL_VAR).unwrap_or_else(|_| panic!("{URL_VAR} is not set"));
+        let server = PostgresOptions::from_url(&url).unwrap_or_else(|e| panic!("{URL_VAR}: {e}"));
+        let name = format!("hush_test_{}", uuid::Uuid::new_v4().simple());
+        if let Err(e) = server.create_database(&name).await {
+            panic!(
+                "{URL_VAR} names a PostgreSQL server that cannot be used ({}): {e}",
+                server.location()
+            );
+        }
+        Self { server, name }
+    }
+
+    pub fn options(&self) -> PostgresOptions {
+        let mut options = self.server.clone().with_database(&self.name);
+        options.pool_size = 4;
+        options
+    }
+
+    pub async fn backend(&self) -> PostgresBackend {
+        PostgresBackend::connect(self.options()).await.unwrap()
+    }
+
+    /// A plain connection, to look at the tables directly.
+    pub async fn connection(&self) -> sqlx::PgConnection {
+        self.options().connect_once().await.unwrap()
+    }
+}
+
+impl Drop for TempDatabase {
+    /// Dropping needs I/O, and this may run inside the test's runtime, which
+    /// cannot block on a future: a thread with a runtime of its own does it.
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let outcome = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(server.drop_database(&name))
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("dropping test database {} panicked", self.name),
+        }
+    }
+}
+
+/// A fresh backend on a fresh database, for the conformance suite.
+pub async fn fresh() -> Arc<dyn Backend> {
+    let database = TempDatabase::create().await;
+    let backend = database.backend().await;
+    Arc::new(Guarded {
+        backend: Box::new(backend),
+        guard: database,
+    })
+}
+
+mod conformance {
+    hush_engine::backend_conformance!(super::fresh);
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+fn bounce(address: &str, created: i64) -> NewSuppression {
+    NewSuppression {
+        email: Email::parse(address).unwrap(),
+        scope: Scope::Global,
+        kind: Kind::Bounce {
+            class: BounceClass::Hard,
+            status: Some("5.1.1".into()),
+            reason: None,
+        },
+        origin: Origin::Recipient,
+        created_at: Timestamp::from_nanos(created),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_once_when_instances_start_together() {
+    let database = TempDatabase::create().await;
+    let starts = (0..4).map(|_| PostgresBackend::connect(database.options()));
+    let backends = futures_util::future::join_all(starts).await;
+    for backend in &backends {
+        assert!(backend.is_ok(), "{backend:?}");
+    }
+    let mut conn = database.connection().await;
+    let versions: Vec<i32> =
+        sqlx::query("SELECT version FROM hush_schema_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+    assert_eq!(versions, [1], "each migration recorded once");
+    // And a restart applies nothing and still works.
+    drop(backends);
+    let again = database.backend().await;
+    again.ready().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let database = TempDatabase::create().await;
+    drop(database.backend().await);
+    let mut conn = database.connection().await;
+    sqlx::query("INSERT INTO hush_schema_migrations (version) VALUES (99)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = PostgresBackend::connect(database.options())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+/// Two instances add overlapping batches at once: every identity ends up
+/// with exactly one row, and every instance reports that row's id for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_instances_keep_one_entry_per_identity() {
+    let database = TempDatabase::create().await;
+    let instances = [database.backend().await, database.backend().await];
+    let t = tenant("shared");
+    let mut tasks = Vec::new();
+    for (n, instance) in instances.into_iter().enumerate() {
+        let instance = Arc::new(instance);
+        for writer in 0..4 {
+            let (instance, t) = (Arc::clone(&instance), t.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for round in 0..10 {
+                    // Overlapping windows of 60 addresses, in an order that
+                    // differs per writer (deadlock-prone on purpose).
+                    let mut batch: Vec<_> = (0..60)
+                        .map(|i| {
+                            let k = (round * 30 + i) % 300;
+                            bounce(
+                                &format!("u{k}@x.com"),
+                                i64::try_from(n * 10 + writer).unwrap(),
+                            )
+                        })
+                        .collect();
+                    if writer % 2 == 1 {
+                        batch.reverse();
+                    }
+                    for outcome in instance.add(&t, batch).await.unwrap() {
+                        let AddOutcome::Added { suppression, new } = outcome else {
+                            panic!("global adds are always stored");
+                        };
+                        seen.push((suppression.email.as_str().to_owned(), suppression.id, new));
+                    }
+                }
+                seen
+            }));
+        }
+    }
+    let mut ids: HashMap<String, HashSet<_>> = HashMap::new();
+    let mut made = HashMap::<String, usize>::new();
+    for task in tasks {
+        for (address, id, new) in task.await.unwrap() {
+            ids.entry(address.clone()).or_default().insert(id);
+            if new {
+                *made.entry(address).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(ids.len(), 300);
+    for (address, set) in &ids {
+        assert_eq!(set.len(), 1, "{address} was reported with ids {set:?}");
+        assert_eq!(made.get(address), Some(&1), "{address} was made once");
+    }
+    let mut conn = database.connection().await;
+    let rows: i64 = sqlx::query("SELECT count(*) FROM suppressions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 300, "one row per identity");
+}
+
+/// Adds into a group while another instance deletes it: afterwards no
+/// entry points at the deleted group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_racing_a_group_delete_leave_no_orphans() {
+    let database = TempDatabase::create().await;
+    let adder = Arc::new(database.backend().await);
+    let deleter = database.backend().await;
+    let t = tenant("t");
+    let group = deleter
+        .create_group(
+            &t,
+            NewGroup {
+                key: hush_model::GroupKey::parse("news").unwrap(),
+                name: "News".into(),
+                description: String::new(),
+                is_default: false,
+                stream_type: StreamType::Broadcasts,
+                unsubscribe_handling: UnsubscribeHandling::default_for(StreamType::Broadcasts),
+                created_at: Timestamp::from_nanos(1),
+            },
+        )
+        .await
+        .unwrap();
+    let adding = {
+        let (adder, t) = (Arc::clone(&adder), t.clone());
+        tokio::spawn(async move {
+            let mut unknown = 0;
+            for round in 0..40 {
+                let batch = (0..25)
+                    .map(|i| NewSuppression {
+                        scope: Scope::Group(group.id),
+                        kind: Kind::Unsubscribe,
+                        ..bounce(&format!("r{round}-{i}@x.com"), 5)
+                    })
+                    .collect();
+                for outcome in adder.add(&t, batch).await.unwrap() {
+                    if matches!(outcome, AddOutcome::UnknownGroup(_)) {
+                        unknown += 1;
+                    }
+                }
+            }
+            unknown
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(deleter.delete_group(&t, group.id).await.unwrap());
+    let unknown = adding.await.unwrap();
+    let left = adder
+        .count(
+            &t,
+            &ListFilter::new(KindSet::ALL, ScopeFilter::Group(group.id)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no entry outlives its group ({unknown} refused)");
+}
+
+#[tokio::test]
+async fn filters_are_served_by_indexes() {
+    let database = TempDatabase::create().await;
+    drop(database.backend().await);
+    let mut conn = database.connection().await;
+    // Without statistics of a real table the planner would scan anything
+    // this small; tell it not to, to see which index it would use.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query(
+        "EXPLAIN SELECT id FROM suppressions WHERE tenant = 't' \
+         AND email >= 'sales' AND email < 'salet'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("suppressions_identity"), "{plan}");
+}
+
+fn group_named(key: &str, name: &str, is_default: bool) -> NewGroup {
+    NewGroup {
+        key: hush_model::GroupKey::parse(key).unwrap(),
+        name: name.into(),
+        description: String::new(),
+        is_default,
+        stream_type: StreamType::Broadcasts,
+        unsubscribe_handling: UnsubscribeHandling::default_for(StreamType::Broadcasts),
+        created_at: Timestamp::from_nanos(1),
+    }
+}
+
+/// Two instances create, rename and make default at once: keys and names
+/// stay unique, each refusal is the engine's error, and exactly one group
+/// is the default afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_group_changes_keep_groups_consistent() {
+    let database = TempDatabase::create().await;
+    let instances = [
+        Arc::new(database.backend().await),
+        Arc::new(database.backend().await),
+    ];
+    let t = tenant("t");
+    let mut tasks = Vec::new();
+    for (n, instance) in instances.iter().enumerate() {
+        for k in 0..6 {
+            let (instance, t) = (Arc::clone(instance), t.clone());
+            tasks.push(tokio::spawn(async move {
+                // Every task races for the same three keys and names, and
+                // half of them ask to be the default.
+                let key = format!("g{}", k % 3);
+                let made = instance
+                    .create_group(&t, group_named(&key, &format!("G {}", k % 3), k % 2 == 0))
+                    .await;
+                match made {
+                    Ok(group) => {
+                        let changes = hush_model::GroupChanges {
+                            is_default: Some(true),
+                            name: Some(format!("G {} by {n}", k % 3)),
+                            ..Default::default()
+                        };
+                        instance
+                            .update_group(&t, group.id, changes)
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        1
+                    }
+                    Err(hush_engine::EngineError::GroupKeyTaken(_))
+                    | Err(hush_engine::EngineError::GroupNameTaken(_)) => 0,
+                    Err(other) => panic!("unexpected refusal: {other}"),
+                }
+            }));
+        }
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += task.await.unwrap();
+    }
+    assert_eq!(created, 3, "one group per key");
+    for instance in &instances {
+        let groups = instance.groups(&t).await.unwrap();
+        assert_eq!(groups.len(), 3);
+        let keys: HashSet<_> = groups.iter().map(|g| g.key.as_str().to_owned()).collect();
+        let names: HashSet<_> = groups.iter().map(|g| g.name.clone()).collect();
+        assert_eq!((keys.len(), names.len()), (3, 3));
+        assert_eq!(
+            groups.iter().filter(|g| g.is_default).count(),
+            1,
+            "exactly one default: {groups:?}"
+        );
+    }
+}
