@@ -4,8 +4,10 @@
 //!
 //! Each API contributes a [`Workload`]: writers that record what the
 //! instances acknowledged (a [`Ledger`]), and a reader of the API's whole
-//! state. Only the v3 bounce API exists so far; the Postmark, SendPost and
-//! v3 group APIs add their workload to [`workloads`] as they land.
+//! state. Every API takes part: v3 bounces, groups and CSV imports, Postmark
+//! stream suppressions, SendPost suppressions. Each workload writes
+//! addresses (or group names) of its own, so its reader can tell its state
+//! from the others' in the one tenant they share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -42,12 +44,47 @@ struct Workload {
 }
 
 fn workloads() -> Vec<Workload> {
-    vec![Workload {
-        name: "v3 bounces",
-        write: |client, bases, n| Box::pin(v3_bounces::write(client, bases, n)),
-        read: |client, base| Box::pin(v3_bounces::read(client, base)),
-        is_absent: |client, base, key| Box::pin(v3_bounces::is_absent(client, base, key)),
-    }]
+    vec![
+        Workload {
+            name: "v3 bounces",
+            write: |client, bases, n| Box::pin(v3_bounces::write(client, bases, n)),
+            read: |client, base| Box::pin(v3_bounces::read(client, base)),
+            is_absent: |client, base, key| Box::pin(v3_bounces::is_absent(client, base, key)),
+        },
+        Workload {
+            name: "v3 groups",
+            write: |client, bases, n| Box::pin(v3_groups::write(client, bases, n)),
+            read: |client, base| Box::pin(v3_groups::read(client, base)),
+            is_absent: |client, base, key| Box::pin(v3_groups::is_absent(client, base, key)),
+        },
+        Workload {
+            name: "v3 spam report imports",
+            write: |client, bases, n| Box::pin(v3_imports::write(client, bases, n)),
+            read: |client, base| Box::pin(v3_imports::read(client, base)),
+            is_absent: |client, base, key| Box::pin(v3_imports::is_absent(client, base, key)),
+        },
+        Workload {
+            name: "postmark stream suppressions",
+            write: |client, bases, n| Box::pin(postmark::write(client, bases, n)),
+            read: |client, base| Box::pin(postmark::read(client, base)),
+            is_absent: |client, base, key| Box::pin(postmark::is_absent(client, base, key)),
+        },
+        Workload {
+            name: "sendpost suppressions",
+            write: |client, bases, n| Box::pin(sendpost::write(client, bases, n)),
+            read: |client, base| Box::pin(sendpost::read(client, base)),
+            is_absent: |client, base, key| Box::pin(sendpost::is_absent(client, base, key)),
+        },
+    ]
+}
+
+/// Requests go to the instances in turn, starting at the writer's number.
+fn rotation(bases: Vec<String>, n: usize) -> impl FnMut() -> String {
+    let mut turn = n;
+    move || {
+        turn += 1;
+        bases[turn % bases.len()].clone()
+    }
 }
 
 const WRITERS: usize = 8;
@@ -164,11 +201,7 @@ mod v3_bounces {
     /// adds, to race the same identity across instances.
     pub async fn write(client: Client, bases: Vec<String>, n: usize) -> Ledger {
         let mut ledger = Ledger::default();
-        let mut turn = n;
-        let mut next = || {
-            turn += 1;
-            bases[turn % bases.len()].clone()
-        };
+        let mut next = rotation(bases, n);
         let mut bulk = Vec::new();
         for k in 0..30 {
             let email = format!("w{n}-{k}@multi.example");
@@ -247,5 +280,360 @@ mod v3_bounces {
             .await
             .unwrap();
         res.status() == StatusCode::NOT_FOUND
+    }
+}
+
+mod v3_groups {
+    use super::*;
+
+    const KEY: &str = "demo-v3-key";
+    const PREFIX: &str = "multi ";
+
+    /// Groups created, renamed by description, and some deleted, each call
+    /// to the next instance; keyed by name.
+    pub async fn write(client: Client, bases: Vec<String>, n: usize) -> Ledger {
+        let mut ledger = Ledger::default();
+        let mut next = rotation(bases, n);
+        for k in 0..6 {
+            let name = format!("{PREFIX}{n}-{k}");
+            let res = client
+                .post(format!("{}/v3/asm/groups", next()))
+                .header("Authorization", bearer(KEY))
+                .json(&json!({"name": name, "description": "first"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED, "creating {name}");
+            let group: Value = res.json().await.unwrap();
+            let id = group["id"].as_i64().unwrap();
+            let res = client
+                .patch(format!("{}/v3/asm/groups/{id}", next()))
+                .header("Authorization", bearer(KEY))
+                .json(&json!({"description": format!("changed by writer {n}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "changing {name}");
+            let changed: Value = res.json().await.unwrap();
+            if k % 3 == 0 {
+                let res = client
+                    .delete(format!("{}/v3/asm/groups/{id}", next()))
+                    .header("Authorization", bearer(KEY))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::NO_CONTENT, "deleting {name}");
+                ledger.absent.insert(id.to_string());
+            } else {
+                ledger.present.insert(id.to_string(), changed);
+            }
+        }
+        ledger
+    }
+
+    pub async fn read(client: Client, base: String) -> BTreeMap<String, Value> {
+        let res = client
+            .get(format!("{base}/v3/asm/groups"))
+            .header("Authorization", bearer(KEY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        let mut state = BTreeMap::new();
+        for group in body["suppression_groups"].as_array().unwrap() {
+            if group["name"].as_str().unwrap().starts_with(PREFIX) {
+                let id = group["id"].as_i64().unwrap().to_string();
+                assert!(
+                    state.insert(id.clone(), group.clone()).is_none(),
+                    "group {id} listed twice"
+                );
+            }
+        }
+        state
+    }
+
+    pub async fn is_absent(client: Client, base: String, id: String) -> bool {
+        let res = client
+            .get(format!("{base}/v3/asm/groups/{id}"))
+            .header("Authorization", bearer(KEY))
+            .send()
+            .await
+            .unwrap();
+        res.status() == StatusCode::NOT_FOUND
+    }
+}
+
+mod v3_imports {
+    use super::*;
+
+    const KEY: &str = "demo-v3-key";
+    const DOMAIN: &str = "@imports.multi.example";
+
+    /// What both an import and a listing tell of a spam report.
+    fn record(email: &str, source: &str) -> Value {
+        json!({"email": email, "source": source})
+    }
+
+    /// Three CSV imports per writer, to alternating instances, each with a
+    /// row every writer shares; then some addresses removed.
+    pub async fn write(client: Client, bases: Vec<String>, n: usize) -> Ledger {
+        let mut ledger = Ledger::default();
+        let mut next = rotation(bases, n);
+        for round in 0..3 {
+            let mut csv = String::from("email,source\r\n");
+            for k in 0..20 {
+                let email = format!("i{n}-{round}-{k}{DOMAIN}");
+                csv.push_str(&format!("{email},fbl-{n}\r\n"));
+                ledger
+                    .present
+                    .insert(email.clone(), record(&email, &format!("fbl-{n}")));
+            }
+            let res = client
+                .post(format!("{}/v3/suppression/spam_reports/import", next()))
+                .header("Authorization", bearer(KEY))
+                .header("Content-Type", "text/csv")
+                .body(csv)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "import round {round}");
+            let reply: Value = res.json().await.unwrap();
+            assert_eq!(reply["imported"], 20, "{reply}");
+            assert_eq!(reply["skipped"], 0, "{reply}");
+        }
+        for k in (0..20).step_by(4) {
+            let email = format!("i{n}-1-{k}{DOMAIN}");
+            let res = client
+                .delete(format!("{}/v3/suppression/spam_reports/{email}", next()))
+                .header("Authorization", bearer(KEY))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::NO_CONTENT, "deleting {email}");
+            ledger.present.remove(&email);
+            ledger.absent.insert(email);
+        }
+        ledger
+    }
+
+    pub async fn read(client: Client, base: String) -> BTreeMap<String, Value> {
+        let mut state = BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            let res = client
+                .get(format!(
+                    "{base}/v3/suppression/spam_reports?limit=500&offset={offset}"
+                ))
+                .header("Authorization", bearer(KEY))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let page: Value = res.json().await.unwrap();
+            let items = page["spam_reports"].as_array().unwrap();
+            for item in items {
+                let email = item["email"].as_str().unwrap();
+                if email.ends_with(DOMAIN) {
+                    let source = item["source"].as_str().unwrap();
+                    assert!(
+                        state
+                            .insert(email.to_owned(), record(email, source))
+                            .is_none(),
+                        "{email} listed twice"
+                    );
+                }
+            }
+            offset += items.len();
+            if items.is_empty()
+                || offset >= usize::try_from(page["total"].as_u64().unwrap()).unwrap()
+            {
+                return state;
+            }
+        }
+    }
+
+    pub async fn is_absent(client: Client, base: String, email: String) -> bool {
+        let res = client
+            .get(format!("{base}/v3/suppression/spam_reports/{email}"))
+            .header("Authorization", bearer(KEY))
+            .send()
+            .await
+            .unwrap();
+        res.status() == StatusCode::NOT_FOUND
+    }
+}
+
+mod postmark {
+    use super::*;
+
+    const TOKEN: &str = "demo-postmark-token";
+    const DOMAIN: &str = "@postmark.multi.example";
+
+    async fn call(client: &Client, base: &str, path: &str, emails: &[String]) -> Vec<Value> {
+        let body = json!({"Suppressions": emails.iter().map(|e| json!({"EmailAddress": e})).collect::<Vec<_>>()});
+        let res = client
+            .post(format!(
+                "{base}/message-streams/outbound/suppressions{path}"
+            ))
+            .header("X-Postmark-Server-Token", TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path} at {base}");
+        let reply: Value = res.json().await.unwrap();
+        reply["Suppressions"].as_array().unwrap().clone()
+    }
+
+    /// Batches of stream suppressions created and some deleted, to
+    /// alternating instances; keyed by address, valued as the dump shows.
+    pub async fn write(client: Client, bases: Vec<String>, n: usize) -> Ledger {
+        let mut ledger = Ledger::default();
+        let mut next = rotation(bases, n);
+        for round in 0..4 {
+            let emails: Vec<String> = (0..10)
+                .map(|k| format!("p{n}-{round}-{k}{DOMAIN}"))
+                .collect();
+            for result in call(&client, &next(), "", &emails).await {
+                assert_eq!(result["Status"], "Suppressed", "{result}");
+            }
+            for email in &emails {
+                ledger.present.insert(email.clone(), json!({"EmailAddress": email, "SuppressionReason": "ManualSuppression", "Origin": "Customer"}));
+            }
+            let gone: Vec<String> = emails.iter().step_by(3).cloned().collect();
+            for result in call(&client, &next(), "/delete", &gone).await {
+                assert_eq!(result["Status"], "Deleted", "{result}");
+            }
+            for email in gone {
+                ledger.present.remove(&email);
+                ledger.absent.insert(email);
+            }
+        }
+        ledger
+    }
+
+    async fn dump(client: &Client, base: &str) -> Vec<Value> {
+        let res = client
+            .get(format!("{base}/message-streams/outbound/suppressions/dump"))
+            .header("X-Postmark-Server-Token", TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        body["Suppressions"].as_array().unwrap().clone()
+    }
+
+    pub async fn read(client: Client, base: String) -> BTreeMap<String, Value> {
+        let mut state = BTreeMap::new();
+        for row in dump(&client, &base).await {
+            let email = row["EmailAddress"].as_str().unwrap().to_owned();
+            if email.ends_with(DOMAIN) {
+                let shown = json!({"EmailAddress": email, "SuppressionReason": row["SuppressionReason"], "Origin": row["Origin"]});
+                assert!(
+                    state.insert(email.clone(), shown).is_none(),
+                    "{email} dumped twice"
+                );
+            }
+        }
+        state
+    }
+
+    pub async fn is_absent(client: Client, base: String, email: String) -> bool {
+        !dump(&client, &base)
+            .await
+            .iter()
+            .any(|row| row["EmailAddress"] == email.as_str())
+    }
+}
+
+mod sendpost {
+    use super::*;
+
+    const KEY: &str = "demo-sendpost-key";
+    const DOMAIN: &str = "@sendpost.multi.example";
+
+    fn window() -> String {
+        let today = time::OffsetDateTime::now_utc().date();
+        format!(
+            "from={}&to={}",
+            today.previous_day().unwrap(),
+            today.next_day().unwrap()
+        )
+    }
+
+    /// Manual and unsubscribe suppressions created and some deleted, to
+    /// alternating instances; keyed by address and reason, valued as
+    /// created (id and nanosecond time included).
+    pub async fn write(client: Client, bases: Vec<String>, n: usize) -> Ledger {
+        let mut ledger = Ledger::default();
+        let mut next = rotation(bases, n);
+        for round in 0..4 {
+            let manual: Vec<Value> = (0..5)
+                .map(|k| json!({"email": format!("s{n}-{round}-{k}{DOMAIN}")}))
+                .collect();
+            let unsubscribe: Vec<Value> = (5..8)
+                .map(|k| json!({"email": format!("s{n}-{round}-{k}{DOMAIN}")}))
+                .collect();
+            let res = client
+                .post(format!("{}/api/v1/subaccount/suppression", next()))
+                .header("X-SubAccount-ApiKey", KEY)
+                .json(&json!({"manual": manual, "unsubscribe": unsubscribe}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let created: Vec<Value> = res.json().await.unwrap();
+            assert_eq!(created.len(), 8);
+            for row in created {
+                let key = format!("{}#{}", row["email"].as_str().unwrap(), row["reason"]);
+                ledger.present.insert(key, json!({"id": row["id"], "email": row["email"], "reason": row["reason"], "created": row["created"]}));
+            }
+            let gone = format!("s{n}-{round}-0{DOMAIN}");
+            let res = client
+                .delete(format!("{}/api/v1/subaccount/suppression", next()))
+                .header("X-SubAccount-ApiKey", KEY)
+                .json(&json!({"suppressions": [{"email": gone}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let key = format!("{gone}#0");
+            ledger.present.remove(&key);
+            ledger.absent.insert(key);
+        }
+        ledger
+    }
+
+    pub async fn read(client: Client, base: String) -> BTreeMap<String, Value> {
+        let mut state = BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            let res = client
+                .get(format!("{base}/api/v1/subaccount/suppression?{}&limit=100&offset={offset}&search=sendpost.multi", window()))
+                .header("X-SubAccount-ApiKey", KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let rows: Vec<Value> = res.json().await.unwrap();
+            for row in &rows {
+                let key = format!("{}#{}", row["email"].as_str().unwrap(), row["reason"]);
+                let shown = json!({"id": row["id"], "email": row["email"], "reason": row["reason"], "created": row["created"]});
+                assert!(
+                    state.insert(key.clone(), shown).is_none(),
+                    "{key} listed twice"
+                );
+            }
+            offset += rows.len();
+            if rows.len() < 100 {
+                return state;
+            }
+        }
+    }
+
+    pub async fn is_absent(client: Client, base: String, key: String) -> bool {
+        !read(client, base).await.contains_key(&key)
     }
 }

@@ -85,6 +85,12 @@ id = "demo"
   [[tenants.keys]]
   api = "v3"
   token = "demo-v3-key"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "demo-postmark-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "demo-sendpost-key"
 "#
     )
 }
