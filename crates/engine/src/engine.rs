@@ -372,7 +372,8 @@ impl Engine {
                 || (filter.created_from.is_none() && filter.created_to.is_none()),
             "filter by creation time",
         )?;
-        self.require(caps.origins || filter.origin.is_none(), "filter by origin")
+        self.require(caps.origins || filter.origin.is_none(), "filter by origin")?;
+        crate::capability::filter_refusal(self.backend_name(), caps, filter)
     }
 }
 
