@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn a_backend_without_classes_refuses_a_class_listing() {
         let blocks = filter(KindSet::bounce_class(BounceClass::Block));
-        let err = filter_refusal("upstream-sendpost", NONE, &blocks).unwrap_err();
+        let err = filter_refusal("upstream-sendpost", NONE, &blocks).expect_err("refused");
         assert!(matches!(
             err,
             EngineError::Unsupported { backend: "upstream-sendpost", operation } if operation.contains("class")
