@@ -323,3 +323,53 @@ fn excerpt(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A tenant's key at a provider. It never reaches a log: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// For the one header that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(***)")
+    }
+}
+
+/// Each tenant's credential at one provider.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials(std::collections::HashMap<hush_model::TenantId, Credential>);
+
+impl Credentials {
+    pub fn insert(&mut self, tenant: hush_model::TenantId, credential: Credential) {
+        self.0.insert(tenant, credential);
+    }
+
+    /// The tenant's credential; a tenant without one cannot be served,
+    /// which start-up validation rules out.
+    pub fn of(
+        &self,
+        backend: &'static str,
+        tenant: &hush_model::TenantId,
+    ) -> Result<&Credential, EngineError> {
+        self.0.get(tenant).ok_or_else(|| EngineError::Unavailable {
+            backend,
+            reason: format!("tenant {} has no upstream credential", tenant.as_str()),
+        })
+    }
+}
+
+impl FromIterator<(hush_model::TenantId, Credential)> for Credentials {
+    fn from_iter<I: IntoIterator<Item = (hush_model::TenantId, Credential)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
