@@ -44,6 +44,10 @@ pub enum AddOutcome {
     Added { suppression: Suppression, new: bool },
     /// The item's group does not exist (or was deleted meanwhile).
     UnknownGroup(GroupId),
+    /// An upstream provider refused this one item and took the others
+    /// (Postmark answers `Failed` per item, specs/postmark.md §2.2);
+    /// `message` is the provider's reason. hush's own stores never refuse.
+    Refused { message: String },
 }
 
 #[async_trait]

@@ -125,10 +125,12 @@ fn parse_changes(body: &RawBody) -> Result<Vec<SuppressionAddress>, PostmarkErro
 }
 
 /// One address's result before it is echoed back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Verdict {
     Done(ChangeStatus),
     NoAuthority,
+    /// An upstream provider's own `Failed`, with its message.
+    Failed(String),
 }
 
 /// Answers every item in request order, duplicates included, echoing each
@@ -163,10 +165,11 @@ async fn each_address(
         .into_iter()
         .zip(parsed)
         .map(|(item, email)| {
-            let verdict = email.and_then(|e| verdict_of.get(&e).copied());
+            let verdict = email.and_then(|e| verdict_of.get(&e).cloned());
             let (status, message) = match verdict {
                 Some(Verdict::Done(status)) => (status, None),
                 Some(Verdict::NoAuthority) => (ChangeStatus::Failed, Some(NO_AUTHORITY.to_owned())),
+                Some(Verdict::Failed(message)) => (ChangeStatus::Failed, Some(message)),
                 None => (ChangeStatus::Failed, Some(INVALID_ADDRESS.to_owned())),
             };
             SuppressionStatus {
@@ -219,6 +222,7 @@ pub async fn create(
                     Err(PostmarkError::StreamNotFound)
                 }
                 GuardedAdd::Refused { .. } => Ok(Verdict::NoAuthority),
+                GuardedAdd::Added(AddOutcome::Refused { message }) => Ok(Verdict::Failed(message)),
             })
             .collect()
     })
