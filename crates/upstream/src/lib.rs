@@ -155,6 +155,26 @@ impl Upstream {
         idempotency: Idempotency,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Answer, EngineError> {
+        self.call(idempotency, false, build).await
+    }
+
+    /// Like [`Self::send`], but a client error other than 429 is an answer
+    /// too, for callers that read a provider's own error codes (Postmark's
+    /// `ErrorCode` 1226 for an unknown stream).
+    pub async fn exchange(
+        &self,
+        idempotency: Idempotency,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, EngineError> {
+        self.call(idempotency, true, build).await
+    }
+
+    async fn call(
+        &self,
+        idempotency: Idempotency,
+        client_errors: bool,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, EngineError> {
         let retry = self.settings.retry;
         let started = Instant::now();
         let attempts = AtomicU32::new(0);
@@ -166,7 +186,7 @@ impl Upstream {
             .with_max_times(retry.max_attempts.saturating_sub(1) as usize);
         let attempt = || async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&build).await
+            self.attempt(&build, client_errors).await
         };
         let outcome = attempt
             .retry(backoff)
@@ -234,12 +254,15 @@ impl Upstream {
     async fn attempt(
         &self,
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+        client_errors: bool,
     ) -> Result<Answer, Failure> {
         let response = build(&self.client).send().await.map_err(|e| classify(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| classify(&e))?.to_vec();
-        if status.is_success() {
+        let answered =
+            client_errors && status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS;
+        if status.is_success() || answered {
             return Ok(Answer {
                 status,
                 headers,
