@@ -59,6 +59,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Capabilities::FULL
     }
 
+    /// What the backend can serve for one tenant. The same for every tenant
+    /// except in a backend that routes tenants to different stores.
+    fn capabilities_for(&self, _tenant: &TenantId) -> Capabilities {
+        self.capabilities()
+    }
+
+    /// The name of the backend that serves one tenant, for its errors.
+    fn name_for(&self, _tenant: &TenantId) -> &'static str {
+        self.name()
+    }
+
     /// Whether the backend can serve requests now (`/readyz`).
     async fn ready(&self) -> Result<(), EngineError>;
 

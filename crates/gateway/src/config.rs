@@ -72,6 +72,8 @@ impl Default for ServerConfig {
 pub enum BackendKind {
     Sqlite,
     Memory,
+    /// A real provider: `[storage.upstream]` (docs/backends.md).
+    Upstream,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +84,7 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// SQLite read connections.
     pub read_connections: usize,
+    pub upstream: crate::upstream::UpstreamConfig,
 }
 
 impl Default for StorageConfig {
@@ -90,6 +93,7 @@ impl Default for StorageConfig {
             backend: BackendKind::Sqlite,
             path: PathBuf::from("data/hush.db"),
             read_connections: 4,
+            upstream: crate::upstream::UpstreamConfig::default(),
         }
     }
 }
@@ -128,6 +132,17 @@ pub struct TenantConfig {
     pub parent: Option<TenantId>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Overrides `storage.backend` for this tenant, so moved and unmoved
+    /// tenants share one gateway.
+    #[serde(default)]
+    pub backend: Option<BackendKind>,
+    /// The tenant's key at the upstream provider. Never logged: `Debug`
+    /// hides it.
+    #[serde(default, skip_serializing)]
+    pub upstream_token: Option<hush_upstream::Credential>,
+    /// The environment variable holding the upstream key instead.
+    #[serde(default)]
+    pub upstream_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,7 +207,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             problem: problem.into(),
@@ -289,6 +304,7 @@ impl Config {
             ));
         }
         self.check_parents()?;
+        self.check_upstream()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::new("log.level", err.to_string()));
         }

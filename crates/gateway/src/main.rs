@@ -3,6 +3,7 @@
 mod config;
 mod server;
 mod telemetry;
+mod upstream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

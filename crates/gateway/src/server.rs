@@ -17,10 +17,43 @@ use serde_json::json;
 use crate::config::{Api, BackendKind, Config, ResolvedKey};
 use crate::telemetry;
 
-/// Opens the backend the config names.
+/// Opens the backend the config names, and, when tenants override it, the
+/// others too behind a router that serves each tenant from its own.
 pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(match config.storage.backend {
+    let upstream = config.open_upstream()?;
+    let mut opened: Vec<(BackendKind, Arc<dyn Backend>)> = Vec::new();
+    let mut open = |kind: BackendKind| -> anyhow::Result<Arc<dyn Backend>> {
+        if let Some((_, backend)) = opened.iter().find(|(k, _)| *k == kind) {
+            return Ok(Arc::clone(backend));
+        }
+        let backend = match (kind, &upstream) {
+            (BackendKind::Upstream, Some(backend)) => Arc::clone(backend),
+            _ => open_store(config, kind)?,
+        };
+        opened.push((kind, Arc::clone(&backend)));
+        Ok(backend)
+    };
+    let default = open(config.storage.backend)?;
+    let mut routes = std::collections::HashMap::new();
+    for (t, tenant) in config.tenants.iter().enumerate() {
+        let kind = config.backend_of(t);
+        if kind != config.storage.backend {
+            routes.insert(tenant.id.clone(), open(kind)?);
+        }
+    }
+    if routes.is_empty() {
+        return Ok(default);
+    }
+    Ok(Arc::new(crate::upstream::TenantRouter::new(
+        default, routes,
+    )))
+}
+
+/// Opens one of hush's own stores.
+fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match kind {
         BackendKind::Memory => Arc::new(MemoryBackend::new()),
+        BackendKind::Upstream => anyhow::bail!("storage.upstream is not configured"),
         BackendKind::Sqlite => {
             let mut options = SqliteOptions::new(config.storage.path.clone());
             options.read_connections = config.storage.read_connections;

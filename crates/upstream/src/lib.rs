@@ -348,7 +348,8 @@ fn excerpt(body: &[u8]) -> String {
 mod tests;
 
 /// A tenant's key at a provider. It never reaches a log: `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Credential(String);
 
 impl Credential {

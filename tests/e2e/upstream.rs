@@ -1,0 +1,539 @@
+//! hush A on the upstream backend in front of hush B, which serves that
+//! provider's API on its own SQLite: what a client of A sees and changes is
+//! exactly what B holds (docs/backends.md). One tenant of A has moved to the
+//! upstream; another stays on A's own store, through the same gateway.
+
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{TestGateway, bearer, free_port};
+
+/// B: the provider, with one tenant whose key A holds.
+const B_TENANTS: &str = r#"
+[[tenants]]
+id = "acme"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "b-postmark-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "b-sendpost-key"
+  [[tenants.keys]]
+  api = "v3"
+  token = "b-v3-key"
+"#;
+
+/// A: tenant `acme` moved to the upstream, tenant `stay` on A's SQLite.
+fn a_tenants(provider: &str, base_url: &str, token: &str) -> String {
+    format!(
+        r#"
+[storage.upstream]
+provider = "{provider}"
+base_url = "{base_url}"
+retry_max_attempts = 2
+retry_initial_backoff_ms = 10
+request_timeout_ms = 5000
+[[tenants]]
+id = "acme"
+backend = "upstream"
+upstream_token = "{token}"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "a-postmark-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "a-sendpost-key"
+  [[tenants.keys]]
+  api = "v3"
+  token = "a-v3-key"
+[[tenants]]
+id = "stay"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "a-stay-key"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "a-stay-token"
+"#
+    )
+}
+
+async fn send(req: RequestBuilder) -> (StatusCode, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+    };
+    (status, value)
+}
+
+fn postmark(c: &Client, base: &str, token: &str, method: Method, path: &str) -> RequestBuilder {
+    c.request(method, format!("{base}{path}"))
+        .header("X-Postmark-Server-Token", token)
+        .header("Accept", "application/json")
+}
+
+fn sendpost(c: &Client, base: &str, key: &str, method: Method, path: &str) -> RequestBuilder {
+    c.request(
+        method,
+        format!("{base}/api/v1/subaccount/suppression{path}"),
+    )
+    .header("X-SubAccount-ApiKey", key)
+}
+
+fn v3(c: &Client, base: &str, key: &str, method: Method, path: &str) -> RequestBuilder {
+    c.request(method, format!("{base}{path}"))
+        .header("Authorization", bearer(key))
+}
+
+async fn dump(c: &Client, base: &str, token: &str, stream: &str) -> Vec<(String, String)> {
+    let (status, body) = send(postmark(
+        c,
+        base,
+        token,
+        Method::GET,
+        &format!("/message-streams/{stream}/suppressions/dump"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut rows: Vec<(String, String)> = body["Suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["EmailAddress"].as_str().unwrap().to_owned(),
+                r["SuppressionReason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn changes(emails: &[&str]) -> Value {
+    json!({"Suppressions": emails.iter().map(|e| json!({"EmailAddress": e})).collect::<Vec<_>>()})
+}
+
+fn pairs(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_postmark_upstream_shows_and_changes_what_the_provider_holds() {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&a_tenants("postmark", b.base(), "b-postmark-token")).await;
+    let c = Client::new();
+
+    // B already holds an entry; A's Postmark client sees it.
+    let (status, _) = send(
+        postmark(
+            &c,
+            b.base(),
+            "b-postmark-token",
+            Method::POST,
+            "/message-streams/outbound/suppressions",
+        )
+        .json(&changes(&["before@x.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        dump(&c, a.base(), "a-postmark-token", "outbound").await,
+        pairs(&[("before@x.com", "ManualSuppression")])
+    );
+
+    // A's clients write; B holds it.
+    let many: Vec<String> = (0..45).map(|i| format!("m{i:02}@x.com")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let (status, body) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-postmark-token",
+            Method::POST,
+            "/message-streams/outbound/suppressions",
+        )
+        .json(&changes(&refs)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["Suppressions"].as_array().unwrap().len(), 45);
+    assert!(
+        body["Suppressions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Status"] == "Suppressed"),
+        "{body}"
+    );
+    // v3 takes more addresses at once than Postmark: A sends them on in
+    // batches of 50.
+    let v3_many: Vec<String> = (0..60).map(|i| format!("v{i:02}@x.com")).collect();
+    let (status, body) = send(
+        v3(
+            &c,
+            a.base(),
+            "a-v3-key",
+            Method::POST,
+            "/v3/asm/suppressions/global",
+        )
+        .json(&json!({"recipient_emails": v3_many})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let on_b = dump(&c, b.base(), "b-postmark-token", "outbound").await;
+    assert_eq!(on_b.len(), 106, "{on_b:?}");
+    assert!(on_b.contains(&("v59@x.com".to_owned(), "ManualSuppression".to_owned())));
+    assert_eq!(
+        dump(&c, a.base(), "a-postmark-token", "outbound").await,
+        on_b
+    );
+
+    // Streams are groups: a stream made on B is a v3 group on A.
+    let (status, body) = send(
+        postmark(
+            &c,
+            b.base(),
+            "b-postmark-token",
+            Method::POST,
+            "/message-streams",
+        )
+        .json(&json!({
+            "ID": "news", "Name": "News", "MessageStreamType": "Broadcasts"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, groups) = send(v3(&c, a.base(), "a-v3-key", Method::GET, "/v3/asm/groups")).await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    let names: Vec<&str> = groups["suppression_groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{groups}"))
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"News"), "{groups}");
+
+    // A deletes; B no longer holds it.
+    let (status, body) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-postmark-token",
+            Method::POST,
+            "/message-streams/outbound/suppressions/delete",
+        )
+        .json(&changes(&["before@x.com", "m00@x.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let on_b = dump(&c, b.base(), "b-postmark-token", "outbound").await;
+    assert_eq!(on_b.len(), 104);
+    assert!(
+        !on_b
+            .iter()
+            .any(|(e, _)| e == "before@x.com" || e == "m00@x.com")
+    );
+
+    // The tenant that stayed is served from A's own store, untouched by B.
+    assert!(
+        dump(&c, a.base(), "a-stay-token", "outbound")
+            .await
+            .is_empty()
+    );
+    let (status, _) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-stay-token",
+            Method::POST,
+            "/message-streams/outbound/suppressions",
+        )
+        .json(&changes(&["local@x.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        dump(&c, a.base(), "a-stay-token", "outbound").await,
+        pairs(&[("local@x.com", "ManualSuppression")])
+    );
+    assert!(
+        !dump(&c, b.base(), "b-postmark-token", "outbound")
+            .await
+            .iter()
+            .any(|(e, _)| e == "local@x.com")
+    );
+
+    // Deleting a group cannot be done on Postmark: 501 naming the backend,
+    // in v3's format.
+    let news = groups["suppression_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "News")
+        .unwrap()["id"]
+        .clone();
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::DELETE,
+        &format!("/v3/asm/groups/{news}"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("upstream-postmark") && message.contains("delete groups"),
+        "{message}"
+    );
+}
+
+async fn sendpost_list(c: &Client, base: &str, key: &str) -> Vec<(String, i64)> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let from = today - time::Duration::days(30);
+    let (status, body) = send(sendpost(
+        c,
+        base,
+        key,
+        Method::GET,
+        &format!("?from={from}&to={today}&limit=100"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut rows: Vec<(String, i64)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap().to_owned(),
+                r["reason"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn a_sendpost_upstream_shows_and_changes_what_the_provider_holds() {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&a_tenants("sendpost", b.base(), "b-sendpost-key")).await;
+    let c = Client::new();
+
+    let (status, _) = send(
+        sendpost(&c, b.base(), "b-sendpost-key", Method::POST, "")
+            .json(&json!({"manual": [{"email": "before@x.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sendpost_list(&c, a.base(), "a-sendpost-key").await,
+        vec![("before@x.com".to_owned(), 0)]
+    );
+
+    // A's SendPost and v3 clients write; B holds it.
+    let (status, body) = send(
+        sendpost(&c, a.base(), "a-sendpost-key", Method::POST, "")
+            .json(&json!({"hardBounce": [{"email": "hb@x.com"}], "spamComplaint": [{"email": "spam@x.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_array().unwrap().len(), 2, "{body}");
+    let (status, body) = send(
+        v3(
+            &c,
+            a.base(),
+            "a-v3-key",
+            Method::POST,
+            "/v3/asm/suppressions/global",
+        )
+        .json(&json!({"recipient_emails": ["v3@x.com"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let on_b = sendpost_list(&c, b.base(), "b-sendpost-key").await;
+    assert_eq!(
+        on_b,
+        vec![
+            ("before@x.com".to_owned(), 0),
+            ("hb@x.com".to_owned(), 2),
+            ("spam@x.com".to_owned(), 3),
+            ("v3@x.com".to_owned(), 1),
+        ]
+    );
+    assert_eq!(sendpost_list(&c, a.base(), "a-sendpost-key").await, on_b);
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::GET,
+        "/v3/suppression/bounces/hb@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+
+    // A deletes; B no longer holds it.
+    let (status, body) = send(
+        sendpost(&c, a.base(), "a-sendpost-key", Method::DELETE, "")
+            .json(&json!({"suppressions": [{"email": "spam@x.com"}, {"email": "before@x.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        sendpost_list(&c, b.base(), "b-sendpost-key").await,
+        vec![("hb@x.com".to_owned(), 2), ("v3@x.com".to_owned(), 1)]
+    );
+
+    // Groups cannot live on SendPost: 501 naming the backend and the
+    // operation, in the caller's format.
+    let (status, body) = send(v3(&c, a.base(), "a-v3-key", Method::GET, "/v3/asm/groups")).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("upstream-sendpost") && message.contains("manage groups"),
+        "{message}"
+    );
+
+    // The tenant that stayed keeps its own store.
+    assert!(sendpost_list(&c, a.base(), "a-stay-key").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_in_each_callers_format() {
+    // Nobody listens on this port.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let a = TestGateway::spawn(&a_tenants("sendpost", &dead, "b-sendpost-key")).await;
+    let c = Client::new();
+    let today = time::OffsetDateTime::now_utc().date();
+    let (status, body) = send(sendpost(
+        &c,
+        a.base(),
+        "a-sendpost-key",
+        Method::GET,
+        &format!("?from={today}&to={today}"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream"),
+        "{body}"
+    );
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::GET,
+        "/v3/suppression/bounces/x@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
+    let (status, body) = send(postmark(
+        &c,
+        a.base(),
+        "a-postmark-token",
+        Method::GET,
+        "/message-streams/outbound/suppressions/dump",
+    ))
+    .await;
+    // A Postmark dump needs streams, which SendPost lacks: refused, not failed.
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(body["ErrorCode"], 0, "{body}");
+    // The token never reaches the log.
+    assert!(!a.gateway.stderr().contains("b-sendpost-key"));
+}
+
+#[tokio::test]
+async fn bad_upstream_settings_stop_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "[[tenants]]\nid = \"t\"\nbackend = \"upstream\"\n";
+    let storage = "[storage]\nbackend = \"memory\"\n";
+    let cases = [
+        (
+            format!("{storage}{tenant}upstream_token = \"secret-1\"\n"),
+            "storage.upstream.provider",
+        ),
+        (
+            format!("{storage}[storage.upstream]\nprovider = \"postmark\"\n{tenant}"),
+            "tenants[0].upstream_token",
+        ),
+        (
+            format!(
+                "{storage}[storage.upstream]\nprovider = \"postmark\"\n{tenant}upstream_token_env = \"ACME_NOT_SET_ANYWHERE_FOR_TEST\"\n"
+            ),
+            "tenants[0].upstream_token_env",
+        ),
+        (
+            format!(
+                "{storage}[storage.upstream]\nprovider = \"sendpost\"\nbase_url = \"ftp://x\"\n{tenant}upstream_token = \"secret-1\"\n"
+            ),
+            "storage.upstream.base_url",
+        ),
+        (
+            format!(
+                "{storage}[storage.upstream]\nprovider = \"sendpost\"\nretry_max_attempts = 0\n{tenant}upstream_token = \"secret-1\"\n"
+            ),
+            "storage.upstream.retry_max_attempts",
+        ),
+        (
+            format!(
+                "{storage}[storage.upstream]\nprovider = \"sendpost\"\nhistory_start = \"yesterday\"\n{tenant}upstream_token = \"secret-1\"\n"
+            ),
+            "storage.upstream.history_start",
+        ),
+        (
+            format!("{storage}[storage.upstream]\nprovider = \"carrier-pigeon\"\n"),
+            "storage.upstream.provider",
+        ),
+    ];
+    for (toml, key) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, &toml).unwrap();
+        let (code, stderr) = crate::support::refused_start(Some(&file), &[]);
+        assert_eq!(code, 2, "{toml}\n{stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+        assert!(!stderr.contains("secret-1"), "the token leaked: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_token_can_come_from_the_environment() {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nbackend = \"upstream\"\n[storage.upstream]\nprovider = \"sendpost\"\nbase_url = \"{}\"\n[[tenants]]\nid = \"acme\"\nupstream_token_env = \"ACME_UPSTREAM_KEY_FOR_TEST\"\n[[tenants.keys]]\napi = \"sendpost\"\ntoken = \"a-sendpost-key\"\n",
+        b.base()
+    );
+    let config = dir.path().join("hush.toml");
+    std::fs::write(&config, toml).unwrap();
+    let a = crate::support::Gateway::start(
+        &config,
+        port,
+        &[("ACME_UPSTREAM_KEY_FOR_TEST", "b-sendpost-key")],
+    )
+    .await;
+    let c = Client::new();
+    let (status, _) = send(
+        sendpost(&c, b.base(), "b-sendpost-key", Method::POST, "")
+            .json(&json!({"unsubscribe": [{"email": "env@x.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sendpost_list(&c, &a.base, "a-sendpost-key").await,
+        vec![("env@x.com".to_owned(), 1)]
+    );
+}
