@@ -537,3 +537,106 @@ async fn the_upstream_token_can_come_from_the_environment() {
         vec![("env@x.com".to_owned(), 1)]
     );
 }
+
+/// A provider that fails: wiremock stands in for Postmark (the only mock,
+/// and only of an upstream). A's clients get 502 in their own format after
+/// the configured number of attempts, and A's log names the upstream status
+/// and request id.
+#[tokio::test]
+async fn upstream_faults_are_retried_then_reported_in_the_callers_format() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let fake = MockServer::start().await;
+    let outbound = json!({
+        "ID": "outbound", "ServerID": 1, "Name": "Default Transactional Stream",
+        "Description": null, "MessageStreamType": "Transactional",
+        "CreatedAt": "2024-01-01T00:00:00+00:00", "UpdatedAt": null, "ArchivedAt": null,
+        "ExpectedPurgeDate": null,
+        "SubscriptionManagementConfiguration": {"UnsubscribeHandlingType": "None"}
+    });
+    // Start-up and every stream call read the streams.
+    Mock::given(method("GET"))
+        .and(path("/message-streams/outbound"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&outbound))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/message-streams"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"MessageStreams": [outbound], "TotalCount": 1})),
+        )
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/message-streams/outbound/suppressions/dump"))
+        .respond_with(ResponseTemplate::new(503).insert_header("x-request-id", "pm-req-777"))
+        .expect(6)
+        .named("three reads, each retried once")
+        .mount(&fake)
+        .await;
+    let a = TestGateway::spawn(&a_tenants("postmark", &fake.uri(), "pm-secret-token")).await;
+    let c = Client::new();
+
+    let (status, body) = send(postmark(
+        &c,
+        a.base(),
+        "a-postmark-token",
+        Method::GET,
+        "/message-streams/outbound/suppressions/dump",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["ErrorCode"], 0, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream-postmark"),
+        "{body}"
+    );
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::GET,
+        "/v3/suppression/bounces/x@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
+
+    // A create first reads what the address has (Postmark's authority
+    // rules), so it fails before anything is written.
+    let (status, body) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-postmark-token",
+            Method::POST,
+            "/message-streams/outbound/suppressions",
+        )
+        .json(&changes(&["a@x.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["ErrorCode"], 0, "{body}");
+
+    let log = a.gateway.stderr();
+    assert!(
+        log.contains("pm-req-777"),
+        "no request id in the log: {log}"
+    );
+    assert!(log.contains("503"), "no upstream status in the log: {log}");
+    assert!(!log.contains("pm-secret-token"), "the token leaked: {log}");
+    // Each of the three reads was tried twice (retry_max_attempts = 2).
+    let dumps = fake
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/message-streams/outbound/suppressions/dump")
+        .count();
+    assert_eq!(dumps, 6);
+}

@@ -81,7 +81,15 @@ pub async fn dump(
     let query = QueryPairs::from_request(&req);
     let group = stream_group(&state.engine, &server.tenant, &stream_id).await?;
     let filter = dump_filter(&query, ScopeFilter::GlobalAndGroup(group.id))?;
-    let rows = state.engine.scan(server.tenant, filter, DUMP_BATCH);
+    let mut rows = Box::pin(state.engine.scan(server.tenant, filter, DUMP_BATCH).fuse());
+    // The first row decides the status: a store or upstream that fails
+    // before anything is sent gets its own error (a 502 from a failing
+    // upstream), not a 200 cut short.
+    let first = rows.next().await;
+    if let Some(Err(err)) = first {
+        return Err(err.into());
+    }
+    let rows = stream::iter(first).chain(rows);
     Ok(HttpResponse::Ok()
         .insert_header(ContentType::json())
         .streaming(dump_body(rows)))
