@@ -403,8 +403,29 @@ async fn a_sendpost_upstream_shows_and_changes_what_the_provider_holds() {
         "{message}"
     );
 
-    // The tenant that stayed keeps its own store.
+    // The tenant that stayed keeps its own store, with everything it can
+    // do there: capabilities are the tenant's backend's, so its streams
+    // (groups) work on the same gateway.
     assert!(sendpost_list(&c, a.base(), "a-stay-key").await.is_empty());
+    assert!(
+        dump(&c, a.base(), "a-stay-token", "outbound")
+            .await
+            .is_empty()
+    );
+    let (status, body) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-stay-token",
+            Method::POST,
+            "/message-streams",
+        )
+        .json(&json!({
+            "ID": "local-news", "Name": "Local News", "MessageStreamType": "Broadcasts"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
