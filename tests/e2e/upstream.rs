@@ -21,14 +21,23 @@ id = "acme"
   [[tenants.keys]]
   api = "v3"
   token = "b-v3-key"
+  [[tenants.keys]]
+  api = "v3"
+  token = "b-v3-sendgrid-key"
+  shape = "sendgrid"
 "#;
 
 /// A: tenant `acme` moved to the upstream, tenant `stay` on A's SQLite.
 fn a_tenants(provider: &str, base_url: &str, token: &str) -> String {
+    a_tenants_shaped(provider, base_url, token, "seed")
+}
+
+fn a_tenants_shaped(provider: &str, base_url: &str, token: &str, shape: &str) -> String {
     format!(
         r#"
 [storage.upstream]
 provider = "{provider}"
+shape = "{shape}"
 base_url = "{base_url}"
 retry_max_attempts = 2
 retry_initial_backoff_ms = 10
@@ -660,4 +669,128 @@ async fn upstream_faults_are_retried_then_reported_in_the_callers_format() {
         .filter(|r| r.url.path() == "/message-streams/outbound/suppressions/dump")
         .count();
     assert_eq!(dumps, 6);
+}
+
+async fn bounce_emails(c: &Client, base: &str, key: &str) -> Vec<String> {
+    let (status, body) = send(v3(c, base, key, Method::GET, "/v3/suppression/bounces")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows = body
+        .get("bounces")
+        .unwrap_or(&body)
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone();
+    let mut emails: Vec<String> = rows
+        .iter()
+        .map(|r| r["email"].as_str().unwrap().to_owned())
+        .collect();
+    emails.sort();
+    emails
+}
+
+/// hush A in front of a v3 provider, in the provider's shape.
+async fn v3_upstream_round_trip(shape: &str, b_key: &str) {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&a_tenants_shaped("v3", b.base(), b_key, shape)).await;
+    let c = Client::new();
+
+    // B holds a bounce; A's v3 and SendPost clients see it.
+    let (status, body) = send(
+        v3(
+            &c,
+            b.base(),
+            "b-v3-key",
+            Method::POST,
+            "/v3/suppression/bounces",
+        )
+        .json(&json!({"email": "before@x.com", "reason": "550 5.1.1 unknown"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        bounce_emails(&c, a.base(), "a-v3-key").await,
+        ["before@x.com"]
+    );
+    assert_eq!(
+        sendpost_list(&c, a.base(), "a-sendpost-key").await,
+        vec![("before@x.com".to_owned(), 2)]
+    );
+
+    // A's SendPost and v3 clients write; B holds it.
+    let (status, body) = send(
+        sendpost(&c, a.base(), "a-sendpost-key", Method::POST, "")
+            .json(&json!({"hardBounce": [{"email": "sp@x.com"}], "unsubscribe": [{"email": "unsub@x.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        bounce_emails(&c, b.base(), "b-v3-key").await,
+        ["before@x.com", "sp@x.com"]
+    );
+    let (status, body) = send(v3(
+        &c,
+        b.base(),
+        "b-v3-key",
+        Method::GET,
+        "/v3/asm/suppressions/global/unsub@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["recipient_email"], "unsub@x.com", "{body}");
+
+    // A group made through A is a group on B, and its members too.
+    let (status, group) = send(
+        v3(&c, a.base(), "a-v3-key", Method::POST, "/v3/asm/groups")
+            .json(&json!({"name": "Weekly", "description": "news"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let id = group["id"].as_i64().unwrap();
+    let (status, body) = send(
+        v3(
+            &c,
+            a.base(),
+            "a-v3-key",
+            Method::POST,
+            &format!("/v3/asm/groups/{id}/suppressions"),
+        )
+        .json(&json!({"recipient_emails": ["member@x.com"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, members) = send(v3(
+        &c,
+        b.base(),
+        "b-v3-key",
+        Method::GET,
+        &format!("/v3/asm/groups/{id}/suppressions"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    assert!(members.to_string().contains("member@x.com"), "{members}");
+
+    // A deletes; B no longer holds it.
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::DELETE,
+        "/v3/suppression/bounces/before@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(bounce_emails(&c, b.base(), "b-v3-key").await, ["sp@x.com"]);
+
+    // The tenant that stayed is untouched.
+    assert!(sendpost_list(&c, a.base(), "a-stay-key").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_v3_upstream_in_the_seed_shape_shows_and_changes_what_the_provider_holds() {
+    v3_upstream_round_trip("seed", "b-v3-key").await;
+}
+
+#[tokio::test]
+async fn a_v3_upstream_in_the_sendgrid_shape_shows_and_changes_what_the_provider_holds() {
+    v3_upstream_round_trip("sendgrid", "b-v3-sendgrid-key").await;
 }

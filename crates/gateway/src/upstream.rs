@@ -58,6 +58,9 @@ pub struct UpstreamConfig {
     pub retry_max_elapsed_ms: u64,
     /// SendPost: the oldest day a full listing walks back to (`YYYY-MM-DD`).
     pub history_start: String,
+    /// v3: the provider's response shapes, `seed` (hush's own) or
+    /// `sendgrid` (SendGrid itself).
+    pub shape: hush_v3::Shape,
 }
 
 impl Default for UpstreamConfig {
@@ -73,6 +76,7 @@ impl Default for UpstreamConfig {
             retry_max_backoff_ms: millis(retry.max_backoff),
             retry_max_elapsed_ms: millis(retry.max_elapsed),
             history_start: "2015-01-01".into(),
+            shape: hush_v3::Shape::Seed,
         }
     }
 }
@@ -111,12 +115,6 @@ impl Config {
                 "required when a tenant uses the upstream backend: v3, postmark or sendpost",
             )
         })?;
-        if provider == Provider::V3 {
-            return Err(ConfigError::new(
-                "storage.upstream.provider",
-                "the v3 upstream is not available yet; use postmark or sendpost",
-            ));
-        }
         Ok(provider)
     }
 
@@ -230,7 +228,7 @@ impl Config {
         let name = match provider {
             Provider::Postmark => hush_postmark::upstream::BACKEND,
             Provider::Sendpost => hush_sendpost::upstream::BACKEND,
-            Provider::V3 => "upstream-v3",
+            Provider::V3 => hush_v3::upstream::BACKEND,
         };
         let http = Upstream::new(name, settings)
             .map_err(|e| ConfigError::new("storage.upstream", e.to_string()))?;
@@ -244,12 +242,11 @@ impl Config {
                 credentials,
                 self.history_start()?,
             )),
-            Provider::V3 => {
-                return Err(ConfigError::new(
-                    "storage.upstream.provider",
-                    "the v3 upstream is not available yet",
-                ));
-            }
+            Provider::V3 => Arc::new(hush_v3::upstream::V3Upstream::new(
+                http,
+                credentials,
+                self.storage.upstream.shape,
+            )),
         };
         Ok(Some(backend))
     }
