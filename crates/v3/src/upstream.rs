@@ -8,7 +8,7 @@
 //! address, every entry reads as Recipient origin, and global and group
 //! unsubscribes read with the time they were listed unknown (0).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
@@ -33,6 +33,8 @@ pub const BACKEND: &str = "upstream-v3";
 
 /// The largest page v3 serves (specs/sendgrid-v3.md §0: `limit` 1..500).
 const PAGE: usize = 500;
+/// Addresses per global or group unsubscribe add.
+const RECIPIENTS_PER_ADD: usize = 1000;
 
 /// The v3 upstream backend.
 #[derive(Debug, Clone)]
@@ -512,22 +514,30 @@ impl Backend for V3Upstream {
     ) -> Result<Vec<AddOutcome>, EngineError> {
         let key = self.key(tenant)?;
         let now = hush_engine::Engine::now();
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut seen = HashSet::new();
-        for item in items {
-            let path;
-            let body = match (&item.scope, &item.kind) {
+        // Each request: its path, its body and the items it carries.
+        // Unsubscribes go many to a request (`recipient_emails`); the other
+        // lists take one address per body (seed 001).
+        let mut lists: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut requests: Vec<(String, serde_json::Value, Vec<usize>)> = Vec::new();
+        for (at, item) in items.iter().enumerate() {
+            let email = item.email.as_str().to_owned();
+            let single = |path: &str, body: serde_json::Result<serde_json::Value>| {
+                body.map(|b| (path.to_owned(), b, vec![at]))
+            };
+            let request = match (&item.scope, &item.kind) {
                 (Scope::Group(id), _) => {
-                    path = format!("/v3/asm/groups/{}/suppressions", id.0);
-                    serde_json::to_value(RecipientEmails {
-                        recipient_emails: vec![item.email.as_str().to_owned()],
-                    })
+                    lists
+                        .entry(format!("/v3/asm/groups/{}/suppressions", id.0))
+                        .or_default()
+                        .push(at);
+                    continue;
                 }
                 (Scope::Global, Kind::Unsubscribe | Kind::Manual) => {
-                    path = "/v3/asm/suppressions/global".to_owned();
-                    serde_json::to_value(RecipientEmails {
-                        recipient_emails: vec![item.email.as_str().to_owned()],
-                    })
+                    lists
+                        .entry("/v3/asm/suppressions/global".to_owned())
+                        .or_default()
+                        .push(at);
+                    continue;
                 }
                 (
                     Scope::Global,
@@ -536,41 +546,60 @@ impl Backend for V3Upstream {
                         status,
                         reason,
                     },
-                ) => {
-                    path = "/v3/suppression/bounces".to_owned();
+                ) => single(
+                    "/v3/suppression/bounces",
                     serde_json::to_value(NewBounce {
-                        email: item.email.as_str().to_owned(),
+                        email,
                         bounce_type: Some(class.as_str().to_owned()),
                         reason: reason.clone(),
                         status: status.clone(),
-                    })
-                }
+                    }),
+                ),
                 (Scope::Global, Kind::Invalid { reason }) if self.shape == Shape::Sendgrid => {
-                    path = "/v3/suppression/invalid_emails".to_owned();
-                    serde_json::to_value(NewInvalidEmail {
-                        email: item.email.as_str().to_owned(),
-                        reason: reason.clone(),
-                    })
+                    single(
+                        "/v3/suppression/invalid_emails",
+                        serde_json::to_value(NewInvalidEmail {
+                            email,
+                            reason: reason.clone(),
+                        }),
+                    )
                 }
                 // The seed shape has no invalid list: a hard bounce.
-                (Scope::Global, Kind::Invalid { reason }) => {
-                    path = "/v3/suppression/bounces".to_owned();
+                (Scope::Global, Kind::Invalid { reason }) => single(
+                    "/v3/suppression/bounces",
                     serde_json::to_value(NewBounce {
-                        email: item.email.as_str().to_owned(),
-                        bounce_type: Some("hard".to_owned()),
+                        email,
+                        bounce_type: Some(BounceClass::Hard.as_str().to_owned()),
                         reason: reason.clone(),
                         status: None,
-                    })
-                }
-                (Scope::Global, Kind::SpamComplaint { source }) => {
-                    path = "/v3/suppression/spam_reports".to_owned();
+                    }),
+                ),
+                (Scope::Global, Kind::SpamComplaint { source }) => single(
+                    "/v3/suppression/spam_reports",
                     serde_json::to_value(NewSpamReport {
-                        email: item.email.as_str().to_owned(),
+                        email,
                         source: source.clone(),
-                    })
-                }
+                    }),
+                ),
+            };
+            requests.push(request.map_err(|e| EngineError::internal(BACKEND, e))?);
+        }
+        for (path, positions) in lists {
+            for chunk in positions.chunks(RECIPIENTS_PER_ADD) {
+                let body = RecipientEmails {
+                    recipient_emails: chunk
+                        .iter()
+                        .map(|&at| items[at].email.as_str().to_owned())
+                        .collect(),
+                };
+                let body =
+                    serde_json::to_value(body).map_err(|e| EngineError::internal(BACKEND, e))?;
+                requests.push((path.clone(), body, chunk.to_vec()));
             }
-            .map_err(|e| EngineError::internal(BACKEND, e))?;
+        }
+        let mut outcomes: Vec<Option<AddOutcome>> = vec![None; items.len()];
+        let mut seen = HashSet::new();
+        for (path, body, positions) in requests {
             // Adding an address twice keeps one entry at the provider
             // (seed 001), so an add may be retried.
             let answer = self
@@ -580,38 +609,45 @@ impl Backend for V3Upstream {
                         .json(&body)
                 })
                 .await?;
-            if let Scope::Group(id) = item.scope
-                && answer.status == reqwest::StatusCode::NOT_FOUND
-            {
-                outcomes.push(AddOutcome::UnknownGroup(id));
-                continue;
+            for at in positions {
+                let item = &items[at];
+                if let Scope::Group(id) = item.scope
+                    && answer.status == reqwest::StatusCode::NOT_FOUND
+                {
+                    outcomes[at] = Some(AddOutcome::UnknownGroup(id));
+                    continue;
+                }
+                if !answer.status.is_success() {
+                    return Err(self
+                        .http
+                        .fault(&answer, format!("POST {path} answered {}", answer.status)));
+                }
+                let kind = match &item.kind {
+                    Kind::Manual => Kind::Unsubscribe,
+                    other => other.clone(),
+                };
+                let mut stored = Suppression {
+                    id: SuppressionId(0),
+                    tenant: tenant.clone(),
+                    email: item.email.clone(),
+                    scope: item.scope,
+                    kind,
+                    origin: Origin::Recipient,
+                    created_at: now,
+                };
+                let list = List::of(&stored, self.shape);
+                stored.id = entry_id(list, &stored.email);
+                let new = seen.insert((list, stored.email.clone()));
+                outcomes[at] = Some(AddOutcome::Added {
+                    suppression: stored,
+                    new,
+                });
             }
-            if !answer.status.is_success() {
-                return Err(self
-                    .http
-                    .fault(&answer, format!("POST {path} answered {}", answer.status)));
-            }
-            let mut stored = Suppression {
-                id: SuppressionId(0),
-                tenant: tenant.clone(),
-                email: item.email.clone(),
-                scope: item.scope,
-                kind: item.kind.clone(),
-                origin: Origin::Recipient,
-                created_at: now,
-            };
-            if matches!(stored.kind, Kind::Manual) {
-                stored.kind = Kind::Unsubscribe;
-            }
-            let list = List::of(&stored, self.shape);
-            stored.id = entry_id(list, &stored.email);
-            let new = seen.insert((list, stored.email.clone()));
-            outcomes.push(AddOutcome::Added {
-                suppression: stored,
-                new,
-            });
         }
-        Ok(outcomes)
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| EngineError::internal(BACKEND, "an add item got no outcome")))
+            .collect()
     }
 
     async fn entries(

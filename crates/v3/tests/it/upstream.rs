@@ -370,3 +370,36 @@ async fn sendgrid_shape_cannot_tell_bounce_classes_apart() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn unsubscribes_go_a_thousand_to_a_request() {
+    let fake = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v3/asm/suppressions/global"))
+        .respond_with(|req: &wiremock::Request| {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let count = body["recipient_emails"].as_array().unwrap().len();
+            assert!(count <= 1000, "{count} in one request");
+            ResponseTemplate::new(201).set_body_json(body)
+        })
+        .expect(3)
+        .mount(&fake)
+        .await;
+    let items: Vec<NewSuppression> = (0..2500)
+        .map(|i| global(&format!("u{i}@x.com"), Kind::Unsubscribe))
+        .collect();
+    let outcomes = upstream(fake.uri(), Shape::Seed, 1)
+        .add(&tenant("t1"), items)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 2500);
+    for (at, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            AddOutcome::Added { suppression, new } => {
+                assert_eq!(suppression.email.as_str(), format!("u{at}@x.com"));
+                assert!(new);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
