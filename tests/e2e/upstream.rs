@@ -794,3 +794,73 @@ async fn a_v3_upstream_in_the_seed_shape_shows_and_changes_what_the_provider_hol
 async fn a_v3_upstream_in_the_sendgrid_shape_shows_and_changes_what_the_provider_holds() {
     v3_upstream_round_trip("sendgrid", "b-v3-sendgrid-key").await;
 }
+
+/// No client notices the move: the official SendPost SDK's own suite, run
+/// unchanged against A whose tenant lives at B.
+#[tokio::test]
+async fn the_sendpost_sdk_suite_passes_against_a_sendpost_upstream() {
+    let python = tokio::task::spawn_blocking(|| {
+        crate::sdk::python_env("sendpost3", crate::sdk_sendpost::PYTHON_SENDPOST)
+    })
+    .await
+    .unwrap();
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&a_tenants("sendpost", b.base(), "b-sendpost-key")).await;
+    let base = a.base().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::sdk::run_script(
+            &python,
+            "sendpost_suppressions.py",
+            &base,
+            &[("SENDPOST_KEY", "a-sendpost-key")],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("all passed"), "{out}");
+    // And it all happened at B.
+    assert!(
+        !sendpost_list(&Client::new(), b.base(), "b-sendpost-key")
+            .await
+            .is_empty()
+    );
+}
+
+/// The same for v3: the official Python SendGrid SDK's bounce suite, run
+/// unchanged against A whose tenant lives at a v3 provider (B, seed shape).
+#[tokio::test]
+async fn the_sendgrid_sdk_bounce_suite_passes_against_a_v3_upstream() {
+    let python = tokio::task::spawn_blocking(|| {
+        crate::sdk::python_env("sendgrid", crate::sdk_v3::PYTHON_SENDGRID)
+    })
+    .await
+    .unwrap();
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&format!(
+        r#"
+[storage.upstream]
+provider = "v3"
+base_url = "{}"
+[[tenants]]
+id = "sdk"
+backend = "upstream"
+upstream_token = "b-v3-key"
+  [[tenants.keys]]
+  api = "v3"
+  token = "SG.sdk-writer"
+  [[tenants.keys]]
+  api = "v3"
+  token = "SG.sdk-reader"
+  scopes = ["suppressions.read"]
+"#,
+        b.base()
+    ))
+    .await;
+    let base = a.base().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::sdk::run_script(&python, "v3_bounces.py", &base, &[])
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("all passed"), "{out}");
+}
