@@ -22,23 +22,31 @@ use crate::telemetry;
 pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
     let upstream = config.open_upstream()?;
     let mut opened: Vec<(BackendKind, Arc<dyn Backend>)> = Vec::new();
-    let mut open = |kind: BackendKind| -> anyhow::Result<Arc<dyn Backend>> {
-        if let Some((_, backend)) = opened.iter().find(|(k, _)| *k == kind) {
-            return Ok(Arc::clone(backend));
+    let wanted = std::iter::once(config.storage.backend)
+        .chain((0..config.tenants.len()).map(|t| config.backend_of(t)));
+    for kind in wanted {
+        if opened.iter().any(|(k, _)| *k == kind) {
+            continue;
         }
         let backend = match (kind, &upstream) {
             (BackendKind::Upstream, Some(backend)) => Arc::clone(backend),
-            _ => open_store(config, kind)?,
+            _ => open_store(config, kind).await?,
         };
-        opened.push((kind, Arc::clone(&backend)));
-        Ok(backend)
+        opened.push((kind, backend));
+    }
+    let of = |kind: BackendKind| {
+        opened
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, b)| Arc::clone(b))
+            .context("a backend was not opened")
     };
-    let default = open(config.storage.backend)?;
+    let default = of(config.storage.backend)?;
     let mut routes = std::collections::HashMap::new();
     for (t, tenant) in config.tenants.iter().enumerate() {
         let kind = config.backend_of(t);
         if kind != config.storage.backend {
-            routes.insert(tenant.id.clone(), open(kind)?);
+            routes.insert(tenant.id.clone(), of(kind)?);
         }
     }
     if routes.is_empty() {
@@ -50,7 +58,7 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
 }
 
 /// Opens one of hush's own stores.
-fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dyn Backend>> {
+async fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(match kind {
         BackendKind::Memory => Arc::new(MemoryBackend::new()),
         BackendKind::Upstream => anyhow::bail!("storage.upstream is not configured"),
