@@ -864,3 +864,47 @@ upstream_token = "b-v3-key"
     .unwrap();
     assert!(out.contains("all passed"), "{out}");
 }
+
+/// And for Postmark: the official postmark-python suite, run unchanged
+/// against A whose tenant lives at B (seeded as that suite expects).
+#[tokio::test]
+async fn the_postmark_sdk_suite_passes_against_a_postmark_upstream() {
+    let python = tokio::task::spawn_blocking(|| {
+        crate::sdk::python_env("postmark", crate::sdk_postmark::PYTHON_POSTMARK)
+    })
+    .await
+    .unwrap();
+    let b = TestGateway::spawn_in(
+        crate::sdk_postmark::seeded_dir().await,
+        crate::sdk_postmark::TENANTS,
+    )
+    .await;
+    let a = TestGateway::spawn(&format!(
+        r#"
+[storage.upstream]
+provider = "postmark"
+base_url = "{}"
+[[tenants]]
+id = "sdk"
+backend = "upstream"
+upstream_token = "pm-sdk-server-token"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "a-pm-token"
+"#,
+        b.base()
+    ))
+    .await;
+    let base = a.base().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::sdk::run_script(
+            &python,
+            "postmark_python.py",
+            &base,
+            &[("POSTMARK_TOKEN", "a-pm-token")],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("all passed"), "{out}");
+}
