@@ -527,6 +527,10 @@ async fn bad_upstream_settings_stop_the_start_naming_the_key() {
             format!("{storage}[storage.upstream]\nprovider = \"carrier-pigeon\"\n"),
             "storage.upstream.provider",
         ),
+        (
+            format!("{storage}[[tenants]]\nid = \"t\"\nupstream_token = \"secret-1\"\n"),
+            "tenants[0].upstream_token",
+        ),
     ];
     for (toml, key) in cases {
         let file = dir.path().join("bad.toml");

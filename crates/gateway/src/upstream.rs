@@ -101,6 +101,18 @@ impl Config {
     /// Checks the upstream settings and every upstream tenant's credential,
     /// naming the key at fault.
     pub(crate) fn check_upstream(&self) -> Result<(), ConfigError> {
+        // A credential on a tenant that does not use it is a mistake in the
+        // making: the operator thinks the tenant moved.
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            if self.backend_of(t) != BackendKind::Upstream
+                && (tenant.upstream_token.is_some() || tenant.upstream_token_env.is_some())
+            {
+                return Err(ConfigError::new(
+                    format!("tenants[{t}].upstream_token"),
+                    "given, but the tenant is not on the upstream backend (set backend = \"upstream\" on the tenant or storage.backend)",
+                ));
+            }
+        }
         if !self.uses(BackendKind::Upstream) {
             return Ok(());
         }

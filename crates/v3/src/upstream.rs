@@ -414,10 +414,18 @@ impl V3Upstream {
     ) -> Group {
         // v3 groups have no key: the default stream keeps its own, the
         // others are derived from the name (DESIGN.md, "Streams and groups").
-        let key = if name == DEFAULT_STREAM_NAME {
+        let default_stream = name == DEFAULT_STREAM_NAME;
+        let key = if default_stream {
             GroupKey::parse(DEFAULT_STREAM_KEY).unwrap_or_else(|_| GroupKey::from_name(&name))
         } else {
             GroupKey::from_name(&name)
+        };
+        // The default stream is Postmark's transactional one; other v3
+        // groups are for bulk mail with an unsubscribe link.
+        let (stream_type, unsubscribe_handling) = if default_stream {
+            (StreamType::Transactional, UnsubscribeHandling::None)
+        } else {
+            (StreamType::Broadcasts, UnsubscribeHandling::Postmark)
         };
         Group {
             id: GroupId(id),
@@ -426,8 +434,8 @@ impl V3Upstream {
             name,
             description,
             is_default,
-            stream_type: StreamType::Broadcasts,
-            unsubscribe_handling: UnsubscribeHandling::Postmark,
+            stream_type,
+            unsubscribe_handling,
             archived_at: None,
             created_at: created_at
                 .and_then(|t| Timestamp::parse_rfc3339(t).ok())
