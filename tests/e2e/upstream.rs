@@ -29,15 +29,16 @@ id = "acme"
 
 /// A: tenant `acme` moved to the upstream, tenant `stay` on A's SQLite.
 fn a_tenants(provider: &str, base_url: &str, token: &str) -> String {
-    a_tenants_shaped(provider, base_url, token, "seed")
+    a_tenants_shaped(provider, base_url, token, "")
 }
 
+/// `shape` is a line of TOML, empty for providers without one.
 fn a_tenants_shaped(provider: &str, base_url: &str, token: &str, shape: &str) -> String {
     format!(
         r#"
 [storage.upstream]
 provider = "{provider}"
-shape = "{shape}"
+{shape}
 base_url = "{base_url}"
 retry_max_attempts = 2
 retry_initial_backoff_ms = 10
@@ -531,6 +532,12 @@ async fn bad_upstream_settings_stop_the_start_naming_the_key() {
             format!("{storage}[[tenants]]\nid = \"t\"\nupstream_token = \"secret-1\"\n"),
             "tenants[0].upstream_token",
         ),
+        (
+            format!(
+                "{storage}[storage.upstream]\nprovider = \"postmark\"\nshape = \"sendgrid\"\n{tenant}upstream_token = \"secret-1\"\n"
+            ),
+            "storage.upstream.shape",
+        ),
     ];
     for (toml, key) in cases {
         let file = dir.path().join("bad.toml");
@@ -695,7 +702,8 @@ async fn bounce_emails(c: &Client, base: &str, key: &str) -> Vec<String> {
 /// hush A in front of a v3 provider, in the provider's shape.
 async fn v3_upstream_round_trip(shape: &str, b_key: &str) {
     let b = TestGateway::spawn(B_TENANTS).await;
-    let a = TestGateway::spawn(&a_tenants_shaped("v3", b.base(), b_key, shape)).await;
+    let shape = format!("shape = \"{shape}\"");
+    let a = TestGateway::spawn(&a_tenants_shaped("v3", b.base(), b_key, &shape)).await;
     let c = Client::new();
 
     // B holds a bounce; A's v3 and SendPost clients see it.

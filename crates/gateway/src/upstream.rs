@@ -60,7 +60,7 @@ pub struct UpstreamConfig {
     pub history_start: String,
     /// v3: the provider's response shapes, `seed` (hush's own) or
     /// `sendgrid` (SendGrid itself).
-    pub shape: hush_v3::Shape,
+    pub shape: Option<hush_v3::Shape>,
 }
 
 impl Default for UpstreamConfig {
@@ -76,7 +76,7 @@ impl Default for UpstreamConfig {
             retry_max_backoff_ms: millis(retry.max_backoff),
             retry_max_elapsed_ms: millis(retry.max_elapsed),
             history_start: "2015-01-01".into(),
-            shape: hush_v3::Shape::Seed,
+            shape: None,
         }
     }
 }
@@ -127,6 +127,12 @@ impl Config {
                 "required when a tenant uses the upstream backend: v3, postmark or sendpost",
             )
         })?;
+        if provider != Provider::V3 && self.storage.upstream.shape.is_some() {
+            return Err(ConfigError::new(
+                "storage.upstream.shape",
+                "only the v3 provider has a shape",
+            ));
+        }
         Ok(provider)
     }
 
@@ -257,7 +263,7 @@ impl Config {
             Provider::V3 => Arc::new(hush_v3::upstream::V3Upstream::new(
                 http,
                 credentials,
-                self.storage.upstream.shape,
+                self.storage.upstream.shape.unwrap_or_default(),
             )),
         };
         Ok(Some(backend))
