@@ -8,7 +8,7 @@ fn settings(server: &MockServer, max_attempts: u32) -> UpstreamSettings {
     UpstreamSettings {
         base_url: server.uri(),
         connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(1),
         retry: RetrySettings {
             max_attempts,
             initial_backoff: Duration::from_millis(1),

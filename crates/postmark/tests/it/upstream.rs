@@ -26,6 +26,12 @@ use crate::support::tenant;
 
 const TENANTS: [&str; 4] = ["t1", "t2", "one", "two"];
 
+/// Short enough that the timeout tests are quick, long enough for a busy
+/// machine: the fakes that time out wait 5 s.
+fn timeout() -> Duration {
+    Duration::from_millis(1500)
+}
+
 fn token(tenant: &str) -> String {
     format!("pm-upstream-{tenant}")
 }
@@ -38,7 +44,7 @@ fn upstream(base_url: String, max_attempts: u32) -> PostmarkUpstream {
     let settings = UpstreamSettings {
         base_url,
         connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(500),
+        request_timeout: timeout(),
         retry: RetrySettings {
             max_attempts,
             initial_backoff: Duration::from_millis(1),

@@ -26,6 +26,12 @@ use crate::support::tenant;
 
 const TENANTS: [&str; 4] = ["t1", "t2", "one", "two"];
 
+/// Short enough that the timeout tests are quick, long enough for a busy
+/// machine: the fakes that time out wait 5 s.
+fn timeout() -> Duration {
+    Duration::from_millis(1500)
+}
+
 fn token(tenant: &str) -> String {
     format!("sp-upstream-{tenant}")
 }
@@ -34,7 +40,7 @@ fn settings(base_url: String, max_attempts: u32) -> UpstreamSettings {
     UpstreamSettings {
         base_url,
         connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(2),
+        request_timeout: timeout(),
         retry: RetrySettings {
             max_attempts,
             initial_backoff: Duration::from_millis(1),
@@ -440,4 +446,22 @@ async fn groups_are_refused_naming_the_backend() {
     item.scope = Scope::Group(GroupId(1));
     let err = engine.add(&tenant("t1"), vec![item]).await.unwrap_err();
     assert!(matches!(err, EngineError::Unsupported { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_a_timeout_after_the_retries() {
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(3)
+        .mount(&fake)
+        .await;
+    let err = upstream(fake.uri(), 3)
+        .entries(&tenant("t1"), &Email::parse("a@x.com").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::UpstreamTimeout { .. }),
+        "{err:?}"
+    );
 }

@@ -28,6 +28,12 @@ fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
 
+/// Short enough that the timeout tests are quick, long enough for a busy
+/// machine: the fakes that time out wait 5 s.
+fn timeout() -> Duration {
+    Duration::from_millis(1500)
+}
+
 fn token(tenant: &str) -> String {
     format!("SG.upstream-{tenant}")
 }
@@ -40,7 +46,7 @@ fn upstream(base_url: String, shape: Shape, max_attempts: u32) -> V3Upstream {
     let settings = UpstreamSettings {
         base_url,
         connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(500),
+        request_timeout: timeout(),
         retry: RetrySettings {
             max_attempts,
             initial_backoff: Duration::from_millis(1),
@@ -402,4 +408,22 @@ async fn unsubscribes_go_a_thousand_to_a_request() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_a_timeout_after_the_retries() {
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(2)
+        .mount(&fake)
+        .await;
+    let err = upstream(fake.uri(), Shape::Sendgrid, 2)
+        .groups(&tenant("t1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::UpstreamTimeout { .. }),
+        "{err:?}"
+    );
 }
