@@ -17,4 +17,5 @@ mod sdk_sendpost;
 mod sdk_v3;
 mod sendpost;
 mod support;
+mod upstream;
 mod v3;

@@ -23,7 +23,7 @@ use crate::support::TestGateway;
 
 const TOKEN: &str = "pm-sdk-server-token";
 const V3_KEY: &str = "SG.cross-api";
-const TENANTS: &str = r#"
+pub(crate) const TENANTS: &str = r#"
 [[tenants]]
 id = "sdk"
   [[tenants.keys]]
@@ -57,7 +57,7 @@ fn engine_on(dir: &std::path::Path) -> Engine {
 
 /// A folder whose `hush.db` holds, for tenant `sdk`, the entries the SDK
 /// scripts expect: one per case the customer may or may not change.
-async fn seeded_dir() -> tempfile::TempDir {
+pub(crate) async fn seeded_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_on(dir.path());
     let entry = |address: &str, kind: Kind, origin: Origin, at: &str| NewSuppression {

@@ -44,6 +44,10 @@ pub enum AddOutcome {
     Added { suppression: Suppression, new: bool },
     /// The item's group does not exist (or was deleted meanwhile).
     UnknownGroup(GroupId),
+    /// An upstream provider refused this one item and took the others
+    /// (Postmark answers `Failed` per item, specs/postmark.md §2.2);
+    /// `message` is the provider's reason. hush's own stores never refuse.
+    Refused { message: String },
 }
 
 #[async_trait]
@@ -53,6 +57,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::FULL
+    }
+
+    /// What the backend can serve for one tenant. The same for every tenant
+    /// except in a backend that routes tenants to different stores.
+    fn capabilities_for(&self, _tenant: &TenantId) -> Capabilities {
+        self.capabilities()
+    }
+
+    /// The name of the backend that serves one tenant, for its errors.
+    fn name_for(&self, _tenant: &TenantId) -> &'static str {
+        self.name()
     }
 
     /// Whether the backend can serve requests now (`/readyz`).

@@ -112,6 +112,7 @@ fn added(outcome: &AddOutcome) -> (&Suppression, bool) {
     match outcome {
         AddOutcome::Added { suppression, new } => (suppression, *new),
         AddOutcome::UnknownGroup(id) => panic!("expected an add, got unknown group {id}"),
+        AddOutcome::Refused { message } => panic!("expected an add, got a refusal: {message}"),
     }
 }
 

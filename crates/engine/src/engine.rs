@@ -69,7 +69,7 @@ impl Engine {
     /// Postmark default stream `outbound` (DESIGN.md). Safe to call on every
     /// start and from several instances at once.
     pub async fn bootstrap_tenant(&self, tenant: &TenantId) -> Result<(), EngineError> {
-        if !self.capabilities().groups {
+        if !self.backend.capabilities_for(tenant).groups {
             return Ok(());
         }
         let key = GroupKey::parse(DEFAULT_STREAM_KEY)
@@ -101,7 +101,11 @@ impl Engine {
         tenant: &TenantId,
         items: Vec<NewSuppression>,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        self.require_scopes(items.iter().map(|i| i.scope), "store group suppressions")?;
+        self.require_scopes(
+            tenant,
+            items.iter().map(|i| i.scope),
+            "store group suppressions",
+        )?;
         if items.len() <= ADD_BATCH {
             return self.backend.add(tenant, items).await;
         }
@@ -130,12 +134,12 @@ impl Engine {
         filter: &ListFilter,
         page: PageRequest,
     ) -> Result<Page<Suppression>, EngineError> {
-        self.require_filter(filter)?;
+        self.require_filter(tenant, filter)?;
         self.backend.list(tenant, filter, page).await
     }
 
     pub async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
-        self.require_filter(filter)?;
+        self.require_filter(tenant, filter)?;
         self.backend.count(tenant, filter).await
     }
 
@@ -152,7 +156,7 @@ impl Engine {
         use futures_util::stream;
 
         let backend = Arc::clone(&self.backend);
-        let checked = self.require_filter(&filter);
+        let checked = self.require_filter(&tenant, &filter);
         let state = (
             backend,
             tenant,
@@ -215,7 +219,7 @@ impl Engine {
         tenant: &TenantId,
         filter: &ListFilter,
     ) -> Result<u64, EngineError> {
-        self.require_filter(filter)?;
+        self.require_filter(tenant, filter)?;
         self.backend.remove_matching(tenant, filter).await
     }
 
@@ -252,7 +256,7 @@ impl Engine {
         tenant: &TenantId,
         spec: GroupSpec,
     ) -> Result<Group, EngineError> {
-        self.require(self.capabilities().groups, "manage groups")?;
+        self.require_groups(tenant)?;
         let name = check_group_name(&spec.name)?;
         check_group_description(&spec.description)?;
         let unsubscribe_handling = spec
@@ -282,7 +286,7 @@ impl Engine {
     }
 
     pub async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Group, EngineError> {
-        self.require(self.capabilities().groups, "manage groups")?;
+        self.require_groups(tenant)?;
         self.backend
             .group(tenant, id)
             .await?
@@ -294,12 +298,12 @@ impl Engine {
         tenant: &TenantId,
         key: &GroupKey,
     ) -> Result<Option<Group>, EngineError> {
-        self.require(self.capabilities().groups, "manage groups")?;
+        self.require_groups(tenant)?;
         self.backend.group_by_key(tenant, key).await
     }
 
     pub async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, EngineError> {
-        self.require(self.capabilities().groups, "manage groups")?;
+        self.require_groups(tenant)?;
         self.backend.groups(tenant).await
     }
 
@@ -309,7 +313,7 @@ impl Engine {
         id: GroupId,
         mut changes: GroupChanges,
     ) -> Result<Group, EngineError> {
-        self.require(self.capabilities().groups, "manage groups")?;
+        self.require_groups(tenant)?;
         if let Some(name) = &changes.name {
             changes.name = Some(check_group_name(name)?);
         }
@@ -338,41 +342,60 @@ impl Engine {
         }
     }
 
-    fn require(&self, capable: bool, operation: &'static str) -> Result<(), EngineError> {
+    fn require(
+        &self,
+        tenant: &TenantId,
+        capable: bool,
+        operation: &'static str,
+    ) -> Result<(), EngineError> {
         if capable {
             Ok(())
         } else {
             Err(EngineError::Unsupported {
-                backend: self.backend_name(),
+                backend: self.backend.name_for(tenant),
                 operation,
             })
         }
     }
 
+    fn require_groups(&self, tenant: &TenantId) -> Result<(), EngineError> {
+        let groups = self.backend.capabilities_for(tenant).groups;
+        self.require(tenant, groups, "manage groups")
+    }
+
     fn require_scopes(
         &self,
+        tenant: &TenantId,
         mut scopes: impl Iterator<Item = Scope>,
         operation: &'static str,
     ) -> Result<(), EngineError> {
-        let groups = self.capabilities().groups;
+        let groups = self.backend.capabilities_for(tenant).groups;
         self.require(
+            tenant,
             groups || !scopes.any(|s| matches!(s, Scope::Group(_))),
             operation,
         )
     }
 
-    fn require_filter(&self, filter: &ListFilter) -> Result<(), EngineError> {
-        let caps = self.capabilities();
+    fn require_filter(&self, tenant: &TenantId, filter: &ListFilter) -> Result<(), EngineError> {
+        let caps = self.backend.capabilities_for(tenant);
         self.require(
+            tenant,
             caps.groups || matches!(filter.scope, ScopeFilter::Global | ScopeFilter::Any),
             "list group suppressions",
         )?;
         self.require(
+            tenant,
             caps.created_time_filter
                 || (filter.created_from.is_none() && filter.created_to.is_none()),
             "filter by creation time",
         )?;
-        self.require(caps.origins || filter.origin.is_none(), "filter by origin")
+        self.require(
+            tenant,
+            caps.origins || filter.origin.is_none(),
+            "filter by origin",
+        )?;
+        crate::capability::filter_refusal(self.backend.name_for(tenant), caps, filter)
     }
 }
 

@@ -28,6 +28,26 @@ pub enum EngineError {
         backend: &'static str,
         reason: String,
     },
+    /// An upstream provider refused or failed a call. `status` is the
+    /// provider's HTTP status (`None` when it answered something that is not
+    /// its wire format); `request_id` is the provider's id for the call when
+    /// it sent one. Logged in full; clients see a 502 in their own format.
+    #[error(
+        "the {backend} upstream failed (status {status:?}, request id {request_id:?}): {detail}"
+    )]
+    Upstream {
+        backend: &'static str,
+        status: Option<u16>,
+        request_id: Option<String>,
+        detail: String,
+    },
+    /// An upstream provider did not answer in time, after any retries.
+    /// Clients see a 504 in their own format.
+    #[error("the {backend} upstream timed out: {detail}")]
+    UpstreamTimeout {
+        backend: &'static str,
+        detail: String,
+    },
     /// A fault inside a backend: logged with its detail, shown to clients
     /// as a plain internal error.
     #[error("{backend} backend failure: {detail}")]

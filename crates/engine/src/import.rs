@@ -18,6 +18,7 @@ pub struct Importer {
     pending: Vec<NewSuppression>,
     committed: u64,
     unknown_groups: u64,
+    refused: u64,
 }
 
 impl Engine {
@@ -37,6 +38,7 @@ impl Engine {
             pending: Vec::with_capacity(batch),
             committed: 0,
             unknown_groups: 0,
+            refused: 0,
         }
     }
 }
@@ -62,6 +64,10 @@ impl Importer {
             match outcome {
                 AddOutcome::Added { .. } => self.committed += 1,
                 AddOutcome::UnknownGroup(_) => self.unknown_groups += 1,
+                AddOutcome::Refused { message } => {
+                    tracing::warn!(%message, "an upstream refused an imported row");
+                    self.refused += 1;
+                }
             }
         }
         Ok(())
@@ -79,6 +85,11 @@ impl Importer {
     }
 
     /// Rows refused because their group vanished during the import.
+    /// Rows an upstream provider refused one by one.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
     pub fn unknown_groups(&self) -> u64 {
         self.unknown_groups
     }

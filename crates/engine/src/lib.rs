@@ -5,6 +5,7 @@
 pub mod access;
 mod authority;
 mod backend;
+mod capability;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod engine;

@@ -73,6 +73,8 @@ pub enum BackendKind {
     Sqlite,
     Memory,
     Postgres,
+    /// A real provider: `[storage.upstream]` (docs/backends.md).
+    Upstream,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -90,6 +92,7 @@ pub struct StorageConfig {
     pub pool_size: u32,
     /// PostgreSQL: how long to wait for a connection, opening one included.
     pub connect_timeout_secs: u64,
+    pub upstream: crate::upstream::UpstreamConfig,
 }
 
 impl Default for StorageConfig {
@@ -101,6 +104,7 @@ impl Default for StorageConfig {
             url: None,
             pool_size: hush_store::postgres::DEFAULT_POOL_SIZE,
             connect_timeout_secs: hush_store::postgres::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+            upstream: crate::upstream::UpstreamConfig::default(),
         }
     }
 }
@@ -181,6 +185,17 @@ pub struct TenantConfig {
     pub parent: Option<TenantId>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Overrides `storage.backend` for this tenant, so moved and unmoved
+    /// tenants share one gateway.
+    #[serde(default)]
+    pub backend: Option<BackendKind>,
+    /// The tenant's key at the upstream provider. Never logged: `Debug`
+    /// hides it.
+    #[serde(default, skip_serializing)]
+    pub upstream_token: Option<hush_upstream::Credential>,
+    /// The environment variable holding the upstream key instead.
+    #[serde(default)]
+    pub upstream_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -245,7 +260,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             problem: problem.into(),
@@ -346,6 +361,7 @@ impl Config {
             ));
         }
         self.check_parents()?;
+        self.check_upstream()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::new("log.level", err.to_string()));
         }

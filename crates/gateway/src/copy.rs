@@ -288,6 +288,11 @@ async fn copy_suppressions(
                 AddOutcome::UnknownGroup(id) => {
                     bail!("the destination lost group {id} during the copy")
                 }
+                // Only an upstream refuses single items; hush's own stores,
+                // the only destinations so far, never do.
+                AddOutcome::Refused { message } => {
+                    bail!("the destination refused an entry: {message}")
+                }
             }
         }
         progress.inc(count);

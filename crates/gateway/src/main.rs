@@ -4,6 +4,7 @@ mod config;
 mod copy;
 mod server;
 mod telemetry;
+mod upstream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,10 +17,51 @@ use serde_json::json;
 use crate::config::{Api, BackendKind, Config, ResolvedKey};
 use crate::telemetry;
 
-/// Opens the backend the config names.
+/// Opens the backend the config names, and, when tenants override it, the
+/// others too behind a router that serves each tenant from its own.
 pub async fn open_backend(config: &Config) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(match config.storage.backend {
+    let upstream = config.open_upstream()?;
+    let mut opened: Vec<(BackendKind, Arc<dyn Backend>)> = Vec::new();
+    let wanted = std::iter::once(config.storage.backend)
+        .chain((0..config.tenants.len()).map(|t| config.backend_of(t)));
+    for kind in wanted {
+        if opened.iter().any(|(k, _)| *k == kind) {
+            continue;
+        }
+        let backend = match (kind, &upstream) {
+            (BackendKind::Upstream, Some(backend)) => Arc::clone(backend),
+            _ => open_store(config, kind).await?,
+        };
+        opened.push((kind, backend));
+    }
+    let of = |kind: BackendKind| {
+        opened
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, b)| Arc::clone(b))
+            .context("a backend was not opened")
+    };
+    let default = of(config.storage.backend)?;
+    let mut routes = std::collections::HashMap::new();
+    for (t, tenant) in config.tenants.iter().enumerate() {
+        let kind = config.backend_of(t);
+        if kind != config.storage.backend {
+            routes.insert(tenant.id.clone(), of(kind)?);
+        }
+    }
+    if routes.is_empty() {
+        return Ok(default);
+    }
+    Ok(Arc::new(crate::upstream::TenantRouter::new(
+        default, routes,
+    )))
+}
+
+/// Opens one of hush's own stores.
+async fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match kind {
         BackendKind::Memory => Arc::new(MemoryBackend::new()),
+        BackendKind::Upstream => anyhow::bail!("storage.upstream is not configured"),
         BackendKind::Sqlite => {
             let mut options = SqliteOptions::new(config.storage.path.clone());
             options.read_connections = config.storage.read_connections;

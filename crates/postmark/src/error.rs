@@ -103,6 +103,10 @@ pub enum PostmarkError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("The {0} upstream provider failed.")]
+    BadGateway(&'static str),
+    #[error("The {0} upstream provider did not answer in time.")]
+    GatewayTimeout(&'static str),
     /// §5, code 100: Postmark's maintenance answer, which postmark-python
     /// retries.
     #[error("The service is temporarily unavailable.")]
@@ -145,6 +149,8 @@ impl PostmarkError {
             | Self::MethodNotAllowed
             | Self::PayloadTooLarge(_)
             | Self::NotImplemented(_)
+            | Self::BadGateway(_)
+            | Self::GatewayTimeout(_)
             | Self::Internal => 0,
         }
     }
@@ -184,6 +190,19 @@ impl From<EngineError> for PostmarkError {
                 tracing::error!(backend, %reason, "backend unavailable");
                 Self::Unavailable
             }
+            EngineError::Upstream {
+                backend,
+                status,
+                request_id,
+                detail,
+            } => {
+                tracing::error!(backend, ?status, ?request_id, %detail, "upstream failure");
+                Self::BadGateway(backend)
+            }
+            EngineError::UpstreamTimeout { backend, detail } => {
+                tracing::error!(backend, %detail, "upstream timeout");
+                Self::GatewayTimeout(backend)
+            }
             EngineError::Internal { backend, detail } => {
                 tracing::error!(backend, %detail, "backend failure");
                 Self::Internal
@@ -208,6 +227,8 @@ impl ResponseError for PostmarkError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -218,5 +239,50 @@ impl ResponseError for PostmarkError {
             error_code: self.error_code(),
             message: self.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    fn status(err: EngineError) -> StatusCode {
+        PostmarkError::from(err).error_response().status()
+    }
+
+    /// A backend's refusals and an upstream's faults reach the caller with
+    /// the status that says whose fault it is.
+    #[test]
+    fn refusals_and_upstream_faults_have_their_status() {
+        let unsupported = EngineError::Unsupported {
+            backend: "upstream-sendpost",
+            operation: "manage groups",
+        };
+        let body = PostmarkError::from(unsupported).to_string();
+        assert!(
+            body.contains("upstream-sendpost") && body.contains("manage groups"),
+            "{body}"
+        );
+        assert_eq!(
+            status(EngineError::Unsupported {
+                backend: "b",
+                operation: "o"
+            }),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        let upstream = EngineError::Upstream {
+            backend: "upstream-postmark",
+            status: Some(500),
+            request_id: Some("req-1".into()),
+            detail: "secret detail".into(),
+        };
+        let shown = PostmarkError::from(upstream);
+        assert!(!shown.to_string().contains("secret"), "{shown}");
+        assert_eq!(shown.error_response().status(), StatusCode::BAD_GATEWAY);
+        let timeout = EngineError::UpstreamTimeout {
+            backend: "upstream-v3",
+            detail: "slow".into(),
+        };
+        assert_eq!(status(timeout), StatusCode::GATEWAY_TIMEOUT);
     }
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod extract;
 mod streams;
 mod suppressions;
+pub mod upstream;
 pub mod wire;
 
 use actix_web::{HttpResponse, Resource, Scope, web};

@@ -81,7 +81,15 @@ pub async fn dump(
     let query = QueryPairs::from_request(&req);
     let group = stream_group(&state.engine, &server.tenant, &stream_id).await?;
     let filter = dump_filter(&query, ScopeFilter::GlobalAndGroup(group.id))?;
-    let rows = state.engine.scan(server.tenant, filter, DUMP_BATCH);
+    let mut rows = Box::pin(state.engine.scan(server.tenant, filter, DUMP_BATCH).fuse());
+    // The first row decides the status: a store or upstream that fails
+    // before anything is sent gets its own error (a 502 from a failing
+    // upstream), not a 200 cut short.
+    let first = rows.next().await;
+    if let Some(Err(err)) = first {
+        return Err(err.into());
+    }
+    let rows = stream::iter(first).chain(rows);
     Ok(HttpResponse::Ok()
         .insert_header(ContentType::json())
         .streaming(dump_body(rows)))
@@ -125,10 +133,12 @@ fn parse_changes(body: &RawBody) -> Result<Vec<SuppressionAddress>, PostmarkErro
 }
 
 /// One address's result before it is echoed back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Verdict {
     Done(ChangeStatus),
     NoAuthority,
+    /// An upstream provider's own `Failed`, with its message.
+    Failed(String),
 }
 
 /// Answers every item in request order, duplicates included, echoing each
@@ -163,10 +173,11 @@ async fn each_address(
         .into_iter()
         .zip(parsed)
         .map(|(item, email)| {
-            let verdict = email.and_then(|e| verdict_of.get(&e).copied());
+            let verdict = email.and_then(|e| verdict_of.get(&e).cloned());
             let (status, message) = match verdict {
                 Some(Verdict::Done(status)) => (status, None),
                 Some(Verdict::NoAuthority) => (ChangeStatus::Failed, Some(NO_AUTHORITY.to_owned())),
+                Some(Verdict::Failed(message)) => (ChangeStatus::Failed, Some(message)),
                 None => (ChangeStatus::Failed, Some(INVALID_ADDRESS.to_owned())),
             };
             SuppressionStatus {
@@ -219,6 +230,7 @@ pub async fn create(
                     Err(PostmarkError::StreamNotFound)
                 }
                 GuardedAdd::Refused { .. } => Ok(Verdict::NoAuthority),
+                GuardedAdd::Added(AddOutcome::Refused { message }) => Ok(Verdict::Failed(message)),
             })
             .collect()
     })

@@ -53,6 +53,10 @@ pub enum SendPostError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("the {0} upstream provider failed")]
+    BadGateway(&'static str),
+    #[error("the {0} upstream provider did not answer in time")]
+    GatewayTimeout(&'static str),
     /// No `Retry-After`: urllib3 would silently retry GET and DELETE on a
     /// 503 that carries one (§7).
     #[error("service unavailable")]
@@ -102,9 +106,11 @@ impl SendPostError {
             }
             Self::NotFound(_) => ("resource_not_found", "not_found_error"),
             Self::Conflict(_) => ("resource_exists", "conflict_error"),
-            Self::NotImplemented(_) | Self::Unavailable | Self::Internal => {
-                ("internal_error", "api_error")
-            }
+            Self::NotImplemented(_)
+            | Self::BadGateway(_)
+            | Self::GatewayTimeout(_)
+            | Self::Unavailable
+            | Self::Internal => ("internal_error", "api_error"),
         }
     }
 }
@@ -128,6 +134,19 @@ impl From<EngineError> for SendPostError {
                 tracing::error!(backend, %reason, "backend unavailable");
                 Self::Unavailable
             }
+            EngineError::Upstream {
+                backend,
+                status,
+                request_id,
+                detail,
+            } => {
+                tracing::error!(backend, ?status, ?request_id, %detail, "upstream failure");
+                Self::BadGateway(backend)
+            }
+            EngineError::UpstreamTimeout { backend, detail } => {
+                tracing::error!(backend, %detail, "upstream timeout");
+                Self::GatewayTimeout(backend)
+            }
             EngineError::Internal { backend, detail } => {
                 tracing::error!(backend, %detail, "backend failure");
                 Self::Internal
@@ -150,6 +169,8 @@ impl ResponseError for SendPostError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -165,5 +186,50 @@ impl ResponseError for SendPostError {
                 kind: kind.to_owned(),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    fn status(err: EngineError) -> StatusCode {
+        SendPostError::from(err).error_response().status()
+    }
+
+    /// A backend's refusals and an upstream's faults reach the caller with
+    /// the status that says whose fault it is.
+    #[test]
+    fn refusals_and_upstream_faults_have_their_status() {
+        let unsupported = EngineError::Unsupported {
+            backend: "upstream-sendpost",
+            operation: "manage groups",
+        };
+        let body = SendPostError::from(unsupported).to_string();
+        assert!(
+            body.contains("upstream-sendpost") && body.contains("manage groups"),
+            "{body}"
+        );
+        assert_eq!(
+            status(EngineError::Unsupported {
+                backend: "b",
+                operation: "o"
+            }),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        let upstream = EngineError::Upstream {
+            backend: "upstream-postmark",
+            status: Some(500),
+            request_id: Some("req-1".into()),
+            detail: "secret detail".into(),
+        };
+        let shown = SendPostError::from(upstream);
+        assert!(!shown.to_string().contains("secret"), "{shown}");
+        assert_eq!(shown.error_response().status(), StatusCode::BAD_GATEWAY);
+        let timeout = EngineError::UpstreamTimeout {
+            backend: "upstream-v3",
+            detail: "slow".into(),
+        };
+        assert_eq!(status(timeout), StatusCode::GATEWAY_TIMEOUT);
     }
 }

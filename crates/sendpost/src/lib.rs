@@ -7,6 +7,7 @@ pub mod contract;
 mod error;
 pub mod extract;
 mod suppressions;
+pub mod upstream;
 pub mod wire;
 
 use actix_web::body::BoxBody;

@@ -88,6 +88,9 @@ pub async fn create(
                     created.push(Suppression::from_canonical(&suppression));
                 }
             }
+            AddOutcome::Refused { message } => {
+                return Err(SendPostError::invalid_body("email", message));
+            }
             AddOutcome::UnknownGroup(group) => {
                 tracing::error!(%group, "a global add reported an unknown group");
                 return Err(SendPostError::Internal);

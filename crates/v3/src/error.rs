@@ -73,6 +73,10 @@ pub enum V3Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("the {0} upstream provider failed")]
+    BadGateway(&'static str),
+    #[error("the {0} upstream provider did not answer in time")]
+    GatewayTimeout(&'static str),
     #[error("service unavailable")]
     Unavailable,
     #[error("internal server error")]
@@ -124,6 +128,19 @@ impl From<EngineError> for V3Error {
                 tracing::error!(backend, %reason, "backend unavailable");
                 Self::Unavailable
             }
+            EngineError::Upstream {
+                backend,
+                status,
+                request_id,
+                detail,
+            } => {
+                tracing::error!(backend, ?status, ?request_id, %detail, "upstream failure");
+                Self::BadGateway(backend)
+            }
+            EngineError::UpstreamTimeout { backend, detail } => {
+                tracing::error!(backend, %detail, "upstream timeout");
+                Self::GatewayTimeout(backend)
+            }
             EngineError::Internal { backend, detail } => {
                 tracing::error!(backend, %detail, "backend failure");
                 Self::Internal
@@ -144,6 +161,8 @@ impl ResponseError for V3Error {
             Self::PayloadTooLarge(_) | Self::ImportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -157,5 +176,50 @@ impl ResponseError for V3Error {
             }],
         };
         HttpResponse::build(self.status_code()).json(envelope)
+    }
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    fn status(err: EngineError) -> StatusCode {
+        V3Error::from(err).error_response().status()
+    }
+
+    /// A backend's refusals and an upstream's faults reach the caller with
+    /// the status that says whose fault it is.
+    #[test]
+    fn refusals_and_upstream_faults_have_their_status() {
+        let unsupported = EngineError::Unsupported {
+            backend: "upstream-sendpost",
+            operation: "manage groups",
+        };
+        let body = V3Error::from(unsupported).to_string();
+        assert!(
+            body.contains("upstream-sendpost") && body.contains("manage groups"),
+            "{body}"
+        );
+        assert_eq!(
+            status(EngineError::Unsupported {
+                backend: "b",
+                operation: "o"
+            }),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        let upstream = EngineError::Upstream {
+            backend: "upstream-postmark",
+            status: Some(500),
+            request_id: Some("req-1".into()),
+            detail: "secret detail".into(),
+        };
+        let shown = V3Error::from(upstream);
+        assert!(!shown.to_string().contains("secret"), "{shown}");
+        assert_eq!(shown.error_response().status(), StatusCode::BAD_GATEWAY);
+        let timeout = EngineError::UpstreamTimeout {
+            backend: "upstream-v3",
+            detail: "slow".into(),
+        };
+        assert_eq!(status(timeout), StatusCode::GATEWAY_TIMEOUT);
     }
 }

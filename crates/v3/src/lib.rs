@@ -12,6 +12,7 @@ mod groups;
 mod import;
 pub mod listing;
 mod lists;
+pub mod upstream;
 pub mod wire;
 
 use actix_web::{HttpResponse, Resource, Scope, web};

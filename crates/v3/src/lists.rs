@@ -364,6 +364,7 @@ pub async fn add_one(
     };
     match state.engine.add(tenant, vec![item]).await?.pop() {
         Some(AddOutcome::Added { suppression, .. }) => Ok(suppression),
+        Some(AddOutcome::Refused { message }) => Err(V3Error::bad_request("email", message)),
         _ => Err(V3Error::Internal),
     }
 }

@@ -9,3 +9,4 @@ mod counting;
 mod dump;
 mod streams;
 mod support;
+mod upstream;

@@ -7,4 +7,5 @@ mod create;
 mod delete;
 mod list;
 mod support;
+mod upstream;
 mod wire;

@@ -103,7 +103,7 @@ async fn data_survives_drop_and_reopen() {
         .rev()
         .map(|o| match o {
             AddOutcome::Added { suppression, .. } => suppression,
-            AddOutcome::UnknownGroup(id) => panic!("unknown group {id}"),
+            other => panic!("expected an add: {other:?}"),
         })
         .collect();
     assert_eq!(entries, expected);

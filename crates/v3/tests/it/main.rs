@@ -10,3 +10,4 @@ mod imports;
 mod sendgrid;
 mod spam_reports;
 mod support;
+mod upstream;

@@ -1,0 +1,404 @@
+//! `storage.backend = "upstream"`: hush in front of a real provider, and
+//! per-tenant backends so one gateway serves tenants that have moved to an
+//! upstream and tenants that have not (docs/backends.md).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
+use hush_model::{
+    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
+    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+};
+use hush_upstream::{Credential, Credentials, RetrySettings, Upstream, UpstreamSettings};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BackendKind, Config, ConfigError};
+
+/// The provider an upstream backend speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    V3,
+    Postmark,
+    Sendpost,
+}
+
+impl Provider {
+    /// The provider's own API host.
+    fn default_base_url(self) -> &'static str {
+        match self {
+            Self::V3 => "https://api.sendgrid.com",
+            Self::Postmark => "https://api.postmarkapp.com",
+            Self::Sendpost => "https://api.sendpost.io",
+        }
+    }
+}
+
+/// `[storage.upstream]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// `v3`, `postmark` or `sendpost`; required when any tenant uses the
+    /// upstream backend.
+    pub provider: Option<Provider>,
+    /// The provider's host, without the API's path; the provider's own by
+    /// default.
+    pub base_url: Option<String>,
+    pub connect_timeout_ms: u64,
+    /// One attempt, from sending to the last byte of the answer.
+    pub request_timeout_ms: u64,
+    /// Attempts in all for a call that is safe to repeat; 1 turns retries off.
+    pub retry_max_attempts: u32,
+    pub retry_initial_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
+    /// No retry starts past this long after the first attempt began.
+    pub retry_max_elapsed_ms: u64,
+    /// SendPost: the oldest day a full listing walks back to (`YYYY-MM-DD`).
+    pub history_start: String,
+    /// v3: the provider's response shapes, `seed` (hush's own) or
+    /// `sendgrid` (SendGrid itself).
+    pub shape: Option<hush_v3::Shape>,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        let retry = RetrySettings::default();
+        Self {
+            provider: None,
+            base_url: None,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            retry_max_attempts: retry.max_attempts,
+            retry_initial_backoff_ms: millis(retry.initial_backoff),
+            retry_max_backoff_ms: millis(retry.max_backoff),
+            retry_max_elapsed_ms: millis(retry.max_elapsed),
+            history_start: "2015-01-01".into(),
+            shape: None,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Config {
+    /// The backend one tenant is served by.
+    pub fn backend_of(&self, tenant: usize) -> BackendKind {
+        self.tenants
+            .get(tenant)
+            .and_then(|t| t.backend)
+            .unwrap_or(self.storage.backend)
+    }
+
+    fn uses(&self, kind: BackendKind) -> bool {
+        self.storage.backend == kind || (0..self.tenants.len()).any(|t| self.backend_of(t) == kind)
+    }
+
+    /// Checks the upstream settings and every upstream tenant's credential,
+    /// naming the key at fault.
+    pub(crate) fn check_upstream(&self) -> Result<(), ConfigError> {
+        // A credential on a tenant that does not use it is a mistake in the
+        // making: the operator thinks the tenant moved.
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            if self.backend_of(t) != BackendKind::Upstream
+                && (tenant.upstream_token.is_some() || tenant.upstream_token_env.is_some())
+            {
+                return Err(ConfigError::new(
+                    format!("tenants[{t}].upstream_token"),
+                    "given, but the tenant is not on the upstream backend (set backend = \"upstream\" on the tenant or storage.backend)",
+                ));
+            }
+        }
+        if !self.uses(BackendKind::Upstream) {
+            return Ok(());
+        }
+        self.upstream_settings()?;
+        self.credentials().map(drop)
+    }
+
+    fn provider(&self) -> Result<Provider, ConfigError> {
+        let provider = self.storage.upstream.provider.ok_or_else(|| {
+            ConfigError::new(
+                "storage.upstream.provider",
+                "required when a tenant uses the upstream backend: v3, postmark or sendpost",
+            )
+        })?;
+        if provider != Provider::V3 && self.storage.upstream.shape.is_some() {
+            return Err(ConfigError::new(
+                "storage.upstream.shape",
+                "only the v3 provider has a shape",
+            ));
+        }
+        Ok(provider)
+    }
+
+    fn upstream_settings(&self) -> Result<UpstreamSettings, ConfigError> {
+        let u = &self.storage.upstream;
+        let provider = self.provider()?;
+        let base_url = u
+            .base_url
+            .clone()
+            .unwrap_or_else(|| provider.default_base_url().to_owned());
+        match reqwest::Url::parse(&base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(ConfigError::new(
+                    "storage.upstream.base_url",
+                    format!("{base_url:?} is not an http or https URL"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("storage.upstream.connect_timeout_ms", u.connect_timeout_ms),
+            ("storage.upstream.request_timeout_ms", u.request_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if u.retry_max_attempts == 0 {
+            return Err(ConfigError::new(
+                "storage.upstream.retry_max_attempts",
+                "must be at least 1 (1 turns retries off)",
+            ));
+        }
+        if u.retry_initial_backoff_ms > u.retry_max_backoff_ms {
+            return Err(ConfigError::new(
+                "storage.upstream.retry_initial_backoff_ms",
+                "must not exceed storage.upstream.retry_max_backoff_ms",
+            ));
+        }
+        self.history_start()?;
+        Ok(UpstreamSettings {
+            base_url,
+            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+            request_timeout: Duration::from_millis(u.request_timeout_ms),
+            retry: RetrySettings {
+                max_attempts: u.retry_max_attempts,
+                initial_backoff: Duration::from_millis(u.retry_initial_backoff_ms),
+                max_backoff: Duration::from_millis(u.retry_max_backoff_ms),
+                max_elapsed: Duration::from_millis(u.retry_max_elapsed_ms),
+            },
+        })
+    }
+
+    fn history_start(&self) -> Result<time::Date, ConfigError> {
+        let raw = &self.storage.upstream.history_start;
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(raw, format).map_err(|e| {
+            ConfigError::new(
+                "storage.upstream.history_start",
+                format!("{raw:?} is not a YYYY-MM-DD date: {e}"),
+            )
+        })
+    }
+
+    /// Each upstream tenant's credential: `upstream_token`, or the variable
+    /// `upstream_token_env` names, read now.
+    fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let mut credentials = Credentials::default();
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            if self.backend_of(t) != BackendKind::Upstream {
+                continue;
+            }
+            let at = |field: &str| format!("tenants[{t}].{field}");
+            let secret = match (&tenant.upstream_token, &tenant.upstream_token_env) {
+                (Some(token), None) => token.expose().to_owned(),
+                (None, Some(name)) => std::env::var(name).map_err(|_| {
+                    ConfigError::new(
+                        at("upstream_token_env"),
+                        format!("the environment variable {name:?} is not set"),
+                    )
+                })?,
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        at("upstream_token"),
+                        "give upstream_token or upstream_token_env, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        at("upstream_token"),
+                        "a tenant on the upstream backend needs upstream_token or upstream_token_env",
+                    ));
+                }
+            };
+            if secret.trim().is_empty() {
+                return Err(ConfigError::new(at("upstream_token"), "must not be empty"));
+            }
+            credentials.insert(tenant.id.clone(), Credential::new(secret));
+        }
+        Ok(credentials)
+    }
+
+    /// The upstream backend, when any tenant uses it.
+    pub fn open_upstream(&self) -> Result<Option<Arc<dyn Backend>>, ConfigError> {
+        if !self.uses(BackendKind::Upstream) {
+            return Ok(None);
+        }
+        let provider = self.provider()?;
+        let settings = self.upstream_settings()?;
+        let credentials = self.credentials()?;
+        let name = match provider {
+            Provider::Postmark => hush_postmark::upstream::BACKEND,
+            Provider::Sendpost => hush_sendpost::upstream::BACKEND,
+            Provider::V3 => hush_v3::upstream::BACKEND,
+        };
+        let http = Upstream::new(name, settings)
+            .map_err(|e| ConfigError::new("storage.upstream", e.to_string()))?;
+        let backend: Arc<dyn Backend> = match provider {
+            Provider::Postmark => Arc::new(hush_postmark::upstream::PostmarkUpstream::new(
+                http,
+                credentials,
+            )),
+            Provider::Sendpost => Arc::new(hush_sendpost::upstream::SendPostUpstream::new(
+                http,
+                credentials,
+                self.history_start()?,
+            )),
+            Provider::V3 => Arc::new(hush_v3::upstream::V3Upstream::new(
+                http,
+                credentials,
+                self.storage.upstream.shape.unwrap_or_default(),
+            )),
+        };
+        Ok(Some(backend))
+    }
+}
+
+/// Serves each tenant from its own backend: the ones named in
+/// `routes`, everyone else from `default`.
+#[derive(Debug)]
+pub struct TenantRouter {
+    default: Arc<dyn Backend>,
+    routes: HashMap<TenantId, Arc<dyn Backend>>,
+}
+
+impl TenantRouter {
+    pub fn new(default: Arc<dyn Backend>, routes: HashMap<TenantId, Arc<dyn Backend>>) -> Self {
+        Self { default, routes }
+    }
+
+    fn of(&self, tenant: &TenantId) -> &Arc<dyn Backend> {
+        self.routes.get(tenant).unwrap_or(&self.default)
+    }
+}
+
+#[async_trait]
+impl Backend for TenantRouter {
+    fn name(&self) -> &'static str {
+        self.default.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.default.capabilities()
+    }
+
+    fn capabilities_for(&self, tenant: &TenantId) -> Capabilities {
+        self.of(tenant).capabilities()
+    }
+
+    fn name_for(&self, tenant: &TenantId) -> &'static str {
+        self.of(tenant).name()
+    }
+
+    async fn ready(&self) -> Result<(), EngineError> {
+        self.default.ready().await?;
+        for backend in self.routes.values() {
+            backend.ready().await?;
+        }
+        Ok(())
+    }
+
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        items: Vec<NewSuppression>,
+    ) -> Result<Vec<AddOutcome>, EngineError> {
+        self.of(tenant).add(tenant, items).await
+    }
+
+    async fn entries(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Vec<Suppression>, EngineError> {
+        self.of(tenant).entries(tenant, email).await
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        page: PageRequest,
+    ) -> Result<Page<Suppression>, EngineError> {
+        self.of(tenant).list(tenant, filter, page).await
+    }
+
+    async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
+        self.of(tenant).count(tenant, filter).await
+    }
+
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        after: Option<ScanCursor>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, EngineError> {
+        self.of(tenant).scan(tenant, filter, after, limit).await
+    }
+
+    async fn remove_matching(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+    ) -> Result<u64, EngineError> {
+        self.of(tenant).remove_matching(tenant, filter).await
+    }
+
+    async fn remove_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[SuppressionId],
+    ) -> Result<u64, EngineError> {
+        self.of(tenant).remove_ids(tenant, ids).await
+    }
+
+    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+        self.of(tenant).create_group(tenant, group).await
+    }
+
+    async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
+        self.of(tenant).group(tenant, id).await
+    }
+
+    async fn group_by_key(
+        &self,
+        tenant: &TenantId,
+        key: &GroupKey,
+    ) -> Result<Option<Group>, EngineError> {
+        self.of(tenant).group_by_key(tenant, key).await
+    }
+
+    async fn groups(&self, tenant: &TenantId) -> Result<Vec<Group>, EngineError> {
+        self.of(tenant).groups(tenant).await
+    }
+
+    async fn update_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        changes: GroupChanges,
+    ) -> Result<Option<Group>, EngineError> {
+        self.of(tenant).update_group(tenant, id, changes).await
+    }
+
+    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+        self.of(tenant).delete_group(tenant, id).await
+    }
+}

@@ -1,0 +1,229 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn settings(server: &MockServer, max_attempts: u32) -> UpstreamSettings {
+    UpstreamSettings {
+        base_url: server.uri(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(1),
+        retry: RetrySettings {
+            max_attempts,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            max_elapsed: Duration::from_secs(20),
+        },
+    }
+}
+
+async fn get(upstream: &Upstream) -> Result<Answer, EngineError> {
+    let url = upstream.url("/thing");
+    upstream
+        .send(Idempotency::Idempotent, |c| c.get(&url))
+        .await
+}
+
+async fn post(upstream: &Upstream) -> Result<Answer, EngineError> {
+    let url = upstream.url("/thing");
+    upstream
+        .send(Idempotency::NotIdempotent, |c| c.post(&url).body("{}"))
+        .await
+}
+
+#[tokio::test]
+async fn idempotent_calls_are_retried_on_5xx_up_to_the_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/thing"))
+        .respond_with(ResponseTemplate::new(503).insert_header("x-request-id", "req-9"))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 3)).unwrap();
+    let err = get(&upstream).await.unwrap_err();
+    match err {
+        EngineError::Upstream {
+            status, request_id, ..
+        } => {
+            assert_eq!(status, Some(503));
+            assert_eq!(request_id.as_deref(), Some("req-9"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_retry_that_succeeds_returns_the_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("[1]"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 5)).unwrap();
+    let answer: Vec<u32> = upstream
+        .json(Idempotency::Idempotent, |c| c.get(upstream.url("/x")))
+        .await
+        .unwrap();
+    assert_eq!(answer, vec![1]);
+}
+
+#[tokio::test]
+async fn non_idempotent_calls_are_not_retried_on_5xx() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 5)).unwrap();
+    let err = post(&upstream).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Upstream {
+                status: Some(500),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(422).set_body_string(r#"{"ErrorCode":1}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 5)).unwrap();
+    let err = get(&upstream).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Upstream {
+                status: Some(422),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_past_the_time_budget_ends_the_retries() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 5)).unwrap();
+    let err = get(&upstream).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Upstream {
+                status: Some(503),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_then_reported_as_timeouts() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 2)).unwrap();
+    let err = get(&upstream).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::UpstreamTimeout { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_non_idempotent_call_that_timed_out_is_not_sent_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 4)).unwrap();
+    let err = post(&upstream).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::UpstreamTimeout { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_off_the_wire_format_is_an_error_not_a_panic() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>oops</html>"))
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 1)).unwrap();
+    let err = upstream
+        .json::<Vec<u32>>(Idempotency::Idempotent, |c| c.get(upstream.url("/x")))
+        .await
+        .unwrap_err();
+    match err {
+        EngineError::Upstream { status, detail, .. } => {
+            assert_eq!(status, Some(200));
+            assert!(detail.contains("wire format"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_bad_gateway() {
+    // A port nobody listens on: bind, note it, drop.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = Upstream::new(
+        "upstream-test",
+        UpstreamSettings {
+            base_url: format!("http://127.0.0.1:{port}"),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            retry: RetrySettings {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                max_elapsed: Duration::from_secs(5),
+            },
+        },
+    )
+    .unwrap();
+    let err = post(&upstream).await.unwrap_err();
+    match err {
+        EngineError::Upstream { status, detail, .. } => {
+            assert_eq!(status, None);
+            assert!(detail.contains("2 attempt"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
