@@ -920,3 +920,125 @@ upstream_token = "pm-sdk-server-token"
     .unwrap();
     assert!(out.contains("all passed"), "{out}");
 }
+
+/// `hush copy` with an upstream: the config names the provider and the
+/// tenants whose credentials it holds.
+fn copy_with_config(config: &std::path::Path, from: &str, to: &str) -> String {
+    let output = std::process::Command::new(crate::support::HUSH)
+        .args(["copy", "--config"])
+        .arg(config)
+        .args(["--from", from, "--to", to])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "hush copy failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn hush_copy_pulls_a_tenant_s_postmark_list_into_sqlite_and_pushes_it_to_sendpost() {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let c = Client::new();
+    // The provider holds entries in its default stream and in a stream of
+    // its own.
+    let (status, _) = send(
+        postmark(
+            &c,
+            b.base(),
+            "b-postmark-token",
+            Method::POST,
+            "/message-streams",
+        )
+        .json(&json!({"ID": "news", "Name": "News", "MessageStreamType": "Broadcasts"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let outbound: Vec<String> = (0..30).map(|i| format!("out{i:02}@x.com")).collect();
+    let refs: Vec<&str> = outbound.iter().map(String::as_str).collect();
+    for (stream, emails) in [
+        ("outbound", refs.as_slice()),
+        ("news", &["reader@x.com"][..]),
+    ] {
+        let (status, _) = send(
+            postmark(
+                &c,
+                b.base(),
+                "b-postmark-token",
+                Method::POST,
+                &format!("/message-streams/{stream}/suppressions"),
+            )
+            .json(&changes(emails)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("copy.toml");
+    std::fs::write(&config, a_tenants("postmark", b.base(), "b-postmark-token")).unwrap();
+    let db = dir.path().join("pulled.db");
+    let to = format!("sqlite:{}", db.display());
+    let out = copy_with_config(&config, "upstream:postmark", &to);
+    assert!(out.contains("31 copied"), "{out}");
+    let again = copy_with_config(&config, "upstream:postmark", &to);
+    assert!(
+        again.contains("0 copied, 31 already there"),
+        "a re-run copies nothing twice: {again}"
+    );
+
+    // What was pulled is what the provider holds, served by a gateway on it.
+    // The Postmark upstream keeps hush's Global entries in `outbound`
+    // (docs/backends.md), so those come back Global: in every stream's dump.
+    let served_toml = dir.path().join("served.toml");
+    let port = free_port();
+    std::fs::write(
+        &served_toml,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[tenants]]\nid = \"acme\"\n  [[tenants.keys]]\n  api = \"postmark\"\n  token = \"local\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let served = crate::support::Gateway::start(&served_toml, port, &[]).await;
+    let pulled = dump(&c, &served.base, "local", "outbound").await;
+    assert_eq!(pulled.len(), 30);
+    assert!(
+        pulled
+            .iter()
+            .all(|(_, reason)| reason == "ManualSuppression")
+    );
+    let news = dump(&c, &served.base, "local", "news").await;
+    assert_eq!(
+        news.len(),
+        31,
+        "Global entries and the stream's own: {news:?}"
+    );
+    assert!(news.contains(&("reader@x.com".to_owned(), "ManualSuppression".to_owned())));
+    drop(served);
+
+    // Pushed to a provider without groups: the Global entries go, the
+    // stream's own entry is counted as not held, never dropped silently.
+    let push_config = dir.path().join("push.toml");
+    std::fs::write(
+        &push_config,
+        a_tenants("sendpost", b.base(), "b-sendpost-key"),
+    )
+    .unwrap();
+    let out = copy_with_config(&push_config, &to, "upstream:sendpost");
+    assert!(out.contains("30 copied"), "{out}");
+    assert!(
+        out.contains("not held by the destination: 2 group(s) with 1 suppression(s)"),
+        "{out}"
+    );
+    let held = sendpost_list(&c, b.base(), "b-sendpost-key").await;
+    assert_eq!(
+        held.len(),
+        30,
+        "SendPost at B holds the Global entries: {held:?}"
+    );
+}

@@ -1,6 +1,15 @@
 //! `hush copy --from STORE --to STORE`: every group and every suppression of
-//! every tenant, from one store to another (SQLite ⇄ PostgreSQL).
+//! every tenant, from one store to another: SQLite, PostgreSQL, or an
+//! upstream provider (`upstream:postmark`, `upstream:sendpost`,
+//! `upstream:v3`), whose address and per-tenant credentials come from the
+//! config's `[storage.upstream]` and the tenants on the upstream backend.
 //!
+//! - Rate-limit aware: an upstream's calls are retried with backoff on 429
+//!   and 5xx, honouring `Retry-After` (docs/backends.md), so a long copy
+//!   slows down instead of failing.
+//! - What a destination provider cannot hold (groups on SendPost, an item
+//!   Postmark refuses) is counted and named in the summary, never dropped
+//!   silently.
 //! - Idempotent: groups are matched by key, suppressions by identity (an
 //!   add of an existing identity changes nothing), so a re-run copies only
 //!   what is missing, and re-running after an interruption completes the
@@ -15,6 +24,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
 use hush_engine::{AddOutcome, Backend, EngineError};
@@ -25,19 +35,39 @@ use hush_model::{
 use hush_store::{PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A store named on the command line: `sqlite:PATH` or `postgres:URL` (a
-/// bare `postgres://…` URL works too).
+use crate::config::Config;
+use crate::upstream::Provider;
+
+/// A store named on the command line: `sqlite:PATH`, `postgres:URL` (a
+/// bare `postgres://…` URL works too) or `upstream:PROVIDER`.
 #[derive(Clone)]
 pub enum StoreSpec {
     Sqlite(PathBuf),
     // Boxed: the connect options are large beside a path.
     Postgres(Box<PostgresOptions>),
+    Upstream(Provider),
+}
+
+impl StoreSpec {
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Self::Upstream(_))
+    }
 }
 
 impl FromStr for StoreSpec {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if let Some(provider) = raw.strip_prefix("upstream:") {
+            return match provider {
+                "v3" => Ok(Self::Upstream(Provider::V3)),
+                "postmark" => Ok(Self::Upstream(Provider::Postmark)),
+                "sendpost" => Ok(Self::Upstream(Provider::Sendpost)),
+                other => Err(format!(
+                    "unknown upstream provider {other:?}; it is upstream:v3, upstream:postmark or upstream:sendpost"
+                )),
+            };
+        }
         if let Some(path) = raw.strip_prefix("sqlite:") {
             if path.is_empty() {
                 return Err("sqlite: needs a file, e.g. sqlite:data/hush.db".to_owned());
@@ -52,7 +82,7 @@ impl FromStr for StoreSpec {
             return PostgresOptions::from_url(url).map(|options| Self::Postgres(Box::new(options)));
         }
         Err(
-            "a store is sqlite:PATH or postgres:postgres://user:password@host:port/database"
+            "a store is sqlite:PATH, postgres:postgres://user:password@host:port/database or upstream:PROVIDER"
                 .to_owned(),
         )
     }
@@ -64,6 +94,7 @@ impl fmt::Display for StoreSpec {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::Postgres(options) => write!(f, "postgres:{}", options.location()),
+            Self::Upstream(provider) => write!(f, "upstream:{}", provider.as_str()),
         }
     }
 }
@@ -80,13 +111,43 @@ impl fmt::Debug for StoreSpec {
 pub enum Store {
     Sqlite(SqliteBackend),
     Postgres(PostgresBackend),
+    /// A provider; its tenants are the config's tenants on the upstream
+    /// backend, since a provider cannot list hush's tenants.
+    Upstream {
+        backend: Arc<dyn Backend>,
+        tenants: Vec<TenantId>,
+    },
 }
 
 impl Store {
     /// Opens a store, migrating its schema. A source must exist: opening a
     /// SQLite path would otherwise create an empty file and copy nothing.
-    pub async fn open(spec: &StoreSpec, is_source: bool) -> anyhow::Result<Self> {
+    pub async fn open(
+        spec: &StoreSpec,
+        is_source: bool,
+        config: Option<&Config>,
+    ) -> anyhow::Result<Self> {
         Ok(match spec {
+            StoreSpec::Upstream(provider) => {
+                let config = config.context("an upstream store needs the config")?;
+                if config.storage.upstream.provider != Some(*provider) {
+                    bail!(
+                        "{spec}: the config's storage.upstream.provider is {}",
+                        config
+                            .storage
+                            .upstream
+                            .provider
+                            .map_or("not set", Provider::as_str)
+                    );
+                }
+                let backend = config.open_upstream()?.with_context(|| {
+                    format!("{spec}: no tenant in the config is on the upstream backend")
+                })?;
+                Self::Upstream {
+                    backend,
+                    tenants: config.upstream_tenants(),
+                }
+            }
             StoreSpec::Sqlite(path) => {
                 if is_source && !path.is_file() {
                     bail!("{spec}: no such file");
@@ -110,6 +171,7 @@ impl Store {
         match self {
             Self::Sqlite(backend) => backend,
             Self::Postgres(backend) => backend,
+            Self::Upstream { backend, .. } => backend.as_ref(),
         }
     }
 
@@ -117,6 +179,7 @@ impl Store {
         match self {
             Self::Sqlite(backend) => backend.tenants().await,
             Self::Postgres(backend) => backend.tenants().await,
+            Self::Upstream { tenants, .. } => Ok(tenants.clone()),
         }
     }
 }
@@ -129,6 +192,13 @@ pub struct Summary {
     pub groups_existing: u64,
     pub suppressions_copied: u64,
     pub suppressions_existing: u64,
+    /// Groups the destination cannot hold (a provider without groups), with
+    /// their suppressions.
+    pub groups_skipped: u64,
+    pub suppressions_skipped: u64,
+    /// Items a destination provider refused, with its reasons.
+    pub suppressions_refused: u64,
+    pub refusals: Vec<String>,
 }
 
 impl fmt::Display for Summary {
@@ -142,7 +212,23 @@ impl fmt::Display for Summary {
             self.groups_existing,
             self.suppressions_copied,
             self.suppressions_existing
-        )
+        )?;
+        if self.groups_skipped + self.suppressions_skipped > 0 {
+            write!(
+                f,
+                "; not held by the destination: {} group(s) with {} suppression(s)",
+                self.groups_skipped, self.suppressions_skipped
+            )?;
+        }
+        if self.suppressions_refused > 0 {
+            write!(
+                f,
+                "; refused by the destination: {} ({})",
+                self.suppressions_refused,
+                self.refusals.join("; ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -200,7 +286,15 @@ async fn copy_groups(
     summary: &mut Summary,
 ) -> anyhow::Result<HashMap<GroupId, GroupId>> {
     let mut ids = HashMap::new();
-    for group in from.groups(tenant).await? {
+    if !from.capabilities_for(tenant).groups {
+        return Ok(ids);
+    }
+    let groups = from.groups(tenant).await?;
+    if !to.capabilities_for(tenant).groups {
+        summary.groups_skipped += groups.len() as u64;
+        return Ok(ids);
+    }
+    for group in groups {
         if let Some(existing) = to.group_by_key(tenant, &group.key).await? {
             ids.insert(group.id, existing.id);
             summary.groups_existing += 1;
@@ -248,6 +342,7 @@ async fn copy_suppressions(
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     let filter = every_entry();
+    let holds_groups = to.capabilities_for(tenant).groups;
     let mut starts: Vec<Option<ScanCursor>> = vec![None];
     loop {
         let start = starts.last().copied().flatten();
@@ -262,9 +357,14 @@ async fn copy_suppressions(
     for start in starts.into_iter().rev() {
         let page = from.scan(tenant, &filter, start, batch).await?;
         let mut items = Vec::with_capacity(page.len());
+        let mut skipped = 0;
         for entry in page.into_iter().rev() {
             let scope = match entry.scope {
                 Scope::Global => Scope::Global,
+                Scope::Group(_) if !holds_groups => {
+                    skipped += 1;
+                    continue;
+                }
                 Scope::Group(id) => Scope::Group(*groups.get(&id).ok_or_else(|| {
                     anyhow!(
                         "{} is in group {id}, which the source does not list",
@@ -280,7 +380,8 @@ async fn copy_suppressions(
                 created_at: entry.created_at,
             });
         }
-        let count = items.len() as u64;
+        let count = items.len() as u64 + skipped;
+        summary.suppressions_skipped += skipped;
         for outcome in to.add(tenant, items).await? {
             match outcome {
                 AddOutcome::Added { new: true, .. } => summary.suppressions_copied += 1,
@@ -288,10 +389,14 @@ async fn copy_suppressions(
                 AddOutcome::UnknownGroup(id) => {
                     bail!("the destination lost group {id} during the copy")
                 }
-                // Only an upstream refuses single items; hush's own stores,
-                // the only destinations so far, never do.
+                // Only an upstream refuses single items (Postmark's per-item
+                // `Failed`); a re-run would be refused again, so it is
+                // reported, not retried.
                 AddOutcome::Refused { message } => {
-                    bail!("the destination refused an entry: {message}")
+                    summary.suppressions_refused += 1;
+                    if summary.refusals.len() < 10 {
+                        summary.refusals.push(message);
+                    }
                 }
             }
         }
@@ -303,9 +408,14 @@ async fn copy_suppressions(
 /// The `hush copy` command: opens both stores, copies with a progress bar
 /// on stderr, prints the summary on stdout.
 #[allow(clippy::print_stdout)] // the command's output
-pub async fn run(from: StoreSpec, to: StoreSpec, batch: u32) -> anyhow::Result<()> {
-    let source = Store::open(&from, true).await?;
-    let destination = Store::open(&to, false).await?;
+pub async fn run(
+    from: StoreSpec,
+    to: StoreSpec,
+    batch: u32,
+    config: Option<&Config>,
+) -> anyhow::Result<()> {
+    let source = Store::open(&from, true, config).await?;
+    let destination = Store::open(&to, false, config).await?;
     let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} suppressions \

@@ -33,13 +33,18 @@ enum Command {
     /// Copy every group and suppression of every tenant from one store to
     /// another. Idempotent: re-run it to complete an interrupted copy.
     Copy {
-        /// The source: sqlite:PATH or postgres:URL.
+        /// The source: sqlite:PATH, postgres:URL or upstream:PROVIDER.
         #[arg(long, value_name = "STORE")]
         from: copy::StoreSpec,
         /// The destination: sqlite:PATH or postgres:URL (created or
-        /// migrated as needed).
+        /// migrated as needed), or upstream:PROVIDER.
         #[arg(long, value_name = "STORE")]
         to: copy::StoreSpec,
+        /// The config naming the upstream (`[storage.upstream]`) and its
+        /// tenants' credentials; read only for upstream:PROVIDER. Without
+        /// it, config/hush.toml is read if present.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Suppressions read and written per transaction.
         #[arg(long, default_value_t = 5_000)]
         batch: u32,
@@ -50,11 +55,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
-        Command::Copy { from, to, batch } => copy_stores(from, to, batch),
+        Command::Copy {
+            from,
+            to,
+            batch,
+            config,
+        } => copy_stores(from, to, batch, config.as_deref()),
     }
 }
 
-fn copy_stores(from: copy::StoreSpec, to: copy::StoreSpec, batch: u32) -> ExitCode {
+fn copy_stores(
+    from: copy::StoreSpec,
+    to: copy::StoreSpec,
+    batch: u32,
+    file: Option<&std::path::Path>,
+) -> ExitCode {
+    let config = if from.is_upstream() || to.is_upstream() {
+        match config::Config::load(file) {
+            Ok(config) => Some(config),
+            Err(err) => {
+                eprintln!("hush copy: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +91,7 @@ fn copy_stores(from: copy::StoreSpec, to: copy::StoreSpec, batch: u32) -> ExitCo
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(copy::run(from, to, batch)) {
+    match runtime.block_on(copy::run(from, to, batch, config.as_ref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hush copy: {err:#}");

@@ -27,6 +27,15 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// As config and `hush copy` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V3 => "v3",
+            Self::Postmark => "postmark",
+            Self::Sendpost => "sendpost",
+        }
+    }
+
     /// The provider's own API host.
     fn default_base_url(self) -> &'static str {
         match self {
@@ -92,6 +101,14 @@ impl Config {
             .get(tenant)
             .and_then(|t| t.backend)
             .unwrap_or(self.storage.backend)
+    }
+
+    /// The tenants whose suppressions live at the upstream.
+    pub fn upstream_tenants(&self) -> Vec<TenantId> {
+        (0..self.tenants.len())
+            .filter(|&t| self.backend_of(t) == BackendKind::Upstream)
+            .map(|t| self.tenants[t].id.clone())
+            .collect()
     }
 
     fn uses(&self, kind: BackendKind) -> bool {
