@@ -87,7 +87,11 @@ fn new_request_id() -> String {
         high
     });
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{:016x}{:016x}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{:016x}{:016x}",
+        *PROCESS,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn is_sane_id(value: &str) -> bool {
