@@ -10,7 +10,8 @@
 //!
 //! Knobs (environment): `BENCH_ROWS`, `BENCH_SECONDS` (per wrk run, default
 //! 10), `BENCH_CONNECTIONS` (default 64), `BENCH_WORKERS` (HTTP workers of
-//! hush and of the baseline; default 0 = one per core).
+//! hush and of the baseline; default 0 = one per core), `BENCH_HUSH` (the
+//! hush binary to measure; default `target/release/hush`).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,7 +72,10 @@ fn main() {
     let options = Options::from_env();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let release = root.join("target/release");
-    let hush_bin = binary(&release, "hush");
+    // `BENCH_HUSH` measures another build (an older commit's, say) against
+    // the same baselines.
+    let hush_bin = std::env::var_os("BENCH_HUSH")
+        .map_or_else(|| binary(&release, "hush"), PathBuf::from);
     let baseline_bin = binary(&release, "bench-baseline");
     let wrk = which("wrk");
     let dir = tempfile::tempdir().unwrap();
