@@ -74,8 +74,8 @@ fn main() {
     let release = root.join("target/release");
     // `BENCH_HUSH` measures another build (an older commit's, say) against
     // the same baselines.
-    let hush_bin = std::env::var_os("BENCH_HUSH")
-        .map_or_else(|| binary(&release, "hush"), PathBuf::from);
+    let hush_bin =
+        std::env::var_os("BENCH_HUSH").map_or_else(|| binary(&release, "hush"), PathBuf::from);
     let baseline_bin = binary(&release, "bench-baseline");
     let wrk = which("wrk");
     let dir = tempfile::tempdir().unwrap();
