@@ -59,13 +59,26 @@ pub struct V3State {
 /// The `/v3` scope with every v3 route, its 404 and 405 in the v3 envelope.
 /// Static segments are registered before `{email}` at the same depth
 /// (`bounces/import`, `suppressions/global`, `suppressions/search`): none of
-/// those words is an address.
+/// those words is an address. The global unsubscribes come first: the
+/// router tries resources in order, and the address lookup there is the
+/// hot path of a sender (docs/benchmarks.md).
 pub fn scope(state: web::Data<V3State>) -> Scope {
     use lists::{Blocks, Bounces, InvalidEmails, SpamReports, Unsubscribes};
     let limit = state.body_limit;
     web::scope("/v3")
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
+        .service(resource("/asm/suppressions/global/import").route(web::post().to(import::global)))
+        .service(
+            resource("/asm/suppressions/global")
+                .route(web::get().to(global::list))
+                .route(web::post().to(global::add)),
+        )
+        .service(
+            resource("/asm/suppressions/global/{email}")
+                .route(web::get().to(global::get))
+                .route(web::delete().to(global::delete)),
+        )
         .service(resource("/suppression/bounces/import").route(web::post().to(import::bounces)))
         .service(
             resource("/suppression/bounces")
@@ -116,17 +129,6 @@ pub fn scope(state: web::Data<V3State>) -> Scope {
         )
         .service(
             resource("/suppression/unsubscribes").route(web::get().to(lists::list::<Unsubscribes>)),
-        )
-        .service(resource("/asm/suppressions/global/import").route(web::post().to(import::global)))
-        .service(
-            resource("/asm/suppressions/global")
-                .route(web::get().to(global::list))
-                .route(web::post().to(global::add)),
-        )
-        .service(
-            resource("/asm/suppressions/global/{email}")
-                .route(web::get().to(global::get))
-                .route(web::delete().to(global::delete)),
         )
         .service(resource("/asm/suppressions").route(web::get().to(groups::all_suppressions)))
         .service(resource("/asm/suppressions/{email}").route(web::get().to(groups::address_groups)))

@@ -1,5 +1,7 @@
-//! A small pool of read-only connections. Reads run on tokio's blocking
-//! threads; a semaphore keeps at most one read per connection in flight.
+//! A small pool of read-only connections. Reads that may touch many rows
+//! run on tokio's blocking threads; a semaphore keeps at most one of them
+//! per connection in flight. Point reads by an index key run on the
+//! caller's thread ([`ReadPool::run_inline`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +53,23 @@ impl ReadPool {
         .await
         .map_err(|e| EngineError::internal(NAME, format!("a read task failed: {e}")))?
         .map_err(EngineError::from)
+    }
+
+    /// Runs `read` on an idle connection on the calling thread. For reads
+    /// that walk a handful of index entries (an address's entries): they take
+    /// microseconds, less than handing them to a blocking thread and waking
+    /// the caller again, which a profile of the lookup benchmark showed to be
+    /// the larger part of a lookup's cost (docs/benchmarks.md). It takes no
+    /// permit: when every connection is busy it opens another, so the pool
+    /// grows to at most the number of threads reading at once.
+    pub(super) fn run_inline<T>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, EngineError> {
+        let mut conn = self.take()?;
+        let result = read(&mut conn);
+        self.give_back(conn);
+        result.map_err(EngineError::from)
     }
 
     /// An idle connection. There is one per permit, so the list is empty only

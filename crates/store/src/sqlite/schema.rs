@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::StoreError;
@@ -87,6 +88,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_plans(&conn)?;
     Ok(conn)
 }
 
@@ -98,7 +100,20 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_plans(&conn)?;
     Ok(conn)
+}
+
+/// The bundled SQLite is built with `SQLITE_ENABLE_STAT4`, under which a
+/// cached statement whose plan might depend on a bound value is prepared
+/// again each time it is bound anew: a profile of the lookup benchmark
+/// showed every lookup parsing and planning its SELECT again
+/// (`sqlite3Reprepare` under `sqlite3_step`). hush's queries name their
+/// index where it matters and keep no statistics, so the plan never depends
+/// on the values; the query planner stability guarantee keeps the first.
+fn keep_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// Applies the migrations the file lacks, each in its own transaction

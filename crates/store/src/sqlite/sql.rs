@@ -322,11 +322,17 @@ const NEWEST_FIRST: &str = "ORDER BY created_at DESC, id DESC";
 // ---------------------------------------------------------------------------
 // Reads
 
-fn entries_sql() -> String {
+/// Built once: a lookup is the hot path and the text is the statement
+/// cache's key.
+static ENTRIES_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT {SUPPRESSION_COLUMNS} FROM suppressions INDEXED BY suppressions_identity \
          WHERE tenant = ?1 AND email = ?2 {NEWEST_FIRST}"
     )
+});
+
+fn entries_sql() -> &'static str {
+    &ENTRIES_SQL
 }
 
 pub(super) fn entries(
@@ -334,7 +340,7 @@ pub(super) fn entries(
     tenant: &TenantId,
     email: &Email,
 ) -> Result<Vec<Suppression>, StoreError> {
-    let mut stmt = conn.prepare_cached(&entries_sql())?;
+    let mut stmt = conn.prepare_cached(entries_sql())?;
     let rows = stmt.query_map(params![tenant.as_str(), email.as_str()], |row| {
         suppression_from_row(row, tenant)
     })?;
@@ -495,6 +501,15 @@ pub(super) fn add(
 ) -> Result<Vec<AddOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(items.len());
     let mut known_groups: Vec<(GroupId, bool)> = Vec::new();
+    // Prepared (taken from the cache) once per command, not per row: the
+    // cache lookup hashes the whole statement text.
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO suppressions \
+         (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
+         RETURNING id",
+    )?;
     for item in items {
         if let Scope::Group(id) = item.scope {
             let exists = match known_groups.iter().find(|(g, _)| *g == id) {
@@ -513,14 +528,7 @@ pub(super) fn add(
         let group_id = group_column(item.scope);
         let family = item.kind.family().code();
         let (class, status, reason, source) = kind_columns(&item.kind);
-        let inserted: Option<i64> = conn
-            .prepare_cached(
-                "INSERT INTO suppressions \
-                 (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
-                 RETURNING id",
-            )?
+        let inserted: Option<i64> = insert
             .query_row(
                 params![
                     tenant.as_str(),
@@ -776,7 +784,7 @@ mod tests {
     fn lookups_by_address_use_the_identity_index() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
-        let detail = plan(&conn, &entries_sql(), 2);
+        let detail = plan(&conn, entries_sql(), 2);
         assert!(
             detail.contains("suppressions_identity (tenant=? AND email=?)"),
             "{detail}"

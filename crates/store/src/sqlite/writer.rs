@@ -190,6 +190,23 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     execute(conn, "BEGIN IMMEDIATE")?;
+    if let [job] = batch {
+        // Alone in its batch, a command needs no savepoint: if it fails,
+        // rolling back the transaction undoes exactly it. A savepoint is not
+        // free: SQLite copies every page the command first touches into a
+        // statement journal, a temporary file, which a profile of a bulk
+        // import showed among the writer's largest costs
+        // (`subjournalPageIfRequired`; docs/benchmarks.md).
+        if job.run(conn) {
+            return execute(conn, "COMMIT");
+        }
+        // Some failures (a full disk) end the transaction themselves.
+        return if conn.is_autocommit() {
+            Ok(())
+        } else {
+            execute(conn, "ROLLBACK")
+        };
+    }
     for job in batch.iter_mut() {
         execute(conn, "SAVEPOINT command")?;
         if !job.run(conn) {

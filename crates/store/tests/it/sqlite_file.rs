@@ -279,3 +279,73 @@ async fn racing_creates_of_one_group_make_one_group() {
     assert_eq!(made, 1);
     assert_eq!(backend.groups(&t).await.unwrap().len(), 1);
 }
+
+/// Two backends on one file, as two gateways on one host would have: each
+/// lookup follows a lookup of the same address that saw the opposite
+/// state, on warm connections, so a stale read (a kept read transaction, a
+/// cache) fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_is_seen_by_the_next_lookup_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hush.db");
+    let (one, two) = (open(&path), open(&path));
+    let t = tenant();
+    for n in 0..50 {
+        let (writer, reader) = if n % 2 == 0 {
+            (&one, &two)
+        } else {
+            (&two, &one)
+        };
+        let address = email(&format!("u{n}@example.com"));
+        assert!(reader.entries(&t, &address).await.unwrap().is_empty());
+        assert!(writer.entries(&t, &address).await.unwrap().is_empty());
+        writer
+            .add(&t, vec![unsubscribe(address.as_str(), Scope::Global, n)])
+            .await
+            .unwrap();
+        assert_eq!(reader.entries(&t, &address).await.unwrap().len(), 1, "{n}");
+        assert_eq!(writer.entries(&t, &address).await.unwrap().len(), 1, "{n}");
+        let mut filter = everything();
+        filter.email = Some(hush_model::EmailMatch::Exact(address.clone()));
+        assert_eq!(reader.remove_matching(&t, &filter).await.unwrap(), 1);
+        assert!(
+            writer.entries(&t, &address).await.unwrap().is_empty(),
+            "{n}"
+        );
+        assert!(
+            reader.entries(&t, &address).await.unwrap().is_empty(),
+            "{n}"
+        );
+    }
+}
+
+/// A command alone in its batch runs without a savepoint; when it fails,
+/// the rollback must undo all of its work and nothing else.
+#[tokio::test]
+async fn a_lone_failing_command_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(&dir.path().join("hush.db"));
+    let t = tenant();
+    let mut first = new_group("news", "News");
+    first.is_default = true;
+    let first = backend.create_group(&t, first).await.unwrap();
+    // A new default whose key is taken: if the flag moved before the insert
+    // failed, the old default would lose it.
+    let mut clash = new_group("news", "Other");
+    clash.is_default = true;
+    let refused = backend.create_group(&t, clash).await;
+    assert!(
+        matches!(refused, Err(EngineError::GroupKeyTaken(_))),
+        "{refused:?}"
+    );
+    let groups = backend.groups(&t).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].id, first.id);
+    assert!(groups[0].is_default, "the failed command's changes stayed");
+    // The writer goes on.
+    let added = backend
+        .add(&t, vec![unsubscribe("after@example.com", Scope::Global, 1)])
+        .await
+        .unwrap();
+    assert!(matches!(added[0], AddOutcome::Added { new: true, .. }));
+}

@@ -1,0 +1,91 @@
+//! Two gateways on one SQLite file: a write acknowledged by one is seen by
+//! the very next read on the other, and by its own next read (issue 8: a
+//! faster read path must never serve a stale answer). Each read comes
+//! after a read of the same address that saw the opposite state, so a
+//! cache (or a read transaction kept open) that kept that answer fails.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{Gateway, bearer, config_toml, free_port};
+
+const KEY: &str = "demo-v3-key";
+
+async fn status(req: reqwest::RequestBuilder) -> StatusCode {
+    req.header("Authorization", bearer(KEY))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_write_on_one_gateway_is_seen_by_the_next_read_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateways = Vec::new();
+    for name in ["a", "b"] {
+        let port = free_port();
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
+        gateways.push(Gateway::start(&config, port, &[]).await);
+    }
+    let client = reqwest::Client::new();
+    for round in 0..20 {
+        // Alternate which gateway writes and which reads.
+        let (writer, reader) = if round % 2 == 0 {
+            (&gateways[0], &gateways[1])
+        } else {
+            (&gateways[1], &gateways[0])
+        };
+        let address = format!("coherent{round}@example.com");
+        let global = |gw: &Gateway| gw.url(&format!("/v3/asm/suppressions/global/{address}"));
+        let bounce = |gw: &Gateway| gw.url(&format!("/v3/suppression/bounces/{address}"));
+        for gw in [reader, writer] {
+            assert_eq!(status(client.get(global(gw))).await, StatusCode::NOT_FOUND);
+            assert_eq!(status(client.get(bounce(gw))).await, StatusCode::NOT_FOUND);
+        }
+
+        let add = client
+            .post(writer.url("/v3/asm/suppressions/global"))
+            .json(&json!({"recipient_emails": [address]}));
+        assert_eq!(status(add).await, StatusCode::CREATED);
+        let bounced = client
+            .post(writer.url("/v3/suppression/bounces"))
+            .json(&json!({"email": address, "reason": "550 5.1.1 user unknown"}));
+        assert_eq!(status(bounced).await, StatusCode::CREATED);
+        for gw in [reader, writer] {
+            assert_eq!(
+                status(client.get(global(gw))).await,
+                StatusCode::OK,
+                "round {round}: an added global unsubscribe was not seen"
+            );
+            assert_eq!(
+                status(client.get(bounce(gw))).await,
+                StatusCode::OK,
+                "round {round}: an added bounce was not seen"
+            );
+        }
+
+        // The reader removes; the writer must see it gone at once.
+        assert_eq!(
+            status(client.delete(global(reader))).await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            status(client.delete(bounce(reader))).await,
+            StatusCode::NO_CONTENT
+        );
+        for gw in [writer, reader] {
+            assert_eq!(
+                status(client.get(global(gw))).await,
+                StatusCode::NOT_FOUND,
+                "round {round}: a removed global unsubscribe was still served"
+            );
+            assert_eq!(
+                status(client.get(bounce(gw))).await,
+                StatusCode::NOT_FOUND,
+                "round {round}: a removed bounce was still served"
+            );
+        }
+    }
+}
