@@ -126,6 +126,18 @@ function statuses(result) {
   await refused(() => client.deleteSuppressions('outbound', { Suppressions: many }), Errors.ApiInputError, 422, 1410);
   assert.deepEqual(await dumped({ emailAddress: 'u0@example.com' }), []);
 
+  // postmark.js drops an undefined EmailAddress and sends {} for that item:
+  // only that item fails, and the good address beside it is stored (spec §10).
+  const partial = await client.createSuppressions('outbound', {
+    Suppressions: [{ EmailAddress: 'partial.ok@example.com' }, { EmailAddress: undefined }],
+  });
+  assert.deepEqual(statuses(partial), [['partial.ok@example.com', 'Suppressed', null], ['', 'Failed', INVALID]]);
+  assert.deepEqual(await dumped({ emailAddress: 'partial.ok@example.com' }), ['partial.ok@example.com']);
+  const unpartial = await client.deleteSuppressions('outbound', {
+    Suppressions: [{ EmailAddress: undefined }, { EmailAddress: 'partial.ok@example.com' }],
+  });
+  assert.deepEqual(statuses(unpartial), [['', 'Failed', INVALID], ['partial.ok@example.com', 'Deleted', null]]);
+
   // An unknown stream and a bad token.
   const missing = await refused(() => client.getSuppressions('nope', {}), Errors.ApiInputError, 422, 1226);
   assert.equal(missing.message, "The message stream for the provided 'ID' was not found.");
@@ -154,6 +166,12 @@ function statuses(result) {
     'transactional-dev', 'Again', 'Transactional')), Errors.ApiInputError, 422, 1230);
   await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
     'Bad ID', 'Bad', 'Transactional')), Errors.ApiInputError, 422, 1227);
+  // A new stream is Transactional or Broadcasts (spec §3.2), and Broadcasts
+  // keep unsubscribe management (§3.1: 1239).
+  await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
+    'inbound', 'Inbound', 'Inbound')), Errors.ApiInputError, 422, 1221);
+  await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
+    'news', 'News', 'Broadcasts', undefined, { UnsubscribeHandlingType: 'None' })), Errors.ApiInputError, 422, 1239);
 
   const got = await client.getMessageStream('transactional-dev');
   assert.deepEqual(got, stream);

@@ -30,13 +30,13 @@ pub enum StreamRule {
     NameTooLong,
     TooManyStreams,
     IdFormat,
-    OneInbound,
     DefaultStreamArchive,
     IdTaken,
     DescriptionTooLong,
     PmPrefix,
     DescriptionHtml,
     IdReserved,
+    HandlingUnsupported,
     InvalidUnsubscribeHandling,
 }
 
@@ -49,13 +49,13 @@ impl StreamRule {
             Self::NameTooLong => 1224,
             Self::TooManyStreams => 1225,
             Self::IdFormat => 1227,
-            Self::OneInbound => 1228,
             Self::DefaultStreamArchive => 1229,
             Self::IdTaken => 1230,
             Self::DescriptionTooLong => 1231,
             Self::PmPrefix => 1233,
             Self::DescriptionHtml => 1234,
             Self::IdReserved => 1237,
+            Self::HandlingUnsupported => 1239,
             Self::InvalidUnsubscribeHandling => 1240,
         }
     }
@@ -123,6 +123,14 @@ impl PostmarkError {
         }
     }
 
+    /// §3.2, code 1230.
+    pub fn id_taken(key: &str) -> Self {
+        Self::stream(
+            StreamRule::IdTaken,
+            format!("A message stream with the ID '{key}' already exists."),
+        )
+    }
+
     pub fn invalid_parameter(name: &str, detail: impl Into<String>) -> Self {
         Self::InvalidParameter {
             name: name.to_owned(),
@@ -161,10 +169,7 @@ impl From<EngineError> for PostmarkError {
     fn from(err: EngineError) -> Self {
         match err {
             EngineError::GroupNotFound(_) => Self::StreamNotFound,
-            EngineError::GroupKeyTaken(key) => Self::stream(
-                StreamRule::IdTaken,
-                format!("A message stream with the ID '{key}' already exists."),
-            ),
+            EngineError::GroupKeyTaken(key) => Self::id_taken(&key),
             // hush keeps stream names unique because v3 shows them as group
             // names, which are unique there (seed 001).
             EngineError::GroupNameTaken(name) => Self::stream(

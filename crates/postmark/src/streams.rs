@@ -108,16 +108,7 @@ pub async fn create(
     let request: NewMessageStream = json_body(&body)?;
     let key = stream_key(request.id.as_deref())?;
     let name = stream_name(request.name.as_deref())?;
-    let kind = request
-        .message_stream_type
-        .as_deref()
-        .ok_or_else(|| {
-            PostmarkError::stream(
-                StreamRule::InvalidType,
-                "A valid 'MessageStreamType' must be provided: Transactional or Broadcasts.",
-            )
-        })
-        .and_then(stream_type)?;
+    let kind = new_stream_type(request.message_stream_type.as_deref())?;
     let description = request.description.unwrap_or_default();
     check_description(&description)?;
     let handling = request
@@ -125,19 +116,15 @@ pub async fn create(
         .as_ref()
         .map(unsubscribe_handling)
         .transpose()?;
+    check_handling(kind, handling)?;
     let existing = state.engine.groups(&server.tenant).await?;
-    if existing.iter().filter(|g| g.archived_at.is_none()).count() >= MAX_STREAMS {
-        return Err(PostmarkError::stream(
-            StreamRule::TooManyStreams,
-            format!("The maximum number of message streams ({MAX_STREAMS}) has been reached."),
-        ));
+    // A taken ID (1230) is checked before the limit (1225): a create
+    // repeated after its answer was lost must read as "exists", whatever the
+    // count; the upstream client recognises a repeat by 1230.
+    if existing.iter().any(|g| g.key == key) {
+        return Err(PostmarkError::id_taken(key.as_str()));
     }
-    if kind == StreamType::Inbound && existing.iter().any(|g| g.stream_type == kind) {
-        return Err(PostmarkError::stream(
-            StreamRule::OneInbound,
-            "A server can only have one Inbound stream.",
-        ));
-    }
+    check_room(&existing)?;
     let group = state
         .engine
         .create_group(
@@ -179,6 +166,9 @@ pub async fn edit(
         .as_ref()
         .map(unsubscribe_handling)
         .transpose()?;
+    // The type never changes, so a Broadcasts stream keeps its unsubscribe
+    // management (specs/postmark.md §3.1).
+    check_handling(group.stream_type, handling)?;
     let changes = GroupChanges {
         name,
         description: request.description,
@@ -231,7 +221,11 @@ pub async fn archive(
 }
 
 /// `POST /message-streams/{id}/unarchive`: the stream with `ArchivedAt`
-/// null. hush never purges, so every archived stream can come back.
+/// null. hush never purges, so every archived stream can come back, while
+/// there is room: an archived stream does not count towards the limit of 10
+/// (§3), so unarchiving one is refused with 1225 when 10 others are
+/// unarchived, as creating one would be. Unarchiving a stream that is not
+/// archived changes nothing and is always answered.
 pub async fn unarchive(
     server: PostmarkServer,
     state: web::Data<PostmarkState>,
@@ -240,6 +234,7 @@ pub async fn unarchive(
 ) -> Result<HttpResponse, PostmarkError> {
     let mut group = stream_group(&state.engine, &server.tenant, &id).await?;
     if group.archived_at.is_some() {
+        check_room(&state.engine.groups(&server.tenant).await?)?;
         let changes = GroupChanges {
             archived_at: Some(None),
             ..GroupChanges::default()
@@ -303,15 +298,66 @@ fn check_description(description: &str) -> Result<(), PostmarkError> {
     Ok(())
 }
 
+/// Whether another unarchived stream fits: "A Server may have up to 10
+/// Streams, including the default ones" (specs/postmark.md §3; code 1225).
+/// Archived streams do not count, so archiving one makes room.
+fn check_room(groups: &[Group]) -> Result<(), PostmarkError> {
+    if groups.iter().filter(|g| g.archived_at.is_none()).count() >= MAX_STREAMS {
+        return Err(PostmarkError::stream(
+            StreamRule::TooManyStreams,
+            format!(
+                "The maximum number of message streams ({MAX_STREAMS}) has been reached; archived streams do not count."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `MessageStreamType` of the list filter: any of the three (§3.2).
 fn stream_type(raw: &str) -> Result<StreamType, PostmarkError> {
     StreamType::parse(raw).ok_or_else(|| {
         PostmarkError::stream(
             StreamRule::InvalidType,
             format!(
-                "The 'MessageStreamType' {raw:?} is invalid: use Transactional, Broadcasts or Inbound."
+                "The 'MessageStreamType' {raw:?} is invalid: use All, Transactional, Broadcasts or Inbound."
             ),
         )
     })
+}
+
+/// A new stream's type: `Transactional` or `Broadcasts` only (§3.2's create
+/// row). A server's one Inbound stream comes with it (§3), so `Inbound` is
+/// as invalid here as a missing or unknown type, with the same code (1221)
+/// and the same text.
+fn new_stream_type(raw: Option<&str>) -> Result<StreamType, PostmarkError> {
+    match raw.and_then(StreamType::parse) {
+        Some(kind @ (StreamType::Transactional | StreamType::Broadcasts)) => Ok(kind),
+        _ => {
+            let got = raw.map_or_else(|| "none was given".to_owned(), |raw| format!("got {raw:?}"));
+            Err(PostmarkError::stream(
+                StreamRule::InvalidType,
+                format!(
+                    "A valid 'MessageStreamType' must be provided: Transactional or Broadcasts ({got})."
+                ),
+            ))
+        }
+    }
+}
+
+/// "Broadcasts require unsubscribe management" (§3.1): a Broadcasts stream
+/// may not be given `None` (code 1239, "handling type unsupported for this
+/// stream type", §3.2).
+fn check_handling(
+    kind: StreamType,
+    handling: Option<UnsubscribeHandling>,
+) -> Result<(), PostmarkError> {
+    if kind == StreamType::Broadcasts && handling == Some(UnsubscribeHandling::None) {
+        return Err(PostmarkError::stream(
+            StreamRule::HandlingUnsupported,
+            "Broadcasts streams require unsubscribe management: the 'UnsubscribeHandlingType' must be Postmark or Custom.",
+        ));
+    }
+    Ok(())
 }
 
 fn unsubscribe_handling(

@@ -123,6 +123,8 @@ fn dump_body(
 
 /// The addresses of a create or delete, checked as Postmark does: a JSON
 /// object with a `Suppressions` array (else 1409) of at most 50 (else 1410).
+/// Items are not checked here: a malformed one is its own `Failed`
+/// (specs/postmark.md §10; `SuppressionAddress`).
 fn parse_changes(body: &RawBody) -> Result<Vec<SuppressionAddress>, PostmarkError> {
     let changes: SuppressionChanges =
         serde_json::from_slice(&body.0).map_err(|_| PostmarkError::BadSuppressionsBody)?;

@@ -100,10 +100,36 @@ pub struct SuppressionDump {
 }
 
 /// One address of a create or delete request.
+///
+/// Reading one never fails. specs/postmark.md §10 answers 1409 only when the
+/// body is not an object with a `Suppressions` array; a bad item is that
+/// item's `Failed` "An invalid email address was provided.", and the good
+/// items beside it are processed. postmark.js sends `{}` for an item whose
+/// `EmailAddress` is undefined (§6.1: `JSON.stringify` drops it). What the
+/// item echoes (§10: "echo `EmailAddress` exactly as sent"):
+/// - a string: itself;
+/// - missing or `null`, or an item that is not an object: `""`, there being
+///   no address to echo (typed SDKs read `EmailAddress` as a string);
+/// - any other JSON value: its compact JSON text (`5` echoes `"5"`).
+///
+/// Such a text never passes as an address: a number or boolean has no `@`,
+/// and an array or object ends in `]` or `}`, which no domain may.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "serde_json::Value")]
 pub struct SuppressionAddress {
     #[serde(rename = "EmailAddress")]
     pub email_address: String,
+}
+
+impl From<serde_json::Value> for SuppressionAddress {
+    fn from(item: serde_json::Value) -> Self {
+        let email_address = match item.get("EmailAddress") {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        };
+        Self { email_address }
+    }
 }
 
 /// The body of create and delete (seed 003).

@@ -207,10 +207,12 @@ async fn a_missing_or_malformed_body_is_1409() {
             "{",
             "{}",
             "[]",
+            "null",
+            r#""a@x.com""#,
             r#"{"Suppressions":"a@x.com"}"#,
-            r#"{"Suppressions":[{"Email":"a@x.com"}]}"#,
-            r#"{"Suppressions":[{"EmailAddress":7}]}"#,
-            r#"{"Suppressions":["a@x.com"]}"#,
+            r#"{"Suppressions":null}"#,
+            r#"{"Suppressions":{"EmailAddress":"a@x.com"}}"#,
+            r#"{"suppressions":[{"EmailAddress":"a@x.com"}]}"#,
         ] {
             let req = test::TestRequest::post()
                 .uri(uri)
@@ -221,6 +223,59 @@ async fn a_missing_or_malformed_body_is_1409() {
             assert_eq!(message, "A proper request body must be provided.", "{raw}");
         }
     }
+    assert_eq!(total(&engine).await, 0);
+}
+
+/// specs/postmark.md §10: 1409 is for the body's shape only. A malformed
+/// item (postmark.js sends `{}` for an undefined address) is that item's
+/// `Failed`, and the good address beside it is stored. With no address to
+/// echo the item echoes `""`; a non-string echoes its JSON text.
+#[actix_web::test]
+async fn a_malformed_item_is_that_items_failed() {
+    let engine = engine().await;
+    let app = app(engine.clone()).await;
+    let raw = r#"{"Suppressions":[{"EmailAddress":"ok1@example.com"},{},{"EmailAddress":null},
+        {"EmailAddress":5},{"Email":"a@x.com"},"b@x.com",{"EmailAddress":["c@x.com"]},
+        {"EmailAddress":{"x":"d@x.com"}},{"EmailAddress":true}]}"#;
+    let send = |uri: &str| {
+        test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("X-Postmark-Server-Token", TOKEN))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(raw)
+    };
+    let malformed = |first: (String, String, Option<String>)| {
+        vec![
+            first,
+            failed("", INVALID_ADDRESS),
+            failed("", INVALID_ADDRESS),
+            failed("5", INVALID_ADDRESS),
+            failed("", INVALID_ADDRESS),
+            failed("", INVALID_ADDRESS),
+            failed(r#"["c@x.com"]"#, INVALID_ADDRESS),
+            failed(r#"{"x":"d@x.com"}"#, INVALID_ADDRESS),
+            failed("true", INVALID_ADDRESS),
+        ]
+    };
+    let (status, body) = call(&app, send(CREATE)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        statuses(&body),
+        malformed(ok("ok1@example.com", "Suppressed"))
+    );
+    let (_, dump) = call(&app, get("/message-streams/outbound/suppressions/dump")).await;
+    assert_eq!(
+        rows(&dump),
+        vec![(
+            "ok1@example.com".to_owned(),
+            "ManualSuppression".to_owned(),
+            "Customer".to_owned()
+        )]
+    );
+
+    let (status, body) = call(&app, send(DELETE)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), malformed(ok("ok1@example.com", "Deleted")));
     assert_eq!(total(&engine).await, 0);
 }
 

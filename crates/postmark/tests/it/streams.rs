@@ -254,6 +254,9 @@ async fn create_checks_every_field_with_its_code() {
         (with("Name", json!("n".repeat(101))), 1224),
         (with("MessageStreamType", Value::Null), 1221),
         (with("MessageStreamType", json!("Newsletter")), 1221),
+        // A new stream is Transactional or Broadcasts (spec §3.2).
+        (with("MessageStreamType", json!("Inbound")), 1221),
+        (with("MessageStreamType", json!("inbound")), 1221),
         (with("Description", json!("d".repeat(1001))), 1231),
         (with("Description", json!("<b>bold</b>")), 1234),
         (
@@ -276,14 +279,89 @@ async fn create_checks_every_field_with_its_code() {
     assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 402);
     // Nothing was made.
     assert_eq!(engine.groups(&demo()).await.unwrap().len(), 1);
+}
 
-    // One inbound stream at most.
-    let inbound = json!({"ID": "inbound", "Name": "Inbound", "MessageStreamType": "Inbound"});
-    let (status, _) = call(&app, post("/message-streams", &inbound)).await;
-    assert_eq!(status, StatusCode::OK);
-    let second = json!({"ID": "inbound-2", "Name": "Inbound 2", "MessageStreamType": "Inbound"});
-    let (status, reply) = call(&app, post("/message-streams", &second)).await;
-    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1228);
+/// A missing type, an unknown one and `Inbound` are one mistake with one
+/// code and one text, naming what was sent.
+#[actix_web::test]
+async fn a_new_streams_type_is_transactional_or_broadcasts() {
+    let engine = engine().await;
+    let app = app(engine.clone()).await;
+    let mut messages = Vec::new();
+    for kind in [None, Some("Newsletter"), Some("Inbound")] {
+        let mut body = json!({"ID": "s1", "Name": "S1"});
+        if let Some(kind) = kind {
+            body["MessageStreamType"] = json!(kind);
+        }
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        let message = assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1221);
+        assert!(
+            message.starts_with(
+                "A valid 'MessageStreamType' must be provided: Transactional or Broadcasts ("
+            ),
+            "{message}"
+        );
+        messages.push(message);
+    }
+    assert!(messages[0].contains("none was given"), "{}", messages[0]);
+    assert!(messages[2].contains("\"Inbound\""), "{}", messages[2]);
+    assert_eq!(engine.groups(&demo()).await.unwrap().len(), 1);
+    for kind in ["Transactional", "broadcasts"] {
+        let body = json!({"ID": kind.to_lowercase(), "Name": kind, "MessageStreamType": kind});
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+}
+
+/// "Broadcasts require unsubscribe management" (spec §3.1): `None` is
+/// refused on a Broadcasts stream with 1239 (§3.2), on create and on edit;
+/// Transactional streams take it.
+#[actix_web::test]
+async fn broadcasts_streams_keep_unsubscribe_management() {
+    let engine = engine().await;
+    let app = app(engine.clone()).await;
+    let none = json!({"UnsubscribeHandlingType": "none"});
+    let body = json!({"ID": "news", "Name": "News", "MessageStreamType": "Broadcasts",
+        "SubscriptionManagementConfiguration": none});
+    let (status, reply) = call(&app, post("/message-streams", &body)).await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1239);
+    assert_eq!(engine.groups(&demo()).await.unwrap().len(), 1);
+
+    for handling in ["Postmark", "Custom"] {
+        let id = format!("news-{}", handling.to_lowercase());
+        let body = json!({"ID": id, "Name": id, "MessageStreamType": "Broadcasts",
+            "SubscriptionManagementConfiguration": {"UnsubscribeHandlingType": handling}});
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let edit = json!({"Name": "Renamed", "SubscriptionManagementConfiguration": none});
+    let (status, reply) = call(&app, patch("/message-streams/news-postmark", &edit)).await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1239);
+    // Refused as a whole: the name did not change either.
+    let (_, stream) = call(&app, get("/message-streams/news-postmark")).await;
+    assert_eq!(stream["Name"], "news-postmark");
+    assert_eq!(
+        stream["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"],
+        "Postmark"
+    );
+    let custom =
+        json!({"SubscriptionManagementConfiguration": {"UnsubscribeHandlingType": "Custom"}});
+    let (status, reply) = call(&app, patch("/message-streams/news-postmark", &custom)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    let transactional = json!({"ID": "tx", "Name": "Tx", "MessageStreamType": "Transactional",
+        "SubscriptionManagementConfiguration": none});
+    let (status, reply) = call(&app, post("/message-streams", &transactional)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = call(
+        &app,
+        patch(
+            "/message-streams/outbound",
+            &json!({"SubscriptionManagementConfiguration": none}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
 }
 
 #[actix_web::test]
@@ -302,6 +380,66 @@ async fn at_most_ten_streams() {
     assert_eq!(status, StatusCode::OK);
     let (status, reply) = call(&app, post("/message-streams", &body)).await;
     assert_eq!(status, StatusCode::OK, "{reply}");
+}
+
+/// With 10 unarchived streams, an archived one cannot come back: otherwise
+/// archive one, create another, unarchive the first would make 11.
+#[actix_web::test]
+async fn unarchive_respects_the_limit_of_ten() {
+    let engine = engine().await;
+    let app = app(engine.clone()).await;
+    for i in 1..10 {
+        let body = json!({"ID": format!("s{i}"), "Name": format!("Stream {i}"), "MessageStreamType": "Broadcasts"});
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let (status, _) = call(&app, post("/message-streams/s1/archive", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json!({"ID": "s10", "Name": "Stream 10", "MessageStreamType": "Transactional"});
+    let (status, reply) = call(&app, post("/message-streams", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    let (status, reply) = call(&app, post("/message-streams/s1/unarchive", &json!({}))).await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1225);
+    let (_, s1) = call(&app, get("/message-streams/s1")).await;
+    assert!(s1["ArchivedAt"].is_string(), "{s1}");
+    let (_, listed) = call(&app, get("/message-streams")).await;
+    assert_eq!(listed["TotalCount"], 10);
+    // Unarchiving one that is not archived changes nothing, so it is answered.
+    let (status, reply) = call(&app, post("/message-streams/s2/unarchive", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    // Room made: it comes back.
+    let (status, _) = call(&app, post("/message-streams/s2/archive", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = call(&app, post("/message-streams/s1/unarchive", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["ArchivedAt"], Value::Null);
+}
+
+/// At the limit, an ID that exists is still 1230, not 1225: a create
+/// repeated after a lost answer reads as done (spec §3.2's codes).
+#[actix_web::test]
+async fn a_taken_id_is_1230_even_at_the_limit() {
+    let app = app(engine().await).await;
+    for i in 1..10 {
+        let body = json!({"ID": format!("s{i}"), "Name": format!("Stream {i}"), "MessageStreamType": "Transactional"});
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let (status, _) = call(&app, post("/message-streams/s9/archive", &json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json!({"ID": "s10", "Name": "Stream 10", "MessageStreamType": "Transactional"});
+    let (status, reply) = call(&app, post("/message-streams", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    for id in ["s3", "s9", "outbound"] {
+        let body = json!({"ID": id, "Name": "Again", "MessageStreamType": "Transactional"});
+        let (status, reply) = call(&app, post("/message-streams", &body)).await;
+        assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1230);
+    }
+    let body = json!({"ID": "s11", "Name": "Stream 11", "MessageStreamType": "Transactional"});
+    let (status, reply) = call(&app, post("/message-streams", &body)).await;
+    assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1225);
 }
 
 #[actix_web::test]
