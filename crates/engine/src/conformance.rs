@@ -58,7 +58,8 @@ macro_rules! backend_conformance {
             engine_scan_streams_in_batches,
             engine_guards_removal_by_authority,
             engine_guards_adds_by_authority,
-            list_matches_email_patterns
+            list_matches_email_patterns,
+            list_collapses_to_one_row_per_address
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {
@@ -1289,4 +1290,109 @@ pub async fn list_matches_email_patterns(backend: Arc<dyn Backend>) {
         EmailMatch::Prefix("sales".into()),
         "without a '%' it is a prefix"
     );
+}
+
+/// [`ListFilter::per_address`]: an address with both an Unsubscribe and a
+/// Manual entry (a SendPost `manual` and a v3 global POST) is one row of a
+/// list of addresses, its newest; paging, totals, counts and scans go by
+/// address; removal still takes every entry.
+pub async fn list_collapses_to_one_row_per_address(backend: Arc<dyn Backend>) {
+    let t = tenant("t1");
+    let g = backend
+        .create_group(&t, new_group("news", "News"))
+        .await
+        .unwrap()
+        .id;
+    let unsub =
+        |a: &str, scope, created| item(a, scope, Kind::Unsubscribe, Origin::Customer, created);
+    let manual = |a: &str, scope, created| item(a, scope, Kind::Manual, Origin::Customer, created);
+    let stored = add_all(
+        &backend,
+        &t,
+        vec![
+            unsub("a@x.com", Scope::Global, 100),
+            manual("a@x.com", Scope::Global, 200),
+            unsub("b@x.com", Scope::Global, 150),
+            // Equal times: the later id is the newer.
+            manual("c@x.com", Scope::Global, 50),
+            unsub("c@x.com", Scope::Global, 50),
+            // Another kind and other scopes are other rows.
+            bounce("a@x.com", BounceClass::Hard, 300),
+            unsub("a@x.com", Scope::Group(g), 10),
+            manual("a@x.com", Scope::Group(g), 20),
+            manual("d@x.com", Scope::Group(g), 30),
+        ],
+    )
+    .await;
+    let kinds = KindSet::family(KindFamily::Unsubscribe).with(KindSet::family(KindFamily::Manual));
+    let global = ListFilter::new(kinds, ScopeFilter::Global);
+    let collapsed = global.clone().one_per_address();
+
+    let all = backend.list(&t, &global, page(10, 0)).await.unwrap();
+    assert_eq!(all.total, 5, "without the flag every entry is a row");
+
+    let listed = backend.list(&t, &collapsed, page(10, 0)).await.unwrap();
+    assert_eq!(emails(&listed.items), ["a@x.com", "b@x.com", "c@x.com"]);
+    assert_eq!(listed.total, 3, "the total counts addresses");
+    assert_eq!(
+        listed.items[0].id, stored[1].id,
+        "a's newest entry, the manual one"
+    );
+    assert_eq!(listed.items[2].id, stored[4].id, "c's later id");
+    assert_eq!(backend.count(&t, &collapsed).await.unwrap(), 3);
+
+    let mut paged = Vec::new();
+    for offset in 0..4 {
+        let one = backend.list(&t, &collapsed, page(1, offset)).await.unwrap();
+        assert_eq!(one.total, 3, "offset {offset}");
+        paged.extend(one.items);
+    }
+    assert_eq!(paged, listed.items, "pages of one address each");
+
+    // The newest entry that the rest of the filter matches stands for the
+    // address: with a's manual entry outside the time range, its
+    // unsubscribe is shown.
+    let mut until = collapsed.clone();
+    until.created_to = Some(at(150));
+    let bounded = backend.list(&t, &until, page(10, 0)).await.unwrap();
+    assert_eq!(emails(&bounded.items), ["b@x.com", "a@x.com", "c@x.com"]);
+    assert_eq!(bounded.items[1].id, stored[0].id);
+    assert_eq!(bounded.total, 3);
+    let mut prefix = collapsed.clone();
+    prefix.email = Some(EmailMatch::prefix("a"));
+    assert_eq!(backend.count(&t, &prefix).await.unwrap(), 1);
+
+    let group = ListFilter::new(kinds, ScopeFilter::Group(g)).one_per_address();
+    let members = backend.list(&t, &group, page(10, 0)).await.unwrap();
+    assert_eq!(emails(&members.items), ["d@x.com", "a@x.com"]);
+    assert_eq!(members.total, 2);
+    assert_eq!(backend.count(&t, &group).await.unwrap(), 2);
+
+    // Across scopes: one row per address in each scope.
+    let any = ListFilter::new(kinds, ScopeFilter::Any).one_per_address();
+    let everywhere = backend.list(&t, &any, page(10, 0)).await.unwrap();
+    assert_eq!(everywhere.total, 5);
+    assert_eq!(
+        emails(&everywhere.items),
+        ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "a@x.com"]
+    );
+    assert_eq!(backend.count(&t, &any).await.unwrap(), 5);
+
+    // A scan one row at a time yields each address once, as list does.
+    let mut cursor = None;
+    let mut walked = Vec::new();
+    loop {
+        let batch = backend.scan(&t, &collapsed, cursor, 1).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        cursor = Some(hush_model::ScanCursor::after(last));
+        walked.extend(batch);
+    }
+    assert_eq!(walked, listed.items);
+
+    // Removing an address removes every entry the filter matches.
+    let mut only_a = collapsed.clone();
+    only_a.email = Some(EmailMatch::Exact(email("a@x.com")));
+    assert_eq!(backend.remove_matching(&t, &only_a).await.unwrap(), 2);
+    let left = backend.list(&t, &collapsed, page(10, 0)).await.unwrap();
+    assert_eq!(emails(&left.items), ["b@x.com", "c@x.com"]);
 }

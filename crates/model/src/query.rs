@@ -98,6 +98,13 @@ pub struct ListFilter {
     pub created_from: Option<Timestamp>,
     /// Inclusive.
     pub created_to: Option<Timestamp>,
+    /// One row per address: of the entries that match, only the newest of
+    /// each `(scope, email)` is listed, scanned and counted, so paging and
+    /// totals count addresses. A list of addresses (v3's global and group
+    /// unsubscribes, seed 001) shows an address with both an Unsubscribe and
+    /// a Manual entry once. Removals ignore it: removing an address removes
+    /// every entry the rest of the filter matches.
+    pub per_address: bool,
 }
 
 impl ListFilter {
@@ -109,7 +116,29 @@ impl ListFilter {
             origin: None,
             created_from: None,
             created_to: None,
+            per_address: false,
         }
+    }
+
+    /// The same filter, one row per address and scope.
+    #[must_use]
+    pub fn one_per_address(mut self) -> Self {
+        self.per_address = true;
+        self
+    }
+
+    /// Applies [`Self::per_address`] to matching entries given newest first:
+    /// keeps the first (newest) entry of each `(scope, email)`. For
+    /// backends that filter in memory; unchanged when the flag is off.
+    pub fn collapse(&self, newest_first: Vec<Suppression>) -> Vec<Suppression> {
+        if !self.per_address {
+            return newest_first;
+        }
+        let mut seen = std::collections::HashSet::new();
+        newest_first
+            .into_iter()
+            .filter(|s| seen.insert((s.scope, s.email.clone())))
+            .collect()
     }
 
     pub fn matches(&self, suppression: &Suppression) -> bool {

@@ -454,7 +454,8 @@ impl Backend for PostmarkUpstream {
         filter: &ListFilter,
         page: PageRequest,
     ) -> Result<Page<Suppression>, EngineError> {
-        let all = self.collect(tenant, filter).await?;
+        // One row per address when asked (ListFilter::per_address).
+        let all = filter.collapse(self.collect(tenant, filter).await?);
         let total = all.len() as u64;
         let items = all
             .into_iter()
@@ -465,7 +466,7 @@ impl Backend for PostmarkUpstream {
     }
 
     async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
-        Ok(self.collect(tenant, filter).await?.len() as u64)
+        Ok(filter.collapse(self.collect(tenant, filter).await?).len() as u64)
     }
 
     async fn scan(
@@ -476,9 +477,8 @@ impl Backend for PostmarkUpstream {
         limit: u32,
     ) -> Result<Vec<Suppression>, EngineError> {
         // The dump is one whole list per stream (§2.1): no paging to walk.
-        Ok(self
-            .collect(tenant, filter)
-            .await?
+        Ok(filter
+            .collapse(self.collect(tenant, filter).await?)
             .into_iter()
             .filter(|s| after.is_none_or(|c| c.is_before(s)))
             .take(limit as usize)

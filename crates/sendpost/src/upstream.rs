@@ -367,7 +367,8 @@ impl Backend for SendPostUpstream {
         filter: &ListFilter,
         page: PageRequest,
     ) -> Result<Page<Suppression>, EngineError> {
-        let all = self.collect(tenant, filter).await?;
+        // One row per address when asked (ListFilter::per_address).
+        let all = filter.collapse(self.collect(tenant, filter).await?);
         let total = all.len() as u64;
         let items = all
             .into_iter()
@@ -378,7 +379,7 @@ impl Backend for SendPostUpstream {
     }
 
     async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
-        Ok(self.collect(tenant, filter).await?.len() as u64)
+        Ok(filter.collapse(self.collect(tenant, filter).await?).len() as u64)
     }
 
     async fn scan(
@@ -390,6 +391,16 @@ impl Backend for SendPostUpstream {
     ) -> Result<Vec<Suppression>, EngineError> {
         if !serves(filter) {
             return Ok(Vec::new());
+        }
+        // One row per address (ListFilter::per_address) needs every entry
+        // of an address, which windows split: walk them all.
+        if filter.per_address {
+            return Ok(filter
+                .collapse(self.collect(tenant, filter).await?)
+                .into_iter()
+                .filter(|s| after.is_none_or(|c| c.is_before(s)))
+                .take(limit as usize)
+                .collect());
         }
         let key = self.key(tenant)?;
         let mut found = Vec::new();

@@ -50,7 +50,9 @@ impl TenantData {
         }
     }
 
-    /// The entries a filter matches, newest first.
+    /// The entries a filter matches, newest first; with
+    /// [`ListFilter::per_address`], only the newest of each address and
+    /// scope.
     fn matching(&self, filter: &ListFilter) -> Vec<&Suppression> {
         let mut found: Vec<&Suppression> = self
             .suppressions
@@ -58,6 +60,10 @@ impl TenantData {
             .filter(|s| filter.matches(s))
             .collect();
         newest_first(&mut found);
+        if filter.per_address {
+            let mut seen = HashSet::new();
+            found.retain(|s| seen.insert((s.scope, &s.email)));
+        }
         found
     }
 
@@ -217,14 +223,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
-        self.with_tenant(tenant, 0, |data| {
-            to_u64(
-                data.suppressions
-                    .values()
-                    .filter(|s| filter.matches(s))
-                    .count(),
-            )
-        })
+        self.with_tenant(tenant, 0, |data| to_u64(data.matching(filter).len()))
     }
 
     async fn scan(

@@ -24,7 +24,9 @@ pub async fn list(
         return lists::list::<Unsubscribes>(key, state, req).await;
     }
     let params = ListParams::parse(&QueryPairs::from_request(&req))?;
-    let filter = params.filter(global_unsubscribe_kinds())?;
+    // An address with both an Unsubscribe and a Manual entry is one
+    // address of the list and of its total (seed 001).
+    let filter = params.filter(global_unsubscribe_kinds())?.one_per_address();
     let page = state
         .engine
         .list(&key.tenant, &filter, params.page())

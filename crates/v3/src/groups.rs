@@ -30,8 +30,11 @@ pub const DESCRIPTION_MAX: usize = 500;
 /// How many entries a walk over group suppressions fetches at a time.
 const SCAN_BATCH: u32 = 500;
 
+/// A group's members: one row per address, though an address may have
+/// both an Unsubscribe (v3) and a Manual entry (a Postmark create in the
+/// group's stream), so lists, totals and `unsubscribes` count addresses.
 fn members_filter(id: GroupId) -> ListFilter {
-    ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Group(id))
+    ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Group(id)).one_per_address()
 }
 
 async fn unsubscribes_in(state: &V3State, tenant: &TenantId, id: GroupId) -> Result<u64, V3Error> {
@@ -338,7 +341,8 @@ pub async fn all_suppressions(
         .into_iter()
         .map(|g| (g.id, g.name))
         .collect();
-    let filter = ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Any);
+    // One row per address and group (see `members_filter`).
+    let filter = ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Any).one_per_address();
     // The stores page by scope, not by "any group", so the walk skips the
     // global entries; memory stays bounded by the page.
     let entries = state

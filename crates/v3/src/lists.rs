@@ -43,6 +43,11 @@ pub trait GlobalList {
     const IN_SEED: bool;
     /// What SendGrid shows per entry.
     type Sendgrid: Serialize;
+    /// Whether the list is of addresses over more than one kind family, so
+    /// an address with entries of two families (an Unsubscribe and a
+    /// Manual) must be listed and counted once (seed 001: "List all
+    /// addresses …").
+    const BY_ADDRESS: bool = false;
 
     /// The kinds the list shows to a key of this shape.
     fn kinds(shape: Shape) -> KindSet;
@@ -159,6 +164,7 @@ impl GlobalList for Unsubscribes {
     const NAME: &'static str = "the global unsubscribe list";
     const IN_SEED: bool = false;
     type Sendgrid = SendgridUnsubscribe;
+    const BY_ADDRESS: bool = true;
 
     /// Unsubscribes and manual entries alike (DESIGN.md mapping table).
     fn kinds(_: Shape) -> KindSet {
@@ -196,7 +202,8 @@ pub async fn list<L: GlobalList>(
 ) -> Result<HttpResponse, V3Error> {
     require_list::<L, _>(&key)?;
     let params = ListParams::parse(&QueryPairs::from_request(&req))?;
-    let filter = params.filter(L::kinds(key.shape))?;
+    let mut filter = params.filter(L::kinds(key.shape))?;
+    filter.per_address = L::BY_ADDRESS;
     let page = state
         .engine
         .list(&key.tenant, &filter, params.page())

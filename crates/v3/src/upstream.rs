@@ -674,7 +674,8 @@ impl Backend for V3Upstream {
         filter: &ListFilter,
         page: PageRequest,
     ) -> Result<Page<Suppression>, EngineError> {
-        let all = self.collect(tenant, filter).await?;
+        // One row per address when asked (ListFilter::per_address).
+        let all = filter.collapse(self.collect(tenant, filter).await?);
         let total = all.len() as u64;
         let items = all
             .into_iter()
@@ -685,7 +686,7 @@ impl Backend for V3Upstream {
     }
 
     async fn count(&self, tenant: &TenantId, filter: &ListFilter) -> Result<u64, EngineError> {
-        Ok(self.collect(tenant, filter).await?.len() as u64)
+        Ok(filter.collapse(self.collect(tenant, filter).await?).len() as u64)
     }
 
     async fn scan(

@@ -252,6 +252,27 @@ impl Clause {
         clause
     }
 
+    /// The filter's clause and, with [`ListFilter::per_address`], the
+    /// condition that keeps only the newest matching entry of each address
+    /// and scope: no entry of the same address and scope that the filter
+    /// matches is newer. The probe is an equality on the identity index's
+    /// leading `(tenant, email, group_id)`, so it costs one index seek per
+    /// row however long the list. The subquery reuses the filter's
+    /// placeholders; its unqualified columns are `newer`'s.
+    fn listing(tenant: &TenantId, filter: &ListFilter) -> Self {
+        let mut clause = Self::filter(tenant, filter);
+        if filter.per_address {
+            let newer = clause.sql.clone();
+            clause.and(&format!(
+                "NOT EXISTS (SELECT 1 FROM suppressions AS newer WHERE {newer} \
+                 AND newer.email = suppressions.email \
+                 AND newer.group_id = suppressions.group_id \
+                 AND (newer.created_at, newer.id) > (suppressions.created_at, suppressions.id))"
+            ));
+        }
+        clause
+    }
+
     /// A query of `sql` (which uses this clause's placeholders) with the
     /// parameters bound.
     fn query(&self, sql: String) -> Query<'static, Postgres, PgArguments> {
@@ -342,8 +363,21 @@ async fn select(
     suppressions_from_rows(&rows, tenant)
 }
 
-async fn count_where(conn: &mut PgConnection, clause: &Clause) -> Result<u64, StoreError> {
-    let sql = format!("SELECT count(*) FROM suppressions WHERE {}", clause.sql);
+/// How many entries, or with [`ListFilter::per_address`] how many addresses
+/// (per scope), the filter matches: the number of rows its listing has.
+async fn count_where(
+    conn: &mut PgConnection,
+    filter: &ListFilter,
+    clause: &Clause,
+) -> Result<u64, StoreError> {
+    let counted = match (filter.per_address, filter.scope) {
+        (false, _) => "count(*)",
+        (true, ScopeFilter::Global | ScopeFilter::Group(_)) => "count(DISTINCT email)",
+        (true, ScopeFilter::Any | ScopeFilter::GlobalAndGroup(_)) => {
+            "count(DISTINCT (group_id, email))"
+        }
+    };
+    let sql = format!("SELECT {counted} FROM suppressions WHERE {}", clause.sql);
     let count: i64 = clause.query(sql).fetch_one(conn).await?.try_get(0)?;
     Ok(to_u64(count))
 }
@@ -356,11 +390,11 @@ pub(super) async fn list(
     filter: &ListFilter,
     page: PageRequest,
 ) -> Result<Page<Suppression>, StoreError> {
-    let clause = Clause::filter(tenant, filter);
-    let total = count_where(conn, &clause).await?;
+    let total = count_where(conn, filter, &Clause::filter(tenant, filter)).await?;
     let items = if page.limit == 0 || page.offset >= total {
         Vec::new()
     } else {
+        let clause = Clause::listing(tenant, filter);
         select(conn, tenant, clause, page.limit, page.offset).await?
     };
     Ok(Page { items, total })
@@ -371,7 +405,7 @@ pub(super) async fn count(
     tenant: &TenantId,
     filter: &ListFilter,
 ) -> Result<u64, StoreError> {
-    count_where(conn, &Clause::filter(tenant, filter)).await
+    count_where(conn, filter, &Clause::filter(tenant, filter)).await
 }
 
 /// Keyset paging: the row comparison `(created_at, id) < (…)` walks the
@@ -386,7 +420,9 @@ pub(super) async fn scan(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut clause = Clause::filter(tenant, filter);
+    // The collapse looks at every entry of an address, not only those after
+    // the cursor: one whose newest entry came before the cursor was shown.
+    let mut clause = Clause::listing(tenant, filter);
     if let Some(cursor) = after {
         let at = clause.push(Param::Int(cursor.created_at.as_nanos()));
         let id = clause.push(Param::Int(cursor.id.0));

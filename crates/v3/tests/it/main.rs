@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bounces;
+mod by_address;
 mod global;
 mod groups;
 mod imports;
