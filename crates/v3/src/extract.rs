@@ -55,26 +55,101 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalV3Json<T> {
                     Some(PayloadError::Overflow) => V3Error::PayloadTooLarge(limit),
                     _ => V3Error::bad_request("body", "the request body could not be read"),
                 })?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Self(None));
+            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => Ok(Self(None)),
+                Some(b'{') => parse_object(&bytes).map(|value| Self(Some(value))),
+                // Every v3 body is an object (seed 001): an array or a bare
+                // value is not read positionally into one.
+                Some(_) => Err(V3Error::bad_request(
+                    "body",
+                    "the request body must be a JSON object",
+                )),
             }
-            serde_json::from_slice(&bytes)
-                .map(|value| Self(Some(value)))
-                .map_err(|err| json_error(&err))
         })
     }
 }
 
-/// serde's message names the field for the errors clients make most
-/// (a missing or mistyped field).
-fn json_error(err: &serde_json::Error) -> V3Error {
-    let message = err.to_string();
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
-        .unwrap_or("body");
-    V3Error::bad_request(field, format!("invalid JSON body: {message}"))
+/// Reads a JSON object into `T`, tracking where in it a failure is
+/// (serde_path_to_error), so the error names the field.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, V3Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let field = match err.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        json_error(field, err.inner())
+    })?;
+    de.end().map_err(|err| json_error(None, &err))?;
+    Ok(value)
+}
+
+/// A 400 naming the field, in plain words: serde's own messages name Rust
+/// types ("expected struct NewBounce") and positions, which mean nothing to
+/// a client.
+fn json_error(field: Option<String>, err: &serde_json::Error) -> V3Error {
+    use serde_json::error::Category;
+    let full = err.to_string();
+    // serde_json appends " at line L column C".
+    let message = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |at| &full[..at]);
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => V3Error::bad_request(
+            "body",
+            format!(
+                "invalid JSON body: it breaks off or is malformed at line {}, column {}",
+                err.line(),
+                err.column()
+            ),
+        ),
+        Category::Data => {
+            // A missing field is reported at the object that lacks it.
+            let quoted = message.split('`').nth(1).map(str::to_owned);
+            if let (Some(name), true) = (&quoted, message.starts_with("missing field")) {
+                return V3Error::bad_request(name, format!("{name} is required"));
+            }
+            let field = field.or(quoted.filter(|_| message.starts_with("unknown field")));
+            let plain = plain_types(message);
+            match field {
+                Some(field) => V3Error::bad_request(&field, format!("{field}: {plain}")),
+                None => V3Error::bad_request("body", plain),
+            }
+        }
+    }
+}
+
+/// serde's words in JSON's rather than Rust's: no type names.
+fn plain_types(message: &str) -> String {
+    let message = message
+        .replace("a sequence", "an array")
+        .replace("a map", "an object");
+    let mut words: Vec<String> = Vec::new();
+    let mut iter = message.split(' ');
+    while let Some(word) = iter.next() {
+        let (bare, comma) = word
+            .strip_suffix(',')
+            .map_or((word, ""), |bare| (bare, ","));
+        let plain = match bare {
+            // A Rust type's name follows.
+            "struct" | "tuple" => {
+                iter.next();
+                "a JSON object"
+            }
+            "enum" => {
+                iter.next();
+                "one of the allowed values"
+            }
+            "sequence" => "an array",
+            "map" => "an object",
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
+            | "i128" | "isize" => "an integer",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        words.push(format!("{plain}{comma}"));
+    }
+    words.join(" ")
 }
 
 /// The query string's pairs, decoded as a form (`+` is a space there, and

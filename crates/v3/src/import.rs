@@ -93,8 +93,10 @@ pub async fn global(
 
 /// `text/csv` is what the seed names. A body the client labels as JSON or
 /// a form is refused before anything is read; a missing label, `text/plain`
-/// and `application/octet-stream` (what `curl --data-binary` and many
-/// uploaders send) are read as CSV.
+/// and `application/octet-stream` (what many uploaders send) are read as
+/// CSV. curl's `--data-binary` without `-H 'Content-Type: text/csv'` labels
+/// the body `application/x-www-form-urlencoded`, which is refused with a
+/// 415 (docs/api/v3.md, "CSV imports").
 fn check_content_type(req: &HttpRequest) -> Result<(), V3Error> {
     let Some(value) = req.headers().get(CONTENT_TYPE) else {
         return Ok(());
@@ -248,13 +250,25 @@ async fn import(
     let outcome: Result<(), Interruption> = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|err| Interruption::CutOff(err.to_string()))?;
+            let room = state.import_limit.saturating_sub(received);
             received += chunk.len() as u64;
-            if received > state.import_limit {
-                return Err(Interruption::TooLarge);
-            }
-            parser.feed(&chunk, &mut rows)?;
+            // The part of the chunk within the limit is still read, so
+            // every record wholly before the limit is imported
+            // (docs/configuration.md, server.max_import_bytes); the record
+            // the limit cuts is not.
+            let over = received > state.import_limit;
+            let within = if over {
+                &chunk[..usize::try_from(room).unwrap_or(usize::MAX).min(chunk.len())]
+            } else {
+                &chunk[..]
+            };
+            parser.feed(within, &mut rows)?;
             for record in rows.drain(..) {
                 progress.row(record).await?;
+            }
+            if over {
+                progress.last_row = parser.position();
+                return Err(Interruption::TooLarge);
             }
         }
         parser.finish(&mut rows)?;
@@ -347,6 +361,9 @@ struct CsvRows {
     ends_len: usize,
     /// The line the next byte is on.
     line: u64,
+    /// Whether the last byte counted was a `\r`, so that a `\n` after it
+    /// (even in the next chunk) ends no second line.
+    after_cr: bool,
     /// The line the record being read started on; `None` between records.
     record_line: Option<u64>,
     /// Whether the start of the body, where a BOM may be, is behind.
@@ -365,6 +382,7 @@ impl CsvRows {
             out_len: 0,
             ends_len: 0,
             line: 1,
+            after_cr: false,
             record_line: None,
             started: false,
             first_done: false,
@@ -383,9 +401,7 @@ impl CsvRows {
                     if byte != b'\n' && byte != b'\r' {
                         break;
                     }
-                    if byte == b'\n' {
-                        self.line += 1;
-                    }
+                    self.count_lines(&[byte]);
                     input = rest;
                 }
                 if input.is_empty() {
@@ -396,6 +412,25 @@ impl CsvRows {
             if self.step(&mut input, rows)? {
                 return Ok(());
             }
+        }
+    }
+
+    /// The line of the record being read, or of the next one.
+    fn position(&self) -> u64 {
+        self.record_line.unwrap_or(self.line)
+    }
+
+    /// Counts line breaks as the parser delimits records: `\r\n`, a bare
+    /// `\n` and a bare `\r` each end one line (csv-core's default
+    /// terminator), also inside quoted fields.
+    fn count_lines(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            match byte {
+                b'\r' => self.line += 1,
+                b'\n' if !self.after_cr => self.line += 1,
+                _ => {}
+            }
+            self.after_cr = byte == b'\r';
         }
     }
 
@@ -418,7 +453,7 @@ impl CsvRows {
                 &mut self.output[self.out_len..],
                 &mut self.ends[self.ends_len..],
             );
-            self.line += input[..read].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.count_lines(&input[..read]);
             *input = &input[read..];
             self.out_len += wrote;
             self.ends_len += ended;
@@ -515,6 +550,31 @@ mod tests {
         // The same bytes in chunks of every size give the same records.
         for size in 1..body.len() {
             let chunks: Vec<&[u8]> = body.chunks(size).collect();
+            assert_eq!(parse(&chunks), expected, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn bare_cr_and_mixed_line_endings_count_one_line_each() {
+        let body = b"email\rbad\rok9@example.com\rbad2\r";
+        let expected = vec![
+            owned(1, &["email"]),
+            owned(2, &["bad"]),
+            owned(3, &["ok9@example.com"]),
+            owned(4, &["bad2"]),
+        ];
+        assert_eq!(parse(&[body]), expected);
+        // CRLF, LF and CR mixed, a blank CR line, a CR inside quotes, and a
+        // CRLF split across chunks.
+        let mixed = b"a@x.com\r\nb@x.com\n\rc@x.com,\"x\ry\"\rd@x.com";
+        let expected = vec![
+            owned(1, &["a@x.com"]),
+            owned(2, &["b@x.com"]),
+            owned(4, &["c@x.com", "x\ry"]),
+            owned(6, &["d@x.com"]),
+        ];
+        for size in 1..mixed.len() {
+            let chunks: Vec<&[u8]> = mixed.chunks(size).collect();
             assert_eq!(parse(&chunks), expected, "chunk size {size}");
         }
     }

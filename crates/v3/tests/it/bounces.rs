@@ -77,7 +77,7 @@ async fn post_refuses_bad_input_with_the_field_named() {
             json!({"email": "a@example.com", "bounce_type": "squishy"}),
             "bounce_type",
         ),
-        (json!({"email": 42}), "body"),
+        (json!({"email": 42}), "email"),
         (
             json!({"email": "a@example.com", "reason": "x".repeat(3000)}),
             "reason",
@@ -103,6 +103,81 @@ async fn post_refuses_bad_input_with_the_field_named() {
     assert_envelope(&error, Some("body"));
     let (_, list) = call(&app, get(BOUNCES, WRITER)).await;
     assert_eq!(list["total"], 0, "nothing stored by a bad request");
+}
+
+/// Every v3 body is an object: an array is not read positionally into
+/// one, and no message names a Rust type.
+#[actix_web::test]
+async fn bodies_must_be_objects_and_errors_name_the_field_plainly() {
+    let app = app(engine()).await;
+    let raw = |uri: &str, body: &str| {
+        TestRequest::post()
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {WRITER}")))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body.to_owned())
+    };
+    for (uri, body) in [
+        (BOUNCES, r#"["seq@example.com","soft"]"#),
+        (BOUNCES, "[]"),
+        (BOUNCES, r#""seq@example.com""#),
+        (BOUNCES, "5"),
+        ("/v3/asm/groups", r#"["ArrGroup"]"#),
+        ("/v3/asm/suppressions/global", r#"[["a@example.com"]]"#),
+        ("/v3/suppression/spam_reports", "null"),
+    ] {
+        let (status, error) = call(&app, raw(uri, body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} {body}");
+        let message = assert_envelope(&error, Some("body"));
+        assert!(message.contains("JSON object"), "{message}");
+    }
+    let (_, list) = call(&app, get(BOUNCES, WRITER)).await;
+    assert_eq!(list["total"], 0, "nothing stored");
+    let (_, groups) = call(&app, get("/v3/asm/groups", WRITER)).await;
+    assert_eq!(groups["suppression_groups"], json!([]), "no group made");
+
+    for (uri, body, field) in [
+        (BOUNCES, r#"{"email": 5}"#, "email"),
+        (
+            BOUNCES,
+            r#"{"email": "a@example.com", "reason": ["x"]}"#,
+            "reason",
+        ),
+        (
+            "/v3/asm/groups",
+            r#"{"name": "N", "is_default": "yes"}"#,
+            "is_default",
+        ),
+        ("/v3/asm/groups", r#"{"name": {"a": 1}}"#, "name"),
+        (
+            "/v3/asm/suppressions/global",
+            r#"{"recipient_emails": "a@example.com"}"#,
+            "recipient_emails",
+        ),
+        (
+            "/v3/asm/suppressions/global",
+            r#"{"recipient_emails": [1]}"#,
+            "recipient_emails",
+        ),
+        ("/v3/asm/suppressions/global", r#"{}"#, "recipient_emails"),
+    ] {
+        let (status, error) = call(&app, raw(uri, body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri} {body}");
+        let message = assert_envelope(&error, Some(field));
+        for rust in [
+            "struct",
+            "NewBounce",
+            "NewGroupBody",
+            "RecipientEmails",
+            "sequence",
+            " at line ",
+        ] {
+            assert!(!message.contains(rust), "{body}: {message}");
+        }
+    }
+    let (status, error) = call(&app, raw(BOUNCES, r#"{"email": "a@example.com"} x"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(assert_envelope(&error, Some("body")).contains("invalid JSON"));
 }
 
 #[actix_web::test]

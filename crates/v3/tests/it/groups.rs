@@ -74,7 +74,7 @@ async fn create_checks_name_and_description() {
             "description",
         ),
         (json!({"description": "no name"}), "name"),
-        (json!({"name": "Typed", "is_default": "yes"}), "body"),
+        (json!({"name": "Typed", "is_default": "yes"}), "is_default"),
     ];
     for (body, field) in cases {
         let (status, error) = call(&app, post(GROUPS, WRITER, &body)).await;

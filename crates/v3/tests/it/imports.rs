@@ -255,15 +255,69 @@ async fn an_import_over_the_limit_is_413_and_keeps_what_came_before() {
             .map(|n| format!("u{n:04}@example.com\n"))
             .collect()
     };
-    // 50 rows of 18 bytes per chunk: the third chunk crosses 2048 bytes.
+    // 50 rows of 18 bytes per chunk: the third chunk crosses 2048 bytes,
+    // inside row 114 (bytes 2034..2052). The 13 rows of that chunk before
+    // the limit are kept too.
     let chunks = vec![chunk(0), chunk(50), chunk(100), chunk(150)];
     let (status, error) = streamed(&app, GLOBAL_IMPORT, chunks, false).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let message = assert_envelope(&error, None);
     assert!(
-        message.contains("2048") && message.contains("100 rows"),
+        message.contains("2048") && message.contains("row 114: 113 rows"),
         "{message}"
     );
     let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
-    assert_eq!(list["total"], 100);
+    assert_eq!(list["total"], 113);
+}
+
+/// docs/configuration.md: a 413 comes "after the rows before the limit were
+/// committed", also when the first chunk is already over the limit.
+#[actix_web::test]
+async fn one_chunk_over_the_limit_keeps_the_rows_before_the_limit() {
+    let app = app_with_import_limit(engine(), 2048).await;
+    // 3.7 KB: a header of 6 bytes and 205 rows of 18.
+    let body: String = std::iter::once("email\n".to_owned())
+        .chain((0..205).map(|n| format!("u{n:04}@example.com\n")))
+        .collect();
+    assert!(body.len() > 3600);
+    let (status, error) = streamed(&app, GLOBAL_IMPORT, vec![body], false).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // (2048 - 6) / 18 = 113 whole rows, on lines 2..=114; line 115 is cut.
+    let message = assert_envelope(&error, None);
+    assert!(message.contains("row 115: 113 rows"), "{message}");
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 113);
+    let (status, _) = call(
+        &app,
+        get("/v3/asm/suppressions/global/u0112@example.com", READER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the last whole row is in");
+    let (status, _) = call(
+        &app,
+        get("/v3/asm/suppressions/global/u0113@example.com", READER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the cut row is not");
+}
+
+/// Row numbers count lines as the parser ends records: bare CRs too.
+#[actix_web::test]
+async fn row_numbers_follow_bare_cr_line_endings() {
+    let app = app(engine()).await;
+    let (status, report) = call(
+        &app,
+        csv(GLOBAL_IMPORT, WRITER, "email\rbad\rok9@example.com\rbad2\r"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["imported"], 1);
+    assert_eq!(report["skipped"], 2);
+    let rows: Vec<&Value> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["row"])
+        .collect();
+    assert_eq!(rows, [&json!(2), &json!(4)], "{report}");
 }
