@@ -18,6 +18,12 @@ use crate::SendPostError;
 /// echoes with the contract applied (§8).
 pub const CONTRACT_HEADER: &str = "x-sendpost-public-contract";
 
+/// The `Link` sent with the legacy contract: SendPost's API introduction,
+/// where its contract versioning and the legacy to v1 changes are
+/// documented (spec §8, §12).
+pub const DEPRECATION_LINK: &str =
+    "<https://docs.sendpost.io/api-reference/introduction>; rel=\"deprecation\"";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
     V1,
@@ -63,12 +69,27 @@ impl Contract {
         }
     }
 
-    /// Sets the echo header on a response.
+    /// Sets the echo header on a response and, under `legacy`, the
+    /// deprecation signals SendPost sends with that contract (§8):
+    /// `Deprecation: true` and a `Link` to the contract's documentation.
+    /// SendPost's `Sunset` carries its own cut-over date, which no spec or
+    /// seed gives; hush has none of its own, so it sends no `Sunset` rather
+    /// than invent one (docs/api/sendpost.md, "Known differences").
     pub fn stamp(self, headers: &mut HeaderMap) {
         headers.insert(
             HeaderName::from_static(CONTRACT_HEADER),
             HeaderValue::from_static(self.as_str()),
         );
+        if self == Self::Legacy {
+            headers.insert(
+                HeaderName::from_static("deprecation"),
+                HeaderValue::from_static("true"),
+            );
+            headers.insert(
+                HeaderName::from_static("link"),
+                HeaderValue::from_static(DEPRECATION_LINK),
+            );
+        }
     }
 }
 

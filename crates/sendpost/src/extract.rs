@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use hush_model::{Email, Timestamp};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
+use time::{Date, Month};
 
 use crate::{SendPostError, SendPostState};
 
@@ -42,7 +43,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for SendPostJson<T> {
                 ));
             }
             serde_json::from_slice(&bytes).map(Self).map_err(|err| {
-                SendPostError::invalid_body("body", format!("the body is not valid JSON: {err}"))
+                let message = if err.is_data() {
+                    // Well-formed JSON of the wrong shape: an array or a
+                    // string where an object or a list belongs (§3).
+                    format!("the body does not have the expected shape: {err}")
+                } else {
+                    format!("the body is not valid JSON: {err}")
+                };
+                SendPostError::invalid_body("body", message)
             })
         })
     }
@@ -69,23 +77,33 @@ impl QueryParams {
         )
     }
 
-    /// The last value of a parameter, trimmed; `None` when absent or blank.
+    /// The last value of a parameter as sent; `None` when absent or empty.
+    /// Nothing is trimmed: the spec gives exact forms (`YYYY-MM-DD`,
+    /// integers, enum names; §4.2) and the SDK sends them exactly, so
+    /// `from=2024-01-01%20` is a bad date, not a date.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
             .find(|(key, _)| key == name)
-            .map(|(_, value)| value.trim())
+            .map(|(_, value)| value.as_str())
             .filter(|value| !value.is_empty())
     }
 
-    /// An integer parameter within bounds, with a message naming it.
+    /// An integer parameter within bounds, with a message naming it. Only
+    /// ASCII digits: no sign, no spaces, no `+5` (Rust's `parse` takes a
+    /// leading `+`).
     pub fn integer(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, SendPostError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
-        match raw.parse::<i64>() {
-            Ok(value) if (min..=max).contains(&value) => Ok(Some(value)),
+        let parsed = raw
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| raw.parse::<i64>().ok())
+            .flatten();
+        match parsed {
+            Some(value) if (min..=max).contains(&value) => Ok(Some(value)),
             _ if max == i64::MAX => Err(SendPostError::invalid_param(
                 name,
                 format!("{name} must be an integer of at least {min}; got {raw:?}"),
@@ -97,27 +115,91 @@ impl QueryParams {
         }
     }
 
-    /// A `YYYY-MM-DD` date parameter as its first nanosecond (UTC).
-    pub fn day_start(&self, name: &str) -> Result<Option<Timestamp>, SendPostError> {
-        self.get(name)
-            .map(|raw| Timestamp::start_of_day(raw).map_err(|_| bad_date(name, raw)))
-            .transpose()
-    }
-
-    /// A `YYYY-MM-DD` date parameter as its last nanosecond (UTC), for
-    /// inclusive ends.
-    pub fn day_end(&self, name: &str) -> Result<Option<Timestamp>, SendPostError> {
-        self.get(name)
-            .map(|raw| Timestamp::end_of_day(raw).map_err(|_| bad_date(name, raw)))
-            .transpose()
+    /// A `YYYY-MM-DD` date parameter (§4.2), strictly that form, within
+    /// the days whose every nanosecond a [`Timestamp`] holds.
+    pub fn day(&self, name: &str) -> Result<Option<Day>, SendPostError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        let date = parse_day(raw).ok_or_else(|| {
+            SendPostError::invalid_param(
+                name,
+                format!("{name} must be a date in the form YYYY-MM-DD; got {raw:?}"),
+            )
+        })?;
+        Day::new(date).map(Some).ok_or_else(|| {
+            SendPostError::invalid_param(
+                name,
+                format!(
+                    "{name} must be a date from {} to {}; got {raw:?}",
+                    Day::FIRST,
+                    Day::LAST
+                ),
+            )
+        })
     }
 }
 
-fn bad_date(name: &str, raw: &str) -> SendPostError {
-    SendPostError::invalid_param(
-        name,
-        format!("{name} must be a date in the form YYYY-MM-DD; got {raw:?}"),
-    )
+const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
+
+/// A UTC day given as `YYYY-MM-DD`, known to lie within the range of
+/// [`Timestamp`] (about 1677 to 2262), so its first and last nanosecond
+/// are exact rather than saturated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day {
+    date: Date,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl Day {
+    /// The first and last days every nanosecond of which is a `Timestamp`.
+    pub const FIRST: &str = "1677-09-22";
+    pub const LAST: &str = "2262-04-10";
+
+    fn new(date: Date) -> Option<Self> {
+        let days = i128::from(date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY);
+        let start = i64::try_from(days * NANOS_PER_DAY).ok()?;
+        let end = i64::try_from((days + 1) * NANOS_PER_DAY - 1).ok()?;
+        Some(Self {
+            date,
+            start: Timestamp::from_nanos(start),
+            end: Timestamp::from_nanos(end),
+        })
+    }
+
+    /// The day's first nanosecond (UTC).
+    pub fn start(self) -> Timestamp {
+        self.start
+    }
+
+    /// The day's last nanosecond (UTC), for inclusive ends.
+    pub fn end(self) -> Timestamp {
+        self.end
+    }
+
+    /// Whole days from `earlier` to this day, counted on the calendar.
+    pub fn days_after(self, earlier: Self) -> i64 {
+        (self.date - earlier.date).whole_days()
+    }
+}
+
+/// 1970-01-01 as a Julian day number.
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
+/// `YYYY-MM-DD` and nothing else: four, two and two ASCII digits with
+/// dashes, a real calendar day. (The `time` parser alone would also take
+/// a signed year such as `+2026-12-01`.)
+fn parse_day(raw: &str) -> Option<Date> {
+    let mut parts = raw.split('-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    if parts.next().is_some() || !digits(year, 4) || !digits(month, 2) || !digits(day, 2) {
+        return None;
+    }
+    let month = Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()
 }
 
 /// The email of one body item, with its place named on failure

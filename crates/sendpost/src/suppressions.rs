@@ -12,7 +12,7 @@ use hush_model::{
 
 use crate::auth::SendPostSubaccount;
 use crate::contract::Contract;
-use crate::extract::{QueryParams, SendPostJson, item_email};
+use crate::extract::{Day, QueryParams, SendPostJson, item_email};
 use crate::wire::{
     CountStat, CreateSuppressionRequest, DELETED_MESSAGE, DeleteResponse, DeleteSuppressionRequest,
     LegacyDeleted, Reason, Suppression,
@@ -23,7 +23,6 @@ pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 /// The widest `from`–`to` range a listing takes (§4.2).
 pub const MAX_RANGE_DAYS: i64 = 60;
-const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// The canonical kind a create list makes (DESIGN.md, "Created by this
 /// API").
@@ -111,16 +110,17 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn parse(query: &QueryParams) -> Result<Self, SendPostError> {
-        let from = query.day_start("from")?.ok_or_else(|| required("from"))?;
-        let to_start = query.day_start("to")?.ok_or_else(|| required("to"))?;
-        let to = query.day_end("to")?.ok_or_else(|| required("to"))?;
-        if to_start < from {
+        let from = query.day("from")?.ok_or_else(|| required("from"))?;
+        let to = query.day("to")?.ok_or_else(|| required("to"))?;
+        if to < from {
             return Err(SendPostError::invalid_param(
                 "to",
                 "to must not be before from",
             ));
         }
-        let days = (to_start.as_nanos() - from.as_nanos()) / NANOS_PER_DAY;
+        // On the calendar days themselves, so no date is too far off to
+        // count (§4.2: at most 60 days apart).
+        let days = to.days_after(from);
         if days > MAX_RANGE_DAYS {
             return Err(SendPostError::invalid_param(
                 "to",
@@ -143,9 +143,13 @@ impl ListParams {
             })?),
         };
         let mut filter = global(kinds);
-        filter.email = query.get("search").map(EmailMatch::contains);
-        filter.created_from = Some(from);
-        filter.created_to = Some(to);
+        // Lowercased like stored addresses, but not trimmed (§4.2 gives a
+        // substring; EmailMatch::contains would trim).
+        filter.email = query
+            .get("search")
+            .map(|needle| EmailMatch::Contains(needle.to_lowercase()));
+        filter.created_from = Some(from.start());
+        filter.created_to = Some(to.end());
         Ok(Self {
             filter,
             page: PageRequest {
@@ -194,8 +198,8 @@ pub async fn count(
     req: HttpRequest,
 ) -> Result<HttpResponse, SendPostError> {
     let query = QueryParams::from_request(&req);
-    let from = query.day_start("from")?;
-    let to = query.day_end("to")?;
+    let from = query.day("from")?;
+    let to = query.day("to")?;
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
@@ -205,8 +209,8 @@ pub async fn count(
         ));
     }
     let mut filter = global(KindSet::ALL);
-    filter.created_from = from;
-    filter.created_to = to;
+    filter.created_from = from.map(Day::start);
+    filter.created_to = to.map(Day::end);
     let count = state.engine.count(&subaccount.tenant, &filter).await?;
     Ok(HttpResponse::Ok().json(CountStat { count }))
 }
@@ -216,6 +220,11 @@ pub async fn count(
 /// nothing to remove is no error, so a retried DELETE is harmless (§7).
 /// 200 with `{"message"}`, or under the legacy contract an array with one
 /// `{"id","message"}` per entry removed (§4.3, §9).
+///
+/// Each address is one "remove everything global" call, which is what
+/// SendPost's own DELETE does: the v1 reply needs nothing listed first, so
+/// an upstream SendPost backend forwards it as one DELETE. Only the legacy
+/// reply, which names the ids removed, looks the entries up first.
 pub async fn delete(
     subaccount: SendPostSubaccount,
     state: web::Data<SendPostState>,
@@ -240,14 +249,23 @@ pub async fn delete(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut ids: Vec<SuppressionId> = Vec::new();
+    let mut seen = HashSet::new();
     for email in &emails {
-        for entry in state.engine.entries(&subaccount.tenant, email).await? {
-            if entry.scope == Scope::Global && !ids.contains(&entry.id) {
-                ids.push(entry.id);
+        if !seen.insert(email.clone()) {
+            continue;
+        }
+        if contract == Contract::Legacy {
+            for entry in state.engine.entries(&subaccount.tenant, email).await? {
+                if entry.scope == Scope::Global && !ids.contains(&entry.id) {
+                    ids.push(entry.id);
+                }
             }
         }
+        state
+            .engine
+            .remove(&subaccount.tenant, email, Scope::Global, KindSet::ALL)
+            .await?;
     }
-    state.engine.remove_ids(&subaccount.tenant, &ids).await?;
     Ok(match contract {
         Contract::V1 => HttpResponse::Ok().json(DeleteResponse {
             message: DELETED_MESSAGE.to_owned(),
@@ -267,6 +285,8 @@ pub async fn delete(
 mod tests {
     use super::*;
     use hush_model::Timestamp;
+
+    const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
     fn in_window(params: &ListParams, at: Timestamp) -> bool {
         params.filter.created_from.is_none_or(|t| at >= t)

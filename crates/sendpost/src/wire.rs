@@ -1,8 +1,45 @@
 //! The SendPost wire types (seed 004; specs/sendpost.md §3). The same
 //! structs serve requests and, for an upstream SendPost provider, make them.
 
+use std::fmt;
+
 use hush_model::{Kind, Suppression as Canonical};
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Request bodies and their items are JSON objects (seed 004; spec §3,
+/// §4.1, §4.3). Serde's derived structs also take a positional array
+/// (`[[{"email":…}],null]` as a create body), so each request type derives
+/// with `#[serde(remote = "Self")]`, which makes inherent
+/// `serialize`/`deserialize` functions, and this implements the traits
+/// over them, reading only a map: anything else is "invalid type: …,
+/// expected a JSON object …".
+macro_rules! json_object {
+    ($ty:ident, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Only;
+                impl<'de> Visitor<'de> for Only {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty, A::Error> {
+                        $ty::deserialize(MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(Only)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $ty::serialize(self, serializer)
+            }
+        }
+    };
+}
 
 /// SendPost's numeric suppression reasons (§0). Code 4, "hard bounce
 /// detected by post-send validation", is never written by hush: it has no
@@ -82,6 +119,11 @@ pub struct Suppression {
     pub smtp_error: String,
     #[serde(rename = "smtp_error", default)]
     pub legacy_smtp_error: String,
+    /// The message the entry came from, `""` when none (§3: "Empty for
+    /// manual entries"; the §4.1 example sends `""`). hush keeps no message
+    /// ids, so its entries, like any made through the API, have none.
+    #[serde(rename = "messageUUID", default)]
+    pub message_uuid: String,
     /// Unix epoch nanoseconds.
     pub created: i64,
 }
@@ -104,6 +146,7 @@ impl Suppression {
             reason_text: Some(reason.text().to_owned()),
             legacy_smtp_error: smtp_error.clone(),
             smtp_error,
+            message_uuid: String::new(),
             created: suppression.created_at.as_nanos(),
         }
     }
@@ -114,6 +157,7 @@ impl Suppression {
 /// §3), so its absence is reported as a validation error, not a parse
 /// error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct EmailItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -121,6 +165,7 @@ pub struct EmailItem {
 
 /// `POST /subaccount/suppression` (§4.1). Every list is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct CreateSuppressionRequest {
     #[serde(
         rename = "hardBounce",
@@ -140,6 +185,16 @@ pub struct CreateSuppressionRequest {
     pub spam_complaint: Option<Vec<EmailItem>>,
 }
 
+json_object!(EmailItem, "a JSON object {\"email\": …}");
+json_object!(
+    CreateSuppressionRequest,
+    "a JSON object with hardBounce, manual, unsubscribe or spamComplaint lists"
+);
+json_object!(
+    DeleteSuppressionRequest,
+    "a JSON object {\"suppressions\": [{\"email\": …}]}"
+);
+
 impl CreateSuppressionRequest {
     /// The list of one reason.
     pub fn list(&self, reason: Reason) -> &[EmailItem] {
@@ -155,6 +210,7 @@ impl CreateSuppressionRequest {
 
 /// `DELETE /subaccount/suppression` (§4.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct DeleteSuppressionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions: Option<Vec<EmailItem>>,

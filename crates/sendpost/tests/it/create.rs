@@ -45,6 +45,7 @@ async fn each_list_creates_its_reason_with_integer_fields() {
                 "created",
                 "email",
                 "id",
+                "messageUUID",
                 "reason",
                 "reasonText",
                 "smtpError",
@@ -59,6 +60,8 @@ async fn each_list_creates_its_reason_with_integer_fields() {
         assert!(created >= before, "nanoseconds since the epoch: {created}");
         assert_eq!(row["smtpError"], "");
         assert_eq!(row["smtp_error"], "");
+        // §3: "Empty for manual entries"; hush knows no message ids.
+        assert_eq!(row["messageUUID"], "");
     }
 
     // Stored as DESIGN.md says SendPost creates: Global, Customer.
@@ -138,6 +141,18 @@ async fn bad_bodies_are_422_naming_the_input_and_store_nothing() {
         (json!({"manual": "a@example.com"}), "body"),
         (json!({"manual": [{"email": 5}]}), "body"),
         (json!([{"email": "a@example.com"}]), "body"),
+        // A body and its items are JSON objects, never positional arrays
+        // (seed 004; spec §3, §4.1).
+        (
+            json!([[{"email": "seq@example.com"}], null, null, [{"email": "seq2@example.com"}]]),
+            "body",
+        ),
+        (json!([]), "body"),
+        (json!(null), "body"),
+        (json!("hardBounce"), "body"),
+        (json!(5), "body"),
+        (json!({"manual": [["a@example.com"]]}), "body"),
+        (json!({"manual": [null]}), "body"),
     ];
     for (body, param) in cases {
         let reply = send(&app, post(&body)).await;
@@ -145,6 +160,11 @@ async fn bad_bodies_are_422_naming_the_input_and_store_nothing() {
         assert_eq!(reply.body["error"]["code"], "validation_error", "{body}");
         assert_eq!(reply.body["error"]["type"], "invalid_request_error");
         assert!(!message.is_empty());
+    }
+    for body in [json!([]), json!([[{"email": "seq@example.com"}]])] {
+        let reply = send(&app, post(&body)).await;
+        let message = assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("body"));
+        assert!(message.contains("expected a JSON object"), "{message}");
     }
     let malformed = TestRequest::post()
         .uri(PATH)

@@ -81,6 +81,7 @@ async fn legacy_callers_get_the_array_reply() {
         let reply = send(&app, request).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.contract(), "legacy");
+        assert_deprecation_signals(&reply);
         let items = reply.body.as_array().unwrap();
         let mut removed: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
         for item in items {
@@ -103,6 +104,9 @@ async fn legacy_callers_get_the_array_reply() {
     .await;
     assert_eq!(reply.contract(), "v1");
     assert!(reply.body["message"].is_string());
+    for name in ["deprecation", "sunset", "link"] {
+        assert!(!reply.headers.contains_key(name), "v1 sends no {name}");
+    }
     // Nothing removed is an empty legacy array.
     let reply = send(
         &app,
@@ -126,6 +130,10 @@ async fn bad_delete_bodies_are_422_and_remove_nothing() {
             "suppressions[1].email",
         ),
         (json!({"suppressions": "kept@example.com"}), "body"),
+        // Objects only (spec §4.3): a positional array is not a body.
+        (json!([[{"email": "kept@example.com"}]]), "body"),
+        (json!([]), "body"),
+        (json!({"suppressions": [["kept@example.com"]]}), "body"),
     ];
     for (body, param) in cases {
         let reply = send(&app, delete(&body)).await;
@@ -140,4 +148,22 @@ async fn bad_delete_bodies_are_422_and_remove_nothing() {
     .await;
     assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("body"));
     assert_eq!(ok(&app, get(COUNT)).await, json!({"count": 1}));
+}
+
+/// Under the legacy contract SendPost also sends `Deprecation: true` and a
+/// `Link` with `rel="deprecation"` (spec §8).
+pub fn assert_deprecation_signals(reply: &Reply) {
+    let header = |name: &str| {
+        reply
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {name}: {reply:?}"))
+    };
+    assert_eq!(header("deprecation"), "true");
+    let link = header("link");
+    assert!(
+        link.starts_with("<https://") && link.ends_with(">; rel=\"deprecation\""),
+        "{link}"
+    );
 }

@@ -63,6 +63,27 @@ async fn bad_parameters_are_422_naming_the_parameter() {
         ("from=2024-01-01&to=2024-01-02&offset=1.5", "offset"),
         ("from=2024-01-01&to=2024-01-02&type=not-a-type", "type"),
         ("from=2024-01-01&to=2024-01-02&type=hard_bounce", "type"),
+        // Strictly YYYY-MM-DD and digits, nothing trimmed (§4.2).
+        ("from=%2B2024-01-01&to=2024-01-02", "from"),
+        ("from=2024-01-01%20&to=2024-01-02", "from"),
+        ("from=%202024-01-01&to=2024-01-02", "from"),
+        ("from=2024-1-01&to=2024-01-02", "from"),
+        ("from=02024-01-01&to=2024-01-02", "from"),
+        ("from=2024-01-01&to=2024-01-02-", "to"),
+        ("from=2024-01-01&to=2024-01-02&limit=%2B5", "limit"),
+        ("from=2024-01-01&to=2024-01-02&limit=5%20", "limit"),
+        ("from=2024-01-01&to=2024-01-02&offset=%2B0", "offset"),
+        ("from=2024-01-01&to=2024-01-02&offset=%200", "offset"),
+        ("from=2024-01-01&to=2024-01-02&type=manual%20", "type"),
+        // Days a nanosecond timestamp cannot hold are refused, not
+        // saturated into a span of 0 days.
+        ("from=2300-01-01&to=2300-12-31", "from"),
+        ("from=1000-01-01&to=1500-12-31", "from"),
+        ("from=2262-04-10&to=2262-04-11", "to"),
+        ("from=1677-09-21&to=1677-09-22", "from"),
+        // Far apart but representable: the span is counted on the days.
+        ("from=1700-01-01&to=2200-12-31", "to"),
+        ("from=2262-02-09&to=2262-04-10&limit=0", "limit"),
     ];
     for (query, param) in cases {
         let reply = send(&app, get(&list_uri(query))).await;
@@ -71,12 +92,21 @@ async fn bad_parameters_are_422_naming_the_parameter() {
         assert_eq!(reply.body["error"]["code"], "invalid_request", "{query}");
         assert_eq!(reply.body["error"]["type"], "invalid_request_error");
     }
+    let reply = send(&app, get(&list_uri("from=2300-01-01&to=2300-12-31"))).await;
+    let message = assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("from"));
+    assert!(
+        message.contains("1677-09-22") && message.contains("2262-04-10"),
+        "{message}"
+    );
     // The edges that are allowed: 60 days apart, limit 1 and 100, offset 0.
     for query in [
         "from=2024-01-01&to=2024-03-01",
         "from=2024-01-01&to=2024-01-01&limit=1&offset=0",
         "from=2024-01-01&to=2024-01-01&limit=100",
         "from=2024-01-01&to=2024-01-01&type=&search=",
+        "from=1677-09-22&to=1677-09-22",
+        "from=2262-02-09&to=2262-04-10",
+        "from=2024-01-01&to=2024-01-01&limit=007&offset=00",
     ] {
         assert_eq!(rows_of(&app, query).await, json!([]), "{query}");
     }
@@ -161,7 +191,9 @@ async fn search_is_a_case_insensitive_substring() {
         // The SDK sends `+` as %2B (§4.2); a literal `+` is a plus too.
         ("bob%2Btag", vec!["bob+tag@hooli.com"]),
         ("bob+tag", vec!["bob+tag@hooli.com"]),
-        ("%20piedpiper%20", vec!["carol@piedpiper.com"]),
+        // Not trimmed: no address holds a space.
+        ("%20piedpiper%20", vec![]),
+        ("piedpiper", vec!["carol@piedpiper.com"]),
         ("nobody", vec![]),
     ] {
         let rows = rows_of(&app, &format!("{base}&search={search}")).await;
@@ -363,6 +395,10 @@ async fn count_takes_optional_days() {
         ("?from=yesterday", "from"),
         ("?to=2024-13-01", "to"),
         ("?from=2024-01-12&to=2024-01-11", "to"),
+        ("?from=2300-01-01", "from"),
+        ("?to=1000-01-01", "to"),
+        ("?from=%2B2024-01-11", "from"),
+        ("?to=2024-01-11%20", "to"),
     ] {
         let reply = send(&app, get(&format!("{COUNT}{query}"))).await;
         assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(param));

@@ -78,6 +78,7 @@ async fn unknown_paths_and_methods_answer_in_the_envelope() {
         .await;
         assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED, None);
         assert_eq!(reply.contract(), "legacy", "echoed on errors too");
+        crate::delete::assert_deprecation_signals(&reply);
     }
 }
 
