@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::{Read, V3Key, Write};
 use crate::extract::{QueryPairs, V3Json, path_email, path_group};
 use crate::global::{added, recipient_emails, unsubscribes};
-use crate::listing::{ListParams, group_page};
+use crate::listing::{ListParams, group_page, link_header};
 use crate::lists::global_unsubscribe_kinds;
 use crate::wire::{
     AddressGroup, AddressGroups, GroupList, GroupPatch, GroupRecord, NewGroupBody,
@@ -343,6 +343,7 @@ pub async fn all_suppressions(
         .collect();
     // One row per address and group (see `members_filter`).
     let filter = ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Any).one_per_address();
+    let filter_all = filter.clone();
     // The stores page by scope, not by "any group", so the walk skips the
     // global entries; memory stays bounded by the page.
     let entries = state
@@ -370,7 +371,15 @@ pub async fn all_suppressions(
             created_at: s.created_at.unix_seconds(),
         });
     }
-    Ok(HttpResponse::Ok().json(rows))
+    // Lists page with a `Link` header (specs/sendgrid-v3.md §1.7, §2.8):
+    // the group rows are every row less the global ones.
+    let everywhere = state.engine.count(&key.tenant, &filter_all).await?;
+    let global = ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Global).one_per_address();
+    let global = state.engine.count(&key.tenant, &global).await?;
+    let total = everywhere.saturating_sub(global);
+    Ok(HttpResponse::Ok()
+        .insert_header(("Link", link_header(&req, page, total)))
+        .json(rows))
 }
 
 /// `sendgrid` shape: every group of the tenant, each with whether the

@@ -459,13 +459,31 @@ async fn groups_in_the_sendgrid_shape() {
             .all(|r| r["group_id"] == id && r["group_name"] == "Renamed")
     );
     assert!(rows[0]["created_at"].as_i64().unwrap() > 1_700_000_000);
-    let (_, paged) = call(
+    let (_, link, paged) = call_link(
         &app,
-        get("/v3/asm/suppressions?limit=1&offset=1", SG_READER),
+        get("/v3/asm/suppressions?limit=1&offset=1", SG_READER)
+            .insert_header(("Host", "hush.test")),
     )
     .await;
     assert_eq!(paged.as_array().unwrap().len(), 1);
     assert_eq!(paged[0], rows[1]);
+    // Paged like every SendGrid list (§1.7): two group rows, pages of one.
+    let base = "http://hush.test/v3/asm/suppressions?limit=1";
+    assert_eq!(
+        link.as_deref(),
+        Some(
+            format!(
+                "<{base}&offset=0>; rel=\"prev\"; title=\"1\", <{base}&offset=1>; rel=\"last\"; title=\"2\", <{base}&offset=0>; rel=\"first\"; title=\"1\""
+            )
+            .as_str()
+        )
+    );
+    let (_, link, _) = call_link(&app, get("/v3/asm/suppressions?limit=1", SG_READER)).await;
+    assert!(
+        link.unwrap()
+            .contains("offset=1>; rel=\"next\"; title=\"2\""),
+        "the first page links the next"
+    );
     let (status, error) = call(&app, get("/v3/asm/suppressions?limit=501", SG_READER)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_envelope(&error, Some("limit"));
