@@ -11,7 +11,10 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Every workspace member must be here, or cargo refuses the workspace
+# (tests/e2e/deployment.rs checks it).
 COPY crates crates
+COPY bench bench
 COPY tests tests
 # The cache mounts keep the registry and build between image builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -6,6 +6,7 @@
 mod coherence;
 mod copy;
 mod cross_api;
+mod deployment;
 mod gateway;
 #[cfg(hush_postgres_tests)]
 mod multi_instance;
