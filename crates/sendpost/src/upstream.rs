@@ -20,8 +20,9 @@ use hush_model::{
 use hush_upstream::{Credential, Credentials, Idempotency, Upstream};
 use time::{Date, Duration, OffsetDateTime};
 
+use crate::contract::{CONTRACT_HEADER, Contract};
 use crate::wire::{
-    CreateSuppressionRequest, DeleteSuppressionRequest, EmailItem, Reason,
+    CreateSuppressionRequest, DeleteSuppressionRequest, EmailItem, LegacyDeleted, Reason,
     Suppression as WireSuppression,
 };
 
@@ -224,15 +225,29 @@ impl SendPostUpstream {
             .into_iter()
             .any(|s| emails.contains(&s.email) && !ids.contains(&s.id));
         if kept {
-            return Err(EngineError::Unsupported {
-                backend: BACKEND,
-                operation: "remove some kinds of an address's suppressions and keep others",
-            });
+            return Err(partial_delete());
         }
-        let key = self.key(tenant)?;
-        let url = self.http.url(PATH);
         let mut emails: Vec<&Email> = emails.into_iter().collect();
         emails.sort();
+        self.delete_addresses(tenant, &emails).await?;
+        Ok(doomed.len() as u64)
+    }
+
+    /// SendPost's DELETE for whole addresses, `BATCH` a call: it removes
+    /// every entry of each "regardless of suppression type" (§3, §4.3), so
+    /// nothing needs listing first. Asked under the legacy contract, whose
+    /// reply is one `{"id","message"}` per entry removed (§4.3, §9), so the
+    /// answer says how many went; a provider that answers the v1
+    /// `{"message"}` instead says nothing of it, and each address counts
+    /// as one (docs/backends.md).
+    async fn delete_addresses(
+        &self,
+        tenant: &TenantId,
+        emails: &[&Email],
+    ) -> Result<u64, EngineError> {
+        let key = self.key(tenant)?;
+        let url = self.http.url(PATH);
+        let mut removed = 0;
         for chunk in emails.chunks(BATCH) {
             let body = DeleteSuppressionRequest {
                 suppressions: Some(
@@ -245,13 +260,27 @@ impl SendPostUpstream {
                 ),
             };
             // Deleting twice removes the same thing: safe to retry.
-            self.http
+            let answer = self
+                .http
                 .send(Idempotency::Idempotent, |c| {
-                    c.delete(&url).header(AUTH, key.expose()).json(&body)
+                    c.delete(&url)
+                        .header(AUTH, key.expose())
+                        .header(CONTRACT_HEADER, Contract::Legacy.as_str())
+                        .json(&body)
                 })
                 .await?;
+            let reply: DeleteReply = self.http.decode(&answer)?;
+            removed += match reply {
+                DeleteReply::Legacy(items) => {
+                    items.iter().map(|i| i.id).collect::<HashSet<_>>().len() as u64
+                }
+                DeleteReply::V1 { message } => {
+                    tracing::debug!(?message, "a v1 delete reply names no entries");
+                    chunk.len() as u64
+                }
+            };
         }
-        Ok(doomed.len() as u64)
+        Ok(removed)
     }
 }
 
@@ -425,6 +454,27 @@ impl Backend for SendPostUpstream {
         tenant: &TenantId,
         filter: &ListFilter,
     ) -> Result<u64, EngineError> {
+        if !serves(filter) {
+            return Ok(0);
+        }
+        if let Some(email) = whole_address(filter) {
+            // SendPost's own delete: one call, no listing.
+            return self.delete_addresses(tenant, &[email]).await;
+        }
+        if let Some(EmailMatch::Exact(email)) = &filter.email {
+            // One walk of the address's entries serves both the choice and
+            // the check that nothing of it is kept.
+            let all = self.entries(tenant, email).await?;
+            let (doomed, kept): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| filter.matches(s));
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            if !kept.is_empty() {
+                return Err(partial_delete());
+            }
+            self.delete_addresses(tenant, &[email]).await?;
+            return Ok(doomed.len() as u64);
+        }
         let doomed = self.collect(tenant, filter).await?;
         self.delete(tenant, &doomed).await
     }
@@ -473,6 +523,49 @@ impl Backend for SendPostUpstream {
     async fn delete_group(&self, _: &TenantId, _: GroupId) -> Result<bool, EngineError> {
         Err(no_groups())
     }
+}
+
+/// SendPost deletes whole addresses (§3), so a delete that would keep some
+/// of an address's entries is refused rather than over-delete.
+fn partial_delete() -> EngineError {
+    EngineError::Unsupported {
+        backend: BACKEND,
+        operation: "remove some kinds of an address's suppressions and keep others",
+    }
+}
+
+/// The address a filter selects every entry of, as far as SendPost holds
+/// entries: an exact address, every kind SendPost reads back, every global
+/// entry, no time or origin bound. Such a removal is exactly SendPost's
+/// DELETE.
+fn whole_address(filter: &ListFilter) -> Option<&Email> {
+    let Some(EmailMatch::Exact(email)) = &filter.email else {
+        return None;
+    };
+    let held = [
+        Kind::Manual,
+        Kind::Unsubscribe,
+        Kind::hard_bounce(),
+        Kind::SpamComplaint { source: None },
+    ];
+    let whole = held.iter().all(|k| filter.kinds.contains(k))
+        && filter.scope.matches(Scope::Global)
+        && filter.origin.is_none()
+        && filter.created_from.is_none()
+        && filter.created_to.is_none();
+    whole.then_some(email)
+}
+
+/// SendPost's delete reply in either contract (§4.3).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum DeleteReply {
+    Legacy(Vec<LegacyDeleted>),
+    /// `{"message": …}`; the message is optional in the spec's model (§3).
+    V1 {
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 /// SendPost has no groups: the engine refuses group calls before they get

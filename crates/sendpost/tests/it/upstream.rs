@@ -24,7 +24,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::tenant;
 
-const TENANTS: [&str; 4] = ["t1", "t2", "one", "two"];
+const TENANTS: [&str; 5] = ["t1", "t2", "one", "two", "demo"];
 
 /// Short enough that the timeout tests are quick, long enough for a busy
 /// machine: the fakes that time out wait 5 s.
@@ -110,8 +110,8 @@ async fn against_hush_b() -> Arc<dyn Backend> {
 /// - kind details and bounce classes: `kind_details_round_trip`;
 /// - groups and streams: every group check, and the checks that set up a
 ///   group on the way (`identity_is_scope_email_and_family`,
-///   `entries_cover_every_scope_newest_first`, `tenants_never_see_each_other`,
-///   `list_filters_by_kind_and_scope`, `remove_matching_removes_only_what_matches`,
+///   `entries_cover_every_scope_newest_first`, `tenants_never_see_each_other`
+///   (checked here without the group, below), `list_filters_by_kind_and_scope`, `remove_matching_removes_only_what_matches`,
 ///   `engine_may_send`, both authority checks).
 mod conformance {
     hush_engine::backend_conformance!(@checks super::against_hush_b;
@@ -383,7 +383,44 @@ async fn listings_are_retried_on_429_with_a_counted_number_of_attempts() {
 }
 
 #[tokio::test]
-async fn removing_an_address_deletes_it_with_a_json_body() {
+async fn removing_a_whole_address_is_one_delete_and_no_listing() {
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .named("no listing")
+        .mount(&fake)
+        .await;
+    // Asked under the legacy contract, whose reply names each entry removed
+    // (specs/sendpost.md §4.3, §9).
+    Mock::given(method("DELETE"))
+        .and(path("/api/v1/subaccount/suppression"))
+        .and(header("x-subaccount-apikey", token("t1").as_str()))
+        .and(header("x-sendpost-public-contract", "legacy"))
+        .and(body_json(json!({"suppressions": [{"email": "a@x.com"}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 1, "message": "Suppressions have been deleted successfully"},
+            {"id": 2, "message": "Suppressions have been deleted successfully"},
+        ])))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let backend = upstream(fake.uri(), 1);
+    let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+    filter.email = Some(EmailMatch::Exact(Email::parse("a@x.com").unwrap()));
+    assert_eq!(
+        backend
+            .remove_matching(&tenant("t1"), &filter)
+            .await
+            .unwrap(),
+        2,
+        "the entries the reply names"
+    );
+    assert_eq!(fake.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn removing_some_kinds_of_an_address_walks_its_entries_once() {
     let fake = MockServer::start().await;
     Mock::given(method("GET"))
         .and(query_param("search", "a@x.com"))
@@ -402,15 +439,16 @@ async fn removing_an_address_deletes_it_with_a_json_body() {
         .mount(&fake)
         .await;
     Mock::given(method("DELETE"))
-        .and(path("/api/v1/subaccount/suppression"))
-        .and(header("x-subaccount-apikey", token("t1").as_str()))
-        .and(body_json(json!({"suppressions": [{"email": "a@x.com"}]})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"message": "ok"})))
         .expect(1)
         .mount(&fake)
         .await;
     let backend = upstream(fake.uri(), 1);
-    let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+    let mut filter = ListFilter::new(
+        KindSet::family(hush_model::KindFamily::Manual)
+            .with(KindSet::family(hush_model::KindFamily::Unsubscribe)),
+        ScopeFilter::Global,
+    );
     filter.email = Some(EmailMatch::Exact(Email::parse("a@x.com").unwrap()));
     assert_eq!(
         backend
@@ -419,6 +457,9 @@ async fn removing_an_address_deletes_it_with_a_json_body() {
             .unwrap(),
         2
     );
+    // One walk: a GET per window (a year back: 7), then the DELETE.
+    let gets = get_count(&fake).await;
+    assert_eq!(gets, WINDOWS_IN_A_YEAR, "one walk of the address");
     // One kind of the two cannot go alone: SendPost deletes whole addresses.
     filter.kinds = KindSet::family(hush_model::KindFamily::Manual);
     let err = backend
@@ -426,6 +467,181 @@ async fn removing_an_address_deletes_it_with_a_json_body() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Unsupported { .. }), "{err:?}");
+    assert_eq!(get_count(&fake).await, 2 * WINDOWS_IN_A_YEAR);
+}
+
+/// The 60-day windows from today back to a year ago: 366 days.
+const WINDOWS_IN_A_YEAR: usize = 7;
+
+async fn get_count(fake: &MockServer) -> usize {
+    fake.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::GET)
+        .count()
+}
+
+/// SendPost lists only 60-day windows (§4.2) and has no call for one
+/// address, so a lookup is one `search` call per window back to
+/// `history_start`: its cost, counted (docs/backends.md).
+#[tokio::test]
+async fn a_lookup_is_one_search_per_window() {
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/subaccount/suppression"))
+        .and(query_param("search", "a@x.com"))
+        .and(query_param("limit", "100"))
+        .and(query_param("offset", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([row(
+            1,
+            "a@x.com",
+            1,
+            Engine::now().as_nanos()
+        )])))
+        .expect(WINDOWS_IN_A_YEAR as u64)
+        .mount(&fake)
+        .await;
+    let entries = upstream(fake.uri(), 1)
+        .entries(&tenant("t1"), &Email::parse("a@x.com").unwrap())
+        .await
+        .unwrap();
+    assert!(!entries.is_empty());
+    assert_eq!(
+        fake.received_requests().await.unwrap().len(),
+        WINDOWS_IN_A_YEAR
+    );
+}
+
+/// A SendPost client of hush in front of SendPost: a v1 delete is one
+/// upstream DELETE per address and nothing listed; the legacy reply, which
+/// names the ids, costs one lookup per address on top.
+#[actix_web::test]
+async fn a_sendpost_delete_through_an_upstream_lists_nothing() {
+    use crate::support::{app, delete, send};
+    use actix_web::http::StatusCode;
+
+    let fake = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(header("x-subaccount-apikey", token("demo").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 7, "message": "x"}])))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("search", "b@x.com"))
+        .and(query_param(
+            "to",
+            time::OffsetDateTime::now_utc().date().to_string(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([row(
+            7,
+            "b@x.com",
+            0,
+            Engine::now().as_nanos()
+        )])))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&fake)
+        .await;
+    let engine = Engine::new(Arc::new(upstream(fake.uri(), 1)));
+    let app = app(engine).await;
+    let body =
+        json!({"suppressions": [{"email": "a@x.com"}, {"email": "B@x.com"}, {"email": "a@x.com"}]});
+    let reply = send(&app, delete(&body)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"message": "Suppressions have been deleted successfully"})
+    );
+    let seen = fake.received_requests().await.unwrap();
+    let methods: Vec<_> = seen.iter().map(|r| r.method.to_string()).collect();
+    assert_eq!(methods, ["DELETE", "DELETE"], "one per address, no listing");
+    let bodies: Vec<serde_json::Value> = seen.iter().map(|r| r.body_json().unwrap()).collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"suppressions": [{"email": "a@x.com"}]}),
+            json!({"suppressions": [{"email": "b@x.com"}]}),
+        ]
+    );
+    fake.reset().await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 7, "message": "x"}])))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("search", "b@x.com"))
+        .and(query_param(
+            "to",
+            time::OffsetDateTime::now_utc().date().to_string(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([row(
+            7,
+            "b@x.com",
+            0,
+            Engine::now().as_nanos()
+        )])))
+        .mount(&fake)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&fake)
+        .await;
+    let legacy = delete(&json!({"suppressions": [{"email": "b@x.com"}]}))
+        .insert_header(("X-SendPost-Public-Contract", "legacy"));
+    let reply = send(&app, legacy).await;
+    assert_eq!(reply.body[0]["id"], 7, "{:?}", reply.body);
+    assert_eq!(get_count(&fake).await, WINDOWS_IN_A_YEAR, "one lookup");
+    assert_eq!(
+        fake.received_requests().await.unwrap().len(),
+        WINDOWS_IN_A_YEAR + 1
+    );
+}
+
+/// The conformance suite's `tenants_never_see_each_other` makes a group on
+/// the way, which SendPost has not; this is the same check without it,
+/// through hush B with each tenant's own key.
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let backend = against_hush_b().await;
+    let (one, two) = (tenant("one"), tenant("two"));
+    let a = Email::parse("a@x.com").unwrap();
+    backend
+        .add(&one, vec![add("a@x.com", Kind::hard_bounce())])
+        .await
+        .unwrap();
+    let global = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+    let page = PageRequest {
+        limit: 10,
+        offset: 0,
+    };
+    assert!(backend.entries(&two, &a).await.unwrap().is_empty());
+    assert_eq!(backend.list(&two, &global, page).await.unwrap().total, 0);
+    assert_eq!(backend.count(&two, &global).await.unwrap(), 0);
+    let ids: Vec<_> = backend
+        .entries(&one, &a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(backend.remove_ids(&two, &ids).await.unwrap(), 0);
+    assert_eq!(backend.remove_matching(&two, &global).await.unwrap(), 0);
+    let mut whole = global.clone();
+    whole.email = Some(EmailMatch::Exact(a.clone()));
+    assert_eq!(backend.remove_matching(&two, &whole).await.unwrap(), 0);
+    assert_eq!(
+        backend.entries(&one, &a).await.unwrap().len(),
+        1,
+        "untouched"
+    );
+    assert_eq!(backend.list(&one, &global, page).await.unwrap().total, 1);
+    // And the owner's own whole-address delete removes it, counted.
+    assert_eq!(backend.remove_matching(&one, &whole).await.unwrap(), 1);
+    assert!(backend.entries(&one, &a).await.unwrap().is_empty());
 }
 
 #[tokio::test]
