@@ -9,6 +9,7 @@
 //! unsubscribes read with the time they were listed unknown (0).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
@@ -24,9 +25,10 @@ use serde::de::DeserializeOwned;
 
 use crate::Shape;
 use crate::wire::{
-    BounceList, GroupList, GroupPatch, GroupRecord, NewBounce, NewGroupBody, NewInvalidEmail,
-    NewSpamReport, RecipientEmailList, RecipientEmails, SendgridBounce, SendgridGroup,
-    SendgridInvalidEmail, SendgridSpamReport, SendgridUnsubscribe, SpamReportList,
+    AddressGroups, BounceList, BounceRecord, GroupList, GroupPatch, GroupRecord, NewBounce,
+    NewGroupBody, NewInvalidEmail, NewSpamReport, RecipientEmail, RecipientEmailList,
+    RecipientEmails, SendgridBounce, SendgridGroup, SendgridInvalidEmail, SendgridSpamReport,
+    SendgridUnsubscribe, SpamReportList, SpamReportRecord,
 };
 
 pub const BACKEND: &str = "upstream-v3";
@@ -36,12 +38,30 @@ const PAGE: usize = 500;
 /// Addresses per global or group unsubscribe add.
 const RECIPIENTS_PER_ADD: usize = 1000;
 
+/// How many walks (`scan`s from the start) keep their listing at once.
+const WALKS: usize = 4;
+
 /// The v3 upstream backend.
 #[derive(Debug, Clone)]
 pub struct V3Upstream {
     http: Upstream,
     credentials: Credentials,
     shape: Shape,
+    walks: Arc<Mutex<Vec<Walk>>>,
+}
+
+/// A listing being walked by `scan`. v3 lists cannot be read from a
+/// `(created_at, id)` cursor: unsubscribes carry no time in the seed shape,
+/// and the order is a merge of several lists. So a walk reads each list
+/// once, page by page, when it starts, and its later batches come from that
+/// snapshot; without it every batch would read every list again, and a
+/// walk (`hush copy`, a Postmark dump) would cost calls quadratic in its
+/// size.
+#[derive(Debug)]
+struct Walk {
+    tenant: TenantId,
+    filter: ListFilter,
+    entries: Arc<Vec<Suppression>>,
 }
 
 /// Where one entry lives at the provider, for reading ids and deleting.
@@ -106,6 +126,241 @@ impl V3Upstream {
             http,
             credentials,
             shape,
+            walks: Arc::default(),
+        }
+    }
+
+    /// GET of one address's record: `None` when the provider answers 404
+    /// (the seed shape's "not in the list").
+    async fn lookup<T: DeserializeOwned>(
+        &self,
+        key: &Credential,
+        path: &str,
+    ) -> Result<Option<T>, EngineError> {
+        let answer = self
+            .http
+            .exchange(Idempotency::Idempotent, |c| {
+                self.request(c, reqwest::Method::GET, path, key)
+            })
+            .await?;
+        if answer.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            return Err(self
+                .http
+                .fault(&answer, format!("GET {path} answered {}", answer.status)));
+        }
+        self.http.decode(&answer).map(Some)
+    }
+
+    /// Every entry of one address through the per-address endpoints, a
+    /// constant number of calls whatever the size of the lists: in the
+    /// seed shape a bounce, a spam report and a global lookup (seed 001),
+    /// and the members of the groups that have any (the seed has no
+    /// per-address group lookup); in SendGrid's, the four lists, the
+    /// global check and `/v3/asm/suppressions/{email}` for every group
+    /// (specs/sendgrid-v3.md §2.1–§2.5, §2.8 A11).
+    async fn address_entries(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Vec<Suppression>, EngineError> {
+        let key = self.key(tenant)?;
+        let at = utf8_percent_encode(email.as_str(), NON_ALPHANUMERIC).to_string();
+        let mut found = Vec::new();
+        match self.shape {
+            Shape::Seed => {
+                let bounces: Vec<BounceRecord> = self
+                    .lookup(key, &format!("/v3/suppression/bounces/{at}"))
+                    .await?
+                    .unwrap_or_default();
+                for r in bounces {
+                    found.push(self.seed_bounce(tenant, r)?);
+                }
+                let spam: Vec<SpamReportRecord> = self
+                    .lookup(key, &format!("/v3/suppression/spam_reports/{at}"))
+                    .await?
+                    .unwrap_or_default();
+                for r in spam {
+                    let source = Some(r.source).filter(|s| !s.is_empty());
+                    found.push(self.entry(
+                        tenant,
+                        List::SpamReports,
+                        &r.email,
+                        Kind::SpamComplaint { source },
+                        r.created,
+                    )?);
+                }
+                let global: Option<RecipientEmail> = self
+                    .lookup(key, &format!("/v3/asm/suppressions/global/{at}"))
+                    .await?;
+                if let Some(r) = global {
+                    found.push(self.entry(
+                        tenant,
+                        List::Global,
+                        &r.recipient_email,
+                        Kind::Unsubscribe,
+                        0,
+                    )?);
+                }
+                let groups: GroupList = self.get(key, "/v3/asm/groups", &[]).await?;
+                for group in groups.suppression_groups {
+                    if group.unsubscribes == 0 {
+                        continue;
+                    }
+                    let id = GroupId(group.id);
+                    found.extend(
+                        self.group_members(tenant, key, id)
+                            .await?
+                            .into_iter()
+                            .filter(|s| &s.email == email),
+                    );
+                }
+            }
+            Shape::Sendgrid => {
+                for (list, name, class) in [
+                    (List::Bounces, "bounces", BounceClass::Hard),
+                    (List::Blocks, "blocks", BounceClass::Block),
+                ] {
+                    let rows: Vec<SendgridBounce> = self
+                        .lookup(key, &format!("/v3/suppression/{name}/{at}"))
+                        .await?
+                        .unwrap_or_default();
+                    for r in rows {
+                        found.push(self.sendgrid_bounce(tenant, list, class, r)?);
+                    }
+                }
+                let spam: Vec<SendgridSpamReport> = self
+                    .lookup(key, &format!("/v3/suppression/spam_reports/{at}"))
+                    .await?
+                    .unwrap_or_default();
+                for r in spam {
+                    found.push(self.entry(
+                        tenant,
+                        List::SpamReports,
+                        &r.email,
+                        Kind::SpamComplaint { source: None },
+                        r.created,
+                    )?);
+                }
+                let invalid: Vec<SendgridInvalidEmail> = self
+                    .lookup(key, &format!("/v3/suppression/invalid_emails/{at}"))
+                    .await?
+                    .unwrap_or_default();
+                for r in invalid {
+                    found.push(self.sendgrid_invalid(tenant, r)?);
+                }
+                // `{"recipient_email":…}`, or `{}` when absent (§2.5 G2).
+                let global: Option<serde_json::Value> = self
+                    .lookup(key, &format!("/v3/asm/suppressions/global/{at}"))
+                    .await?;
+                if let Some(address) = global
+                    .as_ref()
+                    .and_then(|g| g.get("recipient_email"))
+                    .and_then(serde_json::Value::as_str)
+                {
+                    found.push(self.entry(tenant, List::Global, address, Kind::Unsubscribe, 0)?);
+                }
+                let groups: Option<AddressGroups> = self
+                    .lookup(key, &format!("/v3/asm/suppressions/{at}"))
+                    .await?;
+                for group in groups.map(|g| g.suppressions).unwrap_or_default() {
+                    if group.suppressed {
+                        found.push(self.entry(
+                            tenant,
+                            List::Group(GroupId(group.id)),
+                            email.as_str(),
+                            Kind::Unsubscribe,
+                            0,
+                        )?);
+                    }
+                }
+            }
+        }
+        // The provider's own matching may be looser (a prefix); keep the
+        // address itself.
+        found.retain(|s| &s.email == email);
+        found.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(found)
+    }
+
+    fn seed_bounce(&self, tenant: &TenantId, r: BounceRecord) -> Result<Suppression, EngineError> {
+        let class = BounceClass::parse(&r.bounce_type).ok_or_else(|| EngineError::Upstream {
+            backend: BACKEND,
+            status: Some(200),
+            request_id: None,
+            detail: format!("unknown bounce_type {:?}", r.bounce_type),
+        })?;
+        let kind = Kind::Bounce {
+            class,
+            status: Some(r.status).filter(|s| !s.is_empty()),
+            reason: Some(r.reason).filter(|s| !s.is_empty()),
+        };
+        self.entry(tenant, List::Bounces, &r.email, kind, r.created)
+    }
+
+    fn sendgrid_bounce(
+        &self,
+        tenant: &TenantId,
+        list: List,
+        class: BounceClass,
+        r: SendgridBounce,
+    ) -> Result<Suppression, EngineError> {
+        let kind = Kind::Bounce {
+            class,
+            status: Some(r.status).filter(|s| !s.is_empty()),
+            reason: Some(r.reason).filter(|s| !s.is_empty()),
+        };
+        self.entry(tenant, list, &r.email, kind, r.created)
+    }
+
+    fn sendgrid_invalid(
+        &self,
+        tenant: &TenantId,
+        r: SendgridInvalidEmail,
+    ) -> Result<Suppression, EngineError> {
+        let kind = Kind::Invalid {
+            reason: Some(r.reason).filter(|s| !s.is_empty()),
+        };
+        self.entry(tenant, List::InvalidEmails, &r.email, kind, r.created)
+    }
+
+    /// The listing a walk reads its batches from: its own snapshot when the
+    /// walk is under way, read anew (page by page) when it starts.
+    async fn walk(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+        fresh: bool,
+    ) -> Result<Arc<Vec<Suppression>>, EngineError> {
+        if !fresh {
+            let walks = self.walks.lock().map_err(|_| poisoned())?;
+            if let Some(walk) = walks
+                .iter()
+                .find(|w| &w.tenant == tenant && &w.filter == filter)
+            {
+                return Ok(Arc::clone(&walk.entries));
+            }
+        }
+        let entries = Arc::new(filter.collapse(self.collect(tenant, filter).await?));
+        let mut walks = self.walks.lock().map_err(|_| poisoned())?;
+        walks.retain(|w| !(&w.tenant == tenant && &w.filter == filter));
+        if walks.len() >= WALKS {
+            walks.remove(0);
+        }
+        walks.push(Walk {
+            tenant: tenant.clone(),
+            filter: filter.clone(),
+            entries: Arc::clone(&entries),
+        });
+        Ok(entries)
+    }
+
+    /// A walk that has yielded its last batch lets its snapshot go.
+    fn end_walk(&self, tenant: &TenantId, filter: &ListFilter) {
+        if let Ok(mut walks) = self.walks.lock() {
+            walks.retain(|w| !(&w.tenant == tenant && &w.filter == filter));
         }
     }
 
@@ -203,6 +458,12 @@ impl V3Upstream {
         tenant: &TenantId,
         filter: &ListFilter,
     ) -> Result<Vec<Suppression>, EngineError> {
+        // One address: its own endpoints, not every list.
+        if let Some(EmailMatch::Exact(email)) = &filter.email {
+            let mut found = self.address_entries(tenant, email).await?;
+            found.retain(|s| filter.matches(s));
+            return Ok(found);
+        }
         let key = self.key(tenant)?;
         let kinds = filter.kinds;
         let global = matches!(
@@ -221,10 +482,7 @@ impl V3Upstream {
                 .pages(key, "/v3/suppression/invalid_emails", |r| r)
                 .await?;
             for r in rows {
-                let kind = Kind::Invalid {
-                    reason: Some(r.reason).filter(|s| !s.is_empty()),
-                };
-                found.push(self.entry(tenant, List::InvalidEmails, &r.email, kind, r.created)?);
+                found.push(self.sendgrid_invalid(tenant, r)?);
             }
         }
         let unsubscribes = kinds.touches_family(KindFamily::Unsubscribe)
@@ -259,20 +517,7 @@ impl V3Upstream {
                     .pages(key, "/v3/suppression/bounces", |p: BounceList| p.bounces)
                     .await?;
                 for r in rows {
-                    let class = BounceClass::parse(&r.bounce_type).ok_or_else(|| {
-                        EngineError::Upstream {
-                            backend: BACKEND,
-                            status: Some(200),
-                            request_id: None,
-                            detail: format!("unknown bounce_type {:?}", r.bounce_type),
-                        }
-                    })?;
-                    let kind = Kind::Bounce {
-                        class,
-                        status: Some(r.status).filter(|s| !s.is_empty()),
-                        reason: Some(r.reason).filter(|s| !s.is_empty()),
-                    };
-                    found.push(self.entry(tenant, List::Bounces, &r.email, kind, r.created)?);
+                    found.push(self.seed_bounce(tenant, r)?);
                 }
             }
             Shape::Sendgrid => {
@@ -284,12 +529,7 @@ impl V3Upstream {
                 ] {
                     let rows: Vec<SendgridBounce> = self.pages(key, path, |r| r).await?;
                     for r in rows {
-                        let kind = Kind::Bounce {
-                            class,
-                            status: Some(r.status).filter(|s| !s.is_empty()),
-                            reason: Some(r.reason).filter(|s| !s.is_empty()),
-                        };
-                        found.push(self.entry(tenant, list, &r.email, kind, r.created)?);
+                        found.push(self.sendgrid_bounce(tenant, list, class, r)?);
                     }
                 }
             }
@@ -463,6 +703,44 @@ impl V3Upstream {
                 self.group_of(tenant, g.id, g.name, g.description, g.is_default, None)
             }
         })
+    }
+
+    /// A 400 to a group create. Only the duplicate-name refusal is
+    /// "name taken" (seed 001: names are unique); a refused field is the
+    /// caller's error with the provider's words; anything else is the
+    /// provider's fault.
+    fn group_refusal(&self, answer: &Answer, name: String) -> EngineError {
+        let envelope: Option<crate::ErrorEnvelope> = serde_json::from_slice(&answer.body).ok();
+        let Some(item) = envelope.and_then(|e| e.errors.into_iter().next()) else {
+            return self.http.fault(
+                answer,
+                "group create answered 400 without a v3 error envelope",
+            );
+        };
+        let message = item.message.to_lowercase();
+        let duplicate = [
+            "already exists",
+            "already in use",
+            "taken",
+            "duplicate",
+            "unique",
+        ]
+        .iter()
+        .any(|words| message.contains(words));
+        match item.field.as_deref() {
+            Some("name") if duplicate => EngineError::GroupNameTaken(name),
+            Some("name") => EngineError::InvalidGroup {
+                field: "name",
+                message: item.message,
+            },
+            Some("description") => EngineError::InvalidGroup {
+                field: "description",
+                message: item.message,
+            },
+            _ => self
+                .http
+                .fault(answer, format!("group create refused: {}", item.message)),
+        }
     }
 
     async fn delete(&self, tenant: &TenantId, doomed: &[Suppression]) -> Result<u64, EngineError> {
@@ -663,9 +941,7 @@ impl Backend for V3Upstream {
         tenant: &TenantId,
         email: &Email,
     ) -> Result<Vec<Suppression>, EngineError> {
-        let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
-        filter.email = Some(EmailMatch::Exact(email.clone()));
-        self.collect(tenant, &filter).await
+        self.address_entries(tenant, email).await
     }
 
     async fn list(
@@ -696,13 +972,19 @@ impl Backend for V3Upstream {
         after: Option<ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Suppression>, EngineError> {
-        Ok(self
-            .collect(tenant, filter)
-            .await?
-            .into_iter()
-            .filter(|s| after.is_none_or(|c| c.is_before(s)))
+        let entries = self.walk(tenant, filter, after.is_none()).await?;
+        // Newest first: the entries the cursor has passed come first.
+        let from = after.map_or(0, |c| entries.partition_point(|s| !c.is_before(s)));
+        let batch: Vec<Suppression> = entries
+            .iter()
+            .skip(from)
             .take(limit as usize)
-            .collect())
+            .cloned()
+            .collect();
+        if batch.len() < limit as usize {
+            self.end_walk(tenant, filter);
+        }
+        Ok(batch)
     }
 
     async fn remove_matching(
@@ -745,8 +1027,7 @@ impl Backend for V3Upstream {
             })
             .await?;
         if answer.status == reqwest::StatusCode::BAD_REQUEST {
-            // v3 group names are unique (seed 001).
-            return Err(EngineError::GroupNameTaken(group.name));
+            return Err(self.group_refusal(&answer, group.name));
         }
         if !answer.status.is_success() {
             return Err(self
@@ -874,4 +1155,8 @@ fn entry_id(list: List, email: &Email) -> SuppressionId {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     SuppressionId(i64::try_from(hash & ((1 << 53) - 1)).unwrap_or(1).max(1))
+}
+
+fn poisoned() -> EngineError {
+    EngineError::internal(BACKEND, "the walk cache was poisoned by a panic")
 }

@@ -427,3 +427,248 @@ async fn a_slow_provider_is_a_timeout_after_the_retries() {
         "{err:?}"
     );
 }
+
+/// Any request no other mock expects: a lookup must make none.
+async fn nothing_else(fake: &MockServer) {
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(10)
+        .expect(0)
+        .mount(fake)
+        .await;
+}
+
+async fn get_once(fake: &MockServer, at: &str, body: serde_json::Value) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(1)
+        .mount(fake)
+        .await;
+}
+
+/// issue 7: one address costs a constant number of calls, through the
+/// per-address endpoints (specs/sendgrid-v3.md §2.1–§2.5, §2.8 A11), not
+/// page walks of every list.
+#[tokio::test]
+async fn a_sendgrid_lookup_is_six_per_address_calls() {
+    let fake = MockServer::start().await;
+    let at = "ab%40x%2Ecom";
+    get_once(
+        &fake,
+        &format!("/v3/suppression/bounces/{at}"),
+        json!([{"created": 1000, "email": "ab@x.com", "reason": "550 gone", "status": "5.1.1"}]),
+    )
+    .await;
+    for list in ["blocks", "spam_reports", "invalid_emails"] {
+        get_once(&fake, &format!("/v3/suppression/{list}/{at}"), json!([])).await;
+    }
+    get_once(
+        &fake,
+        &format!("/v3/asm/suppressions/global/{at}"),
+        json!({"recipient_email": "ab@x.com"}),
+    )
+    .await;
+    get_once(
+        &fake,
+        &format!("/v3/asm/suppressions/{at}"),
+        json!({"suppressions": [
+            {"id": 5, "name": "News", "description": "", "is_default": false, "suppressed": true},
+            {"id": 6, "name": "Old", "description": "", "is_default": false, "suppressed": false},
+        ]}),
+    )
+    .await;
+    nothing_else(&fake).await;
+    let backend = upstream(fake.uri(), Shape::Sendgrid, 1);
+    let email = Email::parse("ab@x.com").unwrap();
+    let entries = backend.entries(&tenant("t1"), &email).await.unwrap();
+    let shown: Vec<(Scope, KindFamily)> =
+        entries.iter().map(|s| (s.scope, s.kind.family())).collect();
+    assert_eq!(
+        shown,
+        [
+            (Scope::Global, KindFamily::Bounce),
+            (Scope::Global, KindFamily::Unsubscribe),
+            (
+                Scope::Group(hush_model::GroupId(5)),
+                KindFamily::Unsubscribe
+            ),
+        ]
+    );
+}
+
+/// The seed has per-address bounce, spam and global lookups, but none for
+/// groups: only the groups with members (`unsubscribes` > 0) are read.
+#[tokio::test]
+async fn a_seed_lookup_reads_only_the_groups_with_members() {
+    let fake = MockServer::start().await;
+    let at = "ab%40x%2Ecom";
+    let absent = ResponseTemplate::new(404)
+        .set_body_json(json!({"errors": [{"field": null, "message": "not found"}]}));
+    for list in ["/v3/suppression/bounces", "/v3/asm/suppressions/global"] {
+        Mock::given(method("GET"))
+            .and(path(format!("{list}/{at}")))
+            .respond_with(absent.clone())
+            .expect(1)
+            .mount(&fake)
+            .await;
+    }
+    get_once(
+        &fake,
+        &format!("/v3/suppression/spam_reports/{at}"),
+        json!([{"email": "ab@x.com", "created": 2000, "source": "fbl"}]),
+    )
+    .await;
+    let group = |id: i64, unsubscribes: u64| {
+        json!({"id": id, "name": format!("G{id}"), "description": "", "is_default": false,
+               "unsubscribes": unsubscribes, "created_at": "2026-01-01T00:00:00Z"})
+    };
+    get_once(
+        &fake,
+        "/v3/asm/groups",
+        json!({"suppression_groups": [group(1, 0), group(2, 2), group(3, 0)]}),
+    )
+    .await;
+    get_once(
+        &fake,
+        "/v3/asm/groups/2/suppressions",
+        json!({"recipient_emails": ["other@x.com", "ab@x.com"], "total": 2}),
+    )
+    .await;
+    nothing_else(&fake).await;
+    let backend = upstream(fake.uri(), Shape::Seed, 1);
+    let entries = backend
+        .entries(&tenant("t1"), &Email::parse("ab@x.com").unwrap())
+        .await
+        .unwrap();
+    let shown: Vec<(Scope, KindFamily)> =
+        entries.iter().map(|s| (s.scope, s.kind.family())).collect();
+    assert_eq!(
+        shown,
+        [
+            (Scope::Global, KindFamily::Spam),
+            (
+                Scope::Group(hush_model::GroupId(2)),
+                KindFamily::Unsubscribe
+            ),
+        ]
+    );
+}
+
+/// A walk in batches reads each page of each list once: linear in the
+/// listing, not a re-read of everything per batch.
+#[tokio::test]
+async fn a_full_scan_reads_each_page_once() {
+    let fake = MockServer::start().await;
+    let rows: Vec<_> = (0..500)
+        .map(|i| {
+            json!({"email": format!("b{i}@x.com"), "created": 10_000 - i, "reason": "",
+                        "bounce_type": "hard", "status": ""})
+        })
+        .collect();
+    for (offset, body) in [
+        ("0", json!({"bounces": rows, "total": 501})),
+        (
+            "500",
+            json!({"bounces": [{"email": "last@x.com", "created": 5, "reason": "",
+                                "bounce_type": "soft", "status": ""}], "total": 501}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/v3/suppression/bounces"))
+            .and(query_param("offset", offset))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .expect(1)
+            .mount(&fake)
+            .await;
+    }
+    get_once(
+        &fake,
+        "/v3/suppression/spam_reports",
+        json!({"spam_reports": [{"email": "s@x.com", "created": 20_000, "source": ""}], "total": 1}),
+    )
+    .await;
+    get_once(
+        &fake,
+        "/v3/asm/suppressions/global",
+        json!({"recipient_emails": ["u1@x.com", "u2@x.com"], "total": 2}),
+    )
+    .await;
+    nothing_else(&fake).await;
+    let engine = Engine::new(Arc::new(upstream(fake.uri(), Shape::Seed, 1)));
+    let filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+    use futures_util::TryStreamExt as _;
+    let walked: Vec<_> = engine
+        .scan(tenant("t1"), filter, 50)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(walked.len(), 504, "every entry once, in eleven batches");
+    let ids: std::collections::HashSet<_> = walked.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 504);
+    assert_eq!(walked[0].email.as_str(), "s@x.com", "newest first");
+}
+
+/// Only the provider's duplicate-name refusal is "name taken"; another 400
+/// is the field's own error or the provider's fault.
+#[tokio::test]
+async fn a_group_create_refusal_is_read_by_its_field_and_message() {
+    let fake = MockServer::start().await;
+    let refusals = [
+        (
+            json!({"field": "name", "message": "a group named \"News\" already exists"}),
+            "taken",
+        ),
+        (
+            json!({"field": "description", "message": "description is too long"}),
+            "invalid",
+        ),
+        (json!({"field": null, "message": "something else"}), "fault"),
+    ];
+    let backend = upstream(fake.uri(), Shape::Seed, 1);
+    for (error, expected) in refusals {
+        fake.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/v3/asm/groups"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"errors": [error]})))
+            .expect(1)
+            .mount(&fake)
+            .await;
+        let group = hush_model::NewGroup {
+            key: hush_model::GroupKey::parse("news").unwrap(),
+            name: "News".into(),
+            description: String::new(),
+            is_default: false,
+            stream_type: hush_model::StreamType::Broadcasts,
+            unsubscribe_handling: hush_model::UnsubscribeHandling::Postmark,
+            created_at: Timestamp::from_nanos(0),
+        };
+        let err = backend
+            .create_group(&tenant("t1"), group)
+            .await
+            .unwrap_err();
+        match expected {
+            "taken" => assert!(matches!(err, EngineError::GroupNameTaken(_)), "{err:?}"),
+            "invalid" => assert!(
+                matches!(
+                    err,
+                    EngineError::InvalidGroup {
+                        field: "description",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            ),
+            _ => assert!(
+                matches!(
+                    err,
+                    EngineError::Upstream {
+                        status: Some(400),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            ),
+        }
+    }
+}
