@@ -68,6 +68,11 @@ const enc = encodeURIComponent;
   r = await call(c, { method: 'DELETE', url: `/v3/suppression/spam_reports/${enc('spam@example.com')}` });
   assert.equal(r.status, 204);
   await refused(c, { method: 'DELETE', url: '/v3/suppression/spam_reports/spam@example.com' }, 404);
+  r = await call(c, { method: 'DELETE', url: `/v3/suppression/invalid_emails/${enc('invalid@example.com')}` });
+  assert.equal(r.status, 204);
+  r = await call(ro, { method: 'GET', url: '/v3/suppression/invalid_emails/invalid@example.com' });
+  assert.deepEqual(r.body, [], 'the invalid email is gone');
+  await refused(c, { method: 'DELETE', url: '/v3/suppression/invalid_emails/invalid@example.com' }, 404);
   r = await call(c, { method: 'DELETE', url: '/v3/suppression/blocks', body: { delete_all: true } });
   assert.equal(r.status, 204);
   assert.deepEqual((await call(ro, { method: 'GET', url: '/v3/suppression/blocks' })).body, []);
@@ -85,6 +90,31 @@ const enc = encodeURIComponent;
   assert.equal(r.status, 200);
   assert.deepEqual(r.body, {});
   r = await call(c, { method: 'DELETE', url: '/v3/asm/suppressions/global/nobody@example.com' });
+  assert.equal(r.status, 204);
+  // GET on the global path: hush's alias of the unsubscribes list (spec §2.0).
+  r = await call(ro, { method: 'GET', url: '/v3/asm/suppressions/global', qs: { limit: 5 } });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.map((u) => u.email), ['node@example.com']);
+  assert.deepEqual(Object.keys(r.body[0]).sort(), ['created', 'email']);
+  assert.match(r.headers.link, /rel="last"; title="1"/);
+
+  // --- CSV imports with a sendgrid-shape key: the seed's report
+  const csv = { 'Content-Type': 'text/csv' };
+  r = await call(c, { method: 'POST', url: '/v3/suppression/bounces/import', headers: csv, body: 'email,reason\r\nsgni1@example.com,"550 5.1.1 gone"\r\nbroken\r\n' });
+  assert.equal(r.status, 200);
+  assert.deepEqual([r.body.imported, r.body.skipped, r.body.errors[0].row, r.body.errors[0].email], [1, 1, 3, 'broken']);
+  r = await call(ro, { method: 'GET', url: `/v3/suppression/bounces/${enc('sgni1@example.com')}` });
+  assert.equal(r.body[0].status, '5.1.1');
+  r = await call(c, { method: 'POST', url: '/v3/suppression/spam_reports/import', headers: csv, body: 'sgni2@example.com,fbl\n' });
+  assert.deepEqual(r.body, { imported: 1, skipped: 0, errors: [] });
+  r = await call(ro, { method: 'GET', url: `/v3/suppression/spam_reports/${enc('sgni2@example.com')}` });
+  assert.deepEqual(r.body.map((s) => s.email), ['sgni2@example.com']);
+  r = await call(c, { method: 'POST', url: '/v3/asm/suppressions/global/import', headers: csv, body: 'email\rsgni3@example.com\rbad\r' });
+  assert.equal(r.body.imported, 1);
+  assert.equal(r.body.errors[0].row, 3, 'bare CR rows');
+  r = await call(ro, { method: 'GET', url: `/v3/asm/suppressions/global/${enc('sgni3@example.com')}` });
+  assert.deepEqual(r.body, { recipient_email: 'sgni3@example.com' });
+  r = await call(c, { method: 'DELETE', url: `/v3/asm/suppressions/global/${enc('sgni3@example.com')}` });
   assert.equal(r.status, 204);
 
   // --- groups

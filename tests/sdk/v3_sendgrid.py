@@ -72,6 +72,12 @@ expect(r.status_code == 204, "DELETE block 204")
 refused(lambda: c.suppression.blocks._("block@example.com").delete(), exceptions.NotFoundError, 404, None, "DELETE absent block")
 r = c.suppression.bounces.delete(request_body={"emails": ["hard@example.com"]})
 expect(r.status_code == 204 and [b["email"] for b in body(ro.suppression.bounces.get())] == ["soft@example.com"], "bulk delete by emails")
+c.suppression.invalid_emails.post(request_body={"email": "gone@example.com", "reason": "no such domain"})
+r = c.suppression.invalid_emails._("gone@example.com").delete()
+expect(r.status_code == 204 and body(ro.suppression.invalid_emails._("gone@example.com").get()) == [],
+       "DELETE one invalid email")
+refused(lambda: c.suppression.invalid_emails._("gone@example.com").delete(), exceptions.NotFoundError, 404, None,
+        "DELETE absent invalid email")
 r = c.suppression.invalid_emails.delete(request_body={"delete_all": True})
 expect(r.status_code == 204 and body(ro.suppression.invalid_emails.get()) == [], "bulk delete_all")
 refused(lambda: c.suppression.spam_reports.delete(request_body={"delete_all": True, "emails": ["a@example.com"]}),
@@ -90,6 +96,33 @@ r = ro.asm.suppressions._("global")._("nobody@example.com").get()
 expect(r.status_code == 200 and body(r) == {}, "global check: absent is 200 {}")
 r = glob._("nobody@example.com").delete()
 expect(r.status_code == 204, "DELETE global absent is 204")
+# GET on the global path: hush's alias of the unsubscribes list (spec §2.0).
+r = ro.asm.suppressions._("global").get(query_params={"limit": 1})
+expect(r.status_code == 200 and len(body(r)) == 1 and set(body(r)[0]) == {"created", "email"}
+       and 'rel="last"; title="2"' in r.headers["Link"], f"GET global is the unsubscribes list {body(r)}")
+r = ro.asm.suppressions._("global").get()
+expect(sorted(u["email"] for u in body(r)) == ["test1@example.com", "test2@example.com"], "GET global lists every address")
+
+# --- CSV imports with a sendgrid-shape key: the same report as the seed's
+imp = sendgrid.SendGridAPIClient(api_key="SG.sdk-sg-writer", host=URL).client
+csv_headers = {"Content-Type": "text/csv"}
+r = imp.suppression.bounces._("import").post(
+    request_body="email,reason\r\nsgimp1@example.com,\"550 5.1.1 User unknown\"\r\nnot-an-email,x\r\n",
+    request_headers=csv_headers)
+report = body(r)
+expect(r.status_code == 200 and report["imported"] == 1 and report["skipped"] == 1
+       and report["errors"][0]["row"] == 3 and report["errors"][0]["email"] == "not-an-email", f"bounce import {report}")
+r = ro.suppression.bounces._("sgimp1@example.com").get()
+expect(len(body(r)) == 1 and body(r)[0]["status"] == "5.1.1", "the imported bounce is listed")
+r = imp.suppression.spam_reports._("import").post(request_body="sgimp2@example.com,fbl\n", request_headers=csv_headers)
+expect(body(r) == {"imported": 1, "skipped": 0, "errors": []}, "spam import")
+expect([s["email"] for s in body(ro.suppression.spam_reports._("sgimp2@example.com").get())] == ["sgimp2@example.com"],
+       "the imported spam report is listed")
+r = imp.asm.suppressions._("global")._("import").post(request_body="email\rsgimp3@example.com\rbad\r", request_headers=csv_headers)
+report = body(r)
+expect(report["imported"] == 1 and report["errors"][0]["row"] == 3, f"global import, bare CR rows {report}")
+expect(body(ro.asm.suppressions._("global")._("sgimp3@example.com").get()) == {"recipient_email": "sgimp3@example.com"},
+       "the imported unsubscribe is listed")
 
 # --- groups
 r = c.asm.groups.post(request_body={"name": "Newsletters", "description": "Monthly", "is_default": False})
