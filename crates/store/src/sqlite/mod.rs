@@ -8,12 +8,18 @@
 //!   and scans on tokio's blocking threads, point lookups of one address on
 //!   the caller's thread.
 //! - The schema is migrated at open and versioned with `PRAGMA user_version`.
+//! - One backend serves a file at a time, across processes too: it holds an
+//!   exclusive lock on `<file>.lock` while open. That is what lets lookups
+//!   trust the in-process [`addresses::AddressFilter`]: no write reaches the
+//!   file behind its back. Several instances share PostgreSQL instead.
 
+mod addresses;
 mod pool;
 mod schema;
 pub(crate) mod sql;
 mod writer;
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +30,7 @@ use hush_model::{
     PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 
+use addresses::AddressFilter;
 use pool::ReadPool;
 use writer::Writer;
 
@@ -84,6 +91,9 @@ pub struct SqliteBackend {
     // connections close.
     writer: Writer,
     readers: Arc<ReadPool>,
+    addresses: AddressFilter,
+    /// The lock on `<file>.lock`, held while the backend is open.
+    _serving: File,
 }
 
 impl SqliteBackend {
@@ -104,15 +114,19 @@ impl SqliteBackend {
                 StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        let serving = lock_for_serving(&path)?;
         let mut conn = schema::open_writer(&path)?;
         schema::migrate(&mut conn)?;
+        let addresses = sql::address_filter(&conn)?;
         let readers = Arc::new(ReadPool::open(path.clone(), read_connections)?);
         let writer = Writer::spawn(conn)?;
-        tracing::info!(path = %path.display(), read_connections, "opened sqlite store");
+        tracing::info!(path = %path.display(), read_connections, ?addresses, "opened sqlite store");
         Ok(Self {
             path,
             writer,
             readers,
+            addresses,
+            _serving: serving,
         })
     }
 
@@ -125,6 +139,35 @@ impl SqliteBackend {
     /// copy of the whole store walks (the `Backend` trait is per tenant).
     pub async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {
         self.readers.run(|conn| sql::tenants(conn)).await
+    }
+}
+
+/// Takes the exclusive lock that makes this backend the only one serving
+/// `path`, or says who holds it. An advisory `flock` on a file beside the
+/// database, released by the kernel when the process ends however it ends,
+/// so a `kill -9` never leaves the file locked.
+fn lock_for_serving(path: &Path) -> Result<File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Setup(format!("cannot open {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Setup(format!(
+            "{} is in use by another hush (it holds {}): one process serves a SQLite file; \
+             stop it first, or run several instances on PostgreSQL",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::Setup(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 
@@ -157,6 +200,12 @@ impl Backend for SqliteBackend {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        // Into the filter before the write is queued: a lookup racing the
+        // commit may read SQLite for nothing, but never skips a committed
+        // entry (addresses.rs).
+        for item in &items {
+            self.addresses.insert(tenant, &item.email);
+        }
         let tenant = tenant.clone();
         self.writer
             .run(items.len(), move |conn| sql::add(conn, &tenant, items))
@@ -168,6 +217,9 @@ impl Backend for SqliteBackend {
         tenant: &TenantId,
         email: &Email,
     ) -> Result<Vec<Suppression>, EngineError> {
+        if !self.addresses.may_hold(tenant, email) {
+            return Ok(Vec::new());
+        }
         // A point read on the identity index: inline (see `run_inline`).
         self.readers
             .run_inline(|conn| sql::entries(conn, tenant, email))

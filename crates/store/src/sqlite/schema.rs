@@ -67,6 +67,9 @@ CREATE INDEX suppressions_by_time
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
+/// Page cache of each read connection, in KiB (SQLite takes a negative
+/// `cache_size` as KiB).
+const READER_CACHE_KIB: i64 = -8192;
 
 /// The one connection that writes. Acknowledged writes must survive a crash
 /// of the process and of the machine, so the WAL is synced on every commit
@@ -99,6 +102,11 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // A lookup descends two B-trees (the identity index, then the table).
+    // With SQLite's default 2 MiB page cache their interior pages did not
+    // all stay cached on a 2,000,000-entry file, and every lookup paid
+    // `pread`s for them (docs/benchmarks.md); 8 MiB per reader keeps them.
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     keep_plans(&conn)?;
     Ok(conn)
