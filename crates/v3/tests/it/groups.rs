@@ -404,3 +404,30 @@ async fn groups_are_per_tenant_and_need_write_to_change() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_envelope(&error, None);
 }
+
+/// docs/mapping.md, "Group names": unique as written, case included; no
+/// spec says names compare without case.
+#[actix_web::test]
+async fn group_names_are_unique_as_written() {
+    let app = app(engine()).await;
+    let (status, upper) = call(
+        &app,
+        post("/v3/asm/groups", WRITER, &json!({"name": "Newsletter"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, lower) = call(
+        &app,
+        post("/v3/asm/groups", WRITER, &json!({"name": "newsletter"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{lower}");
+    assert_ne!(upper["id"], lower["id"]);
+    let (status, error) = call(
+        &app,
+        post("/v3/asm/groups", WRITER, &json!({"name": "Newsletter"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_envelope(&error, Some("name"));
+}
