@@ -403,14 +403,14 @@ fn select(
 fn count_where(conn: &Connection, clause: Clause) -> Result<u64, StoreError> {
     count_sql(
         conn,
-        format!("SELECT count(*) FROM suppressions WHERE {}", clause.sql),
+        &format!("SELECT count(*) FROM suppressions WHERE {}", clause.sql),
         clause.params,
     )
 }
 
-fn count_sql(conn: &Connection, sql: String, params: Vec<Value>) -> Result<u64, StoreError> {
+fn count_sql(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
     let count: i64 = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_row(params_from_iter(params), |row| row.get(0))?;
     Ok(to_u64(count))
 }
@@ -436,7 +436,7 @@ fn count_filter(
             clause.sql
         ),
     };
-    count_sql(conn, sql, clause.params)
+    count_sql(conn, &sql, clause.params)
 }
 
 /// The page and the total are read in one transaction, so they agree.
