@@ -140,9 +140,9 @@ async fn each_sendpost_reason_lands_where_design_maps_it_in_v3() {
     assert_eq!(bounce["bounce_type"], "hard");
     assert_eq!(bounce["created"], hard_created.div_euclid(NANOS));
     assert_eq!(bounce["reason"], "");
-    // Manual, unsubscribe and spam are not bounces. (Their v3 lists,
-    // spam_reports and asm/suppressions/global, come with the v3 issue; the
-    // stored kinds are checked in crates/sendpost/tests/it/create.rs.)
+    // Manual, unsubscribe and spam are not bounces; they are in the v3
+    // lists DESIGN.md maps them to (the Postmark dump is checked in
+    // tests/e2e/cross_api.rs).
     for address in [
         "manual@example.com",
         "unsub@example.com",
@@ -157,6 +157,33 @@ async fn each_sendpost_reason_lands_where_design_maps_it_in_v3() {
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{address}");
     }
+    let (status, spam) = apis
+        .v3(reqwest::Method::GET, "/v3/suppression/spam_reports", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{spam}");
+    let spam: Vec<_> = spam["spam_reports"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{spam}"))
+        .iter()
+        .map(|r| r["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(spam, ["spam@example.com"]);
+    let (status, global) = apis
+        .v3(reqwest::Method::GET, "/v3/asm/suppressions/global", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{global}");
+    let mut global: Vec<_> = global["recipient_emails"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{global}"))
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect();
+    global.sort();
+    assert_eq!(
+        global,
+        ["manual@example.com", "unsub@example.com"],
+        "manual (0) and unsubscribe (1) are v3 global unsubscribes"
+    );
     let rows = apis.sendpost_rows("").await;
     let mut reasons: Vec<_> = rows
         .iter()
@@ -206,13 +233,68 @@ async fn a_v3_bounce_reads_in_sendpost_as_reason_2() {
         assert_eq!(row["reasonText"], "hardBounce");
         assert_eq!(row["smtpError"], reason);
         assert_eq!(row["smtp_error"], reason);
+        // v3 shows the seconds of the one stored nanosecond instant.
         let created = row["created"].as_i64().unwrap();
-        // v3 shows the seconds of the one stored nanosecond instant; the
-        // sub-second part is only visible here (the exact value is checked
-        // in process, crates/sendpost/tests/it/list.rs).
         assert_eq!(created.div_euclid(NANOS), seconds, "{row}");
-        assert_eq!(created, seconds * NANOS + created.rem_euclid(NANOS));
     }
+}
+
+/// Issue 5 §7: `created` in SendPost is v3's seconds × 10⁹ plus the
+/// sub-second part, exactly. No API takes a caller's sub-second time, so
+/// the entry is written into the gateway's SQLite file before it starts,
+/// with a known sub-second part, and read back through both APIs.
+#[tokio::test]
+async fn a_v3_bounce_keeps_its_nanoseconds_in_sendpost() {
+    use hush_model::{
+        BounceClass, Email, Kind, NewSuppression, Origin, Scope, TenantId, Timestamp,
+    };
+
+    // 2024-01-10T01:00:00Z and 123456789 ns.
+    let seconds: i64 = 1_704_848_400;
+    let sub_second: i64 = 123_456_789;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = hush_store::SqliteBackend::open(hush_store::SqliteOptions::new(
+            dir.path().join("hush.db"),
+        ))
+        .unwrap();
+        let engine = hush_engine::Engine::new(std::sync::Arc::new(store));
+        engine
+            .add(
+                &TenantId::parse("demo").unwrap(),
+                vec![NewSuppression {
+                    email: Email::parse("nanos@example.com").unwrap(),
+                    scope: Scope::Global,
+                    kind: Kind::Bounce {
+                        class: BounceClass::Hard,
+                        status: Some("5.1.1".into()),
+                        reason: Some("550 5.1.1 User unknown".into()),
+                    },
+                    origin: Origin::Recipient,
+                    created_at: Timestamp::from_nanos(seconds * NANOS + sub_second),
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    let apis = Apis {
+        gw: TestGateway::spawn_in(dir, TENANTS).await,
+        client: Client::new(),
+    };
+    let bounces = apis.v3_bounces().await;
+    assert_eq!(bounces["total"], 1, "{bounces}");
+    assert_eq!(bounces["bounces"][0]["created"], seconds, "{bounces}");
+    let (status, rows) = apis
+        .sendpost(
+            reqwest::Method::GET,
+            "/api/v1/subaccount/suppression?from=2024-01-10&to=2024-01-10",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["reason"], 2);
+    assert_eq!(rows[0]["created"], seconds * NANOS + sub_second, "{rows}");
 }
 
 #[tokio::test]
