@@ -4,7 +4,11 @@
 //! address under an [`Authority`]; the engine looks at every entry the
 //! caller can see and either changes all of them or none.
 
-use hush_model::{Email, KindFamily, NewSuppression, Origin, ScopeFilter, Suppression, TenantId};
+use std::collections::{HashMap, HashSet};
+
+use hush_model::{
+    Email, KindFamily, NewSuppression, Origin, ScopeFilter, Suppression, SuppressionId, TenantId,
+};
 
 use crate::{AddOutcome, Engine, EngineError};
 
@@ -49,6 +53,12 @@ pub enum GuardedRemoval {
     Removed { removed: u64 },
     /// At least one visible entry is beyond the caller's authority; nothing
     /// was removed. `protected` is the first such entry, newest first.
+    ///
+    /// Also when the store itself kept an entry it was told to remove: an
+    /// upstream provider may refuse one item of a batch (Postmark answers
+    /// `Failed` per item, specs/postmark.md §2.3). The provider is then the
+    /// authority that said no; `protected` is the entry still there, and
+    /// the address's other entries may be gone.
     Refused { protected: Box<Suppression> },
 }
 
@@ -81,6 +91,9 @@ impl Engine {
     /// address keeps being suppressed while any entry stays, so removing
     /// only some would report a reactivation that did not happen. One
     /// outcome per address, in order; the removals are one store call.
+    /// When the store removes fewer entries than it was given (an upstream
+    /// provider refused some), each address is read again, and one that
+    /// still holds an entry it was to lose is `Refused`, not `Removed`.
     pub async fn remove_with_authority(
         &self,
         tenant: &TenantId,
@@ -105,8 +118,42 @@ impl Engine {
         }
         ids.sort_unstable();
         ids.dedup();
-        self.remove_ids(tenant, &ids).await?;
+        let removed = self.remove_ids(tenant, &ids).await?;
+        if removed < ids.len() as u64 {
+            self.find_kept(tenant, emails, visible, &ids, &mut outcomes)
+                .await?;
+        }
         Ok(outcomes)
+    }
+
+    /// Turns into `Refused` the outcome of each address that still holds,
+    /// after a removal, an entry among `doomed`. Each address is read once.
+    async fn find_kept(
+        &self,
+        tenant: &TenantId,
+        emails: &[Email],
+        visible: ScopeFilter,
+        doomed: &[SuppressionId],
+        outcomes: &mut [GuardedRemoval],
+    ) -> Result<(), EngineError> {
+        let doomed: HashSet<&SuppressionId> = doomed.iter().collect();
+        let mut kept: HashMap<&Email, Option<Suppression>> = HashMap::new();
+        for (email, outcome) in emails.iter().zip(outcomes.iter_mut()) {
+            if !matches!(outcome, GuardedRemoval::Removed { removed } if *removed > 0) {
+                continue;
+            }
+            if !kept.contains_key(email) {
+                let entries = self.visible_entries(tenant, email, visible).await?;
+                let left = entries.into_iter().find(|e| doomed.contains(&e.id));
+                kept.insert(email, left);
+            }
+            if let Some(Some(left)) = kept.get(email) {
+                *outcome = GuardedRemoval::Refused {
+                    protected: Box::new(left.clone()),
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Adds each item unless its address already holds, within `visible`,

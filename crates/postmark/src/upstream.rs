@@ -10,8 +10,18 @@
 //! bounce or spam report added through hush is stored as a manual
 //! suppression. Postmark keeps no ids for suppressions: hush derives a
 //! stable one from the stream, the address and the reason.
+//!
+//! What it costs (docs/backends.md, "Upstream request counts"): Postmark's
+//! dump has no paging (`count` and `offset` are ignored, §2.1), so a dump
+//! is always a stream's whole filtered list. An address is read with the
+//! dump's `EmailAddress` filter, one dump per stream; a scan reads each
+//! stream's dump once per scan, not once per page; and a removal by id
+//! finds the address and stream of each id without a dump when the entry
+//! was read just before, as the engine's guarded deletes do.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
@@ -39,17 +49,121 @@ pub const BATCH: usize = 50;
 const STREAM_NOT_FOUND: u32 = 1226;
 /// §3.2: the stream ID is taken.
 const STREAM_ID_TAKEN: u32 = 1230;
+/// How many entries' streams are remembered for removals by id; past it,
+/// the memory starts over. An id it has forgotten costs a full dump.
+const LOCATED_MAX: usize = 10_000;
+/// How many dumps are kept for scans at once (one per tenant and filter);
+/// a further one evicts the one least recently read.
+const SCANS_MAX: usize = 4;
+/// A kept dump not read for this long is dropped; reading on from a
+/// cursor then dumps again.
+const SCAN_IDLE: Duration = Duration::from_secs(600);
 
 /// The Postmark upstream backend.
 #[derive(Debug, Clone)]
 pub struct PostmarkUpstream {
     http: Upstream,
     credentials: Credentials,
+    memory: Arc<Memory>,
+}
+
+/// What the backend remembers between calls, shared by its clones. Both
+/// parts only save upstream requests: a miss does what a first call does.
+#[derive(Debug, Default)]
+struct Memory {
+    /// The stream and address behind an id (ids are derived, §2.1 has
+    /// none), for the entries of single-address reads: the engine's guarded
+    /// deletes read an address's entries, then remove some of them by id.
+    located: Mutex<HashMap<(TenantId, SuppressionId), (GroupKey, Email)>>,
+    /// The dumps scans page through.
+    scans: Mutex<Vec<KeptDump>>,
+}
+
+/// A scan's dumps, filtered and newest first: what its first call fetched,
+/// for its next calls to page through by cursor. `hush copy` walks a scan
+/// forward, then reads its pages again oldest first, so any cursor into
+/// the dump is served, not only the last one handed out.
+#[derive(Debug)]
+struct KeptDump {
+    tenant: TenantId,
+    filter: ListFilter,
+    rows: Arc<Vec<Suppression>>,
+    used: Instant,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold no invariant a panic elsewhere could break.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Memory {
+    fn remember(&self, tenant: &TenantId, entries: &[(GroupKey, Suppression)]) {
+        let mut located = lock(&self.located);
+        if located.len() + entries.len() > LOCATED_MAX {
+            located.clear();
+        }
+        for (key, entry) in entries.iter().take(LOCATED_MAX) {
+            located.insert(
+                (tenant.clone(), entry.id),
+                (key.clone(), entry.email.clone()),
+            );
+        }
+    }
+
+    fn locate(&self, tenant: &TenantId, id: SuppressionId) -> Option<(GroupKey, Email)> {
+        lock(&self.located).get(&(tenant.clone(), id)).cloned()
+    }
+
+    /// The dump kept for a scan of `filter`, if any.
+    fn kept(&self, tenant: &TenantId, filter: &ListFilter) -> Option<Arc<Vec<Suppression>>> {
+        let mut scans = lock(&self.scans);
+        let now = Instant::now();
+        scans.retain(|s| now.duration_since(s.used) < SCAN_IDLE);
+        let kept = scans
+            .iter_mut()
+            .find(|s| &s.tenant == tenant && &s.filter == filter)?;
+        kept.used = now;
+        Some(Arc::clone(&kept.rows))
+    }
+
+    /// Keeps a scan's dump, in place of an older one of the same filter.
+    fn keep(&self, tenant: &TenantId, filter: &ListFilter, rows: Arc<Vec<Suppression>>) {
+        let mut scans = lock(&self.scans);
+        let now = Instant::now();
+        scans.retain(|s| {
+            now.duration_since(s.used) < SCAN_IDLE && !(&s.tenant == tenant && &s.filter == filter)
+        });
+        if scans.len() >= SCANS_MAX
+            && let Some(oldest) = scans
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.used)
+                .map(|(at, _)| at)
+        {
+            scans.swap_remove(oldest);
+        }
+        scans.push(KeptDump {
+            tenant: tenant.clone(),
+            filter: filter.clone(),
+            rows,
+            used: now,
+        });
+    }
+}
+
+/// Up to `limit` rows strictly after `after` of rows sorted newest first.
+fn page_after(rows: &[Suppression], after: Option<ScanCursor>, limit: usize) -> Vec<Suppression> {
+    let from = after.map_or(0, |c| rows.partition_point(|s| !c.is_before(s)));
+    rows.iter().skip(from).take(limit).cloned().collect()
 }
 
 impl PostmarkUpstream {
     pub fn new(http: Upstream, credentials: Credentials) -> Self {
-        Self { http, credentials }
+        Self {
+            http,
+            credentials,
+            memory: Arc::default(),
+        }
     }
 
     fn token(&self, tenant: &TenantId) -> Result<&Credential, EngineError> {
@@ -197,6 +311,23 @@ impl PostmarkUpstream {
         tenant: &TenantId,
         filter: &ListFilter,
     ) -> Result<Vec<Suppression>, EngineError> {
+        Ok(self
+            .collect_located(tenant, filter)
+            .await?
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect())
+    }
+
+    /// Every entry the filter matches, newest first, each with the stream it
+    /// was read from: one dump per stream the scope reads. An exact address
+    /// is sent as the dump's `EmailAddress` filter (§2.1), and the entries
+    /// of such a read are remembered for a removal by id.
+    async fn collect_located(
+        &self,
+        tenant: &TenantId,
+        filter: &ListFilter,
+    ) -> Result<Vec<(GroupKey, Suppression)>, EngineError> {
         if filter.kinds.is_empty() {
             return Ok(Vec::new());
         }
@@ -229,11 +360,14 @@ impl PostmarkUpstream {
             for entry in dump.suppressions {
                 let entry = canonical(tenant, &key, scope, &entry)?;
                 if filter.matches(&entry) {
-                    found.push(entry);
+                    found.push((key.clone(), entry));
                 }
             }
         }
-        found.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        found.sort_by_key(|(_, s)| std::cmp::Reverse((s.created_at, s.id)));
+        if matches!(filter.email, Some(EmailMatch::Exact(_))) {
+            self.memory.remember(tenant, &found);
+        }
         Ok(found)
     }
 
@@ -300,39 +434,34 @@ impl PostmarkUpstream {
         Ok(statuses)
     }
 
-    /// Deletes entries: each from its own stream. Returns how many went.
-    async fn delete(&self, tenant: &TenantId, doomed: &[Suppression]) -> Result<u64, EngineError> {
-        let mut by_stream: BTreeMap<String, Vec<&Suppression>> = BTreeMap::new();
-        let streams = if doomed.iter().any(|s| s.scope != Scope::Global) {
-            self.streams(tenant).await?
-        } else {
-            Vec::new()
-        };
-        for entry in doomed {
-            let key = match entry.scope {
-                Scope::Global => outbound(),
-                Scope::Group(id) => match streams.iter().find(|g| g.id == id) {
-                    Some(g) => g.key.clone(),
-                    None => continue,
-                },
-            };
-            by_stream
-                .entry(key.as_str().to_owned())
-                .or_default()
-                .push(entry);
+    /// Deletes addresses from streams, each pair once, 50 per call. Returns
+    /// how many Postmark answered `Deleted`. A `Failed` item is logged with
+    /// Postmark's message and not counted: the engine then finds the entry
+    /// still there and answers its caller's item `Failed`
+    /// (`Engine::remove_with_authority`).
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        targets: impl IntoIterator<Item = (GroupKey, Email)>,
+    ) -> Result<u64, EngineError> {
+        let mut by_stream: BTreeMap<GroupKey, Vec<Email>> = BTreeMap::new();
+        for (key, email) in targets {
+            let emails = by_stream.entry(key).or_default();
+            if !emails.contains(&email) {
+                emails.push(email);
+            }
         }
         let mut removed = 0;
-        for (key, entries) in by_stream {
-            let key = GroupKey::parse(&key).map_err(|e| EngineError::internal(BACKEND, e))?;
-            let emails: Vec<&Email> = entries.iter().map(|s| &s.email).collect();
-            let statuses = self.change(tenant, &key, &emails, "/delete").await?;
-            for ((status, message), entry) in statuses.into_iter().zip(entries) {
+        for (key, emails) in by_stream {
+            let sent: Vec<&Email> = emails.iter().collect();
+            let statuses = self.change(tenant, &key, &sent, "/delete").await?;
+            for ((status, message), email) in statuses.into_iter().zip(&emails) {
                 match status {
                     ChangeStatus::Deleted => removed += 1,
                     _ => tracing::warn!(
                         backend = BACKEND,
                         stream = key.as_str(),
-                        email = %entry.email,
+                        %email,
                         ?message,
                         "upstream refused to delete a suppression"
                     ),
@@ -476,13 +605,24 @@ impl Backend for PostmarkUpstream {
         after: Option<ScanCursor>,
         limit: u32,
     ) -> Result<Vec<Suppression>, EngineError> {
-        // The dump is one whole list per stream (§2.1): no paging to walk.
-        Ok(filter
-            .collapse(self.collect(tenant, filter).await?)
-            .into_iter()
-            .filter(|s| after.is_none_or(|c| c.is_before(s)))
-            .take(limit as usize)
-            .collect())
+        let limit = limit as usize;
+        // The dump is one whole list per stream with no paging (§2.1), so
+        // a scan's first call dumps and keeps the result, and its next
+        // calls page through it by cursor: one dump per stream per scan.
+        // A call with a cursor and nothing kept (the scan began on another
+        // instance, was resumed later, or sat idle) dumps, and keeps that.
+        if let Some(cursor) = after
+            && let Some(rows) = self.memory.kept(tenant, filter)
+        {
+            return Ok(page_after(&rows, Some(cursor), limit));
+        }
+        let rows = filter.collapse(self.collect(tenant, filter).await?);
+        let page = page_after(&rows, after, limit);
+        // A first page that is the whole answer needs nothing kept.
+        if after.is_some() || rows.len() > limit {
+            self.memory.keep(tenant, filter, Arc::new(rows));
+        }
+        Ok(page)
     }
 
     async fn remove_matching(
@@ -490,24 +630,41 @@ impl Backend for PostmarkUpstream {
         tenant: &TenantId,
         filter: &ListFilter,
     ) -> Result<u64, EngineError> {
-        let doomed = self.collect(tenant, filter).await?;
-        self.delete(tenant, &doomed).await
+        let doomed = self.collect_located(tenant, filter).await?;
+        self.delete(tenant, doomed.into_iter().map(|(key, s)| (key, s.email)))
+            .await
     }
 
+    /// The engine removes by id what it has just read of an address
+    /// (`Engine::remove_with_authority`), so each id's stream and address
+    /// are known without a dump. Only an id not read through this instance
+    /// lately costs a full dump of every stream to find.
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
     ) -> Result<u64, EngineError> {
-        let wanted: HashSet<&SuppressionId> = ids.iter().collect();
-        let everything = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
-        let doomed: Vec<Suppression> = self
-            .collect(tenant, &everything)
-            .await?
-            .into_iter()
-            .filter(|s| wanted.contains(&s.id))
-            .collect();
-        self.delete(tenant, &doomed).await
+        let mut targets = Vec::with_capacity(ids.len());
+        let mut unknown = HashSet::new();
+        for &id in ids {
+            match self.memory.locate(tenant, id) {
+                Some(target) => targets.push(target),
+                None => {
+                    unknown.insert(id);
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let everything = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+            targets.extend(
+                self.collect_located(tenant, &everything)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, s)| unknown.contains(&s.id))
+                    .map(|(key, s)| (key, s.email)),
+            );
+        }
+        self.delete(tenant, targets).await
     }
 
     async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {

@@ -10,3 +10,4 @@ mod dump;
 mod streams;
 mod support;
 mod upstream;
+mod upstream_requests;

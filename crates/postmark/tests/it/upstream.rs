@@ -24,7 +24,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::support::tenant;
 
-const TENANTS: [&str; 4] = ["t1", "t2", "one", "two"];
+const TENANTS: [&str; 5] = ["t1", "t2", "one", "two", "demo"];
 
 /// Short enough that the timeout tests are quick, long enough for a busy
 /// machine: the fakes that time out wait 5 s.
@@ -32,11 +32,11 @@ fn timeout() -> Duration {
     Duration::from_millis(1500)
 }
 
-fn token(tenant: &str) -> String {
+pub fn token(tenant: &str) -> String {
     format!("pm-upstream-{tenant}")
 }
 
-fn upstream(base_url: String, max_attempts: u32) -> PostmarkUpstream {
+pub fn upstream(base_url: String, max_attempts: u32) -> PostmarkUpstream {
     let credentials: Credentials = TENANTS
         .iter()
         .map(|t| (tenant(t), Credential::new(token(t))))
