@@ -1,13 +1,19 @@
-//! Two gateways on one SQLite file: a write acknowledged by one is seen by
-//! the very next read on the other, and by its own next read (issue 8: a
-//! faster read path must never serve a stale answer). Each read comes
-//! after a read of the same address that saw the opposite state, so a
-//! cache (or a read transaction kept open) that kept that answer fails.
+//! Read-after-write across instances (issue 8: a faster read path must
+//! never serve a stale answer).
+//!
+//! - SQLite: one gateway serves a file. A second one on the same file is
+//!   refused at start-up, naming the file, so no write can reach the file
+//!   behind the first one's address filter.
+//! - PostgreSQL: two gateways on one database. A write acknowledged by one
+//!   is seen by the very next read on the other, and by its own next read.
+//!   Each read comes after a read of the same address that saw the opposite
+//!   state, so a cache (or a read transaction kept open) that kept that
+//!   answer fails.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Gateway, bearer, config_toml, free_port};
+use crate::support::{Gateway, bearer, config_toml, free_port, refused_start};
 
 const KEY: &str = "demo-v3-key";
 
@@ -20,13 +26,42 @@ async fn status(req: reqwest::RequestBuilder) -> StatusCode {
 }
 
 #[tokio::test]
-async fn a_write_on_one_gateway_is_seen_by_the_next_read_on_the_other() {
+async fn a_second_gateway_on_one_sqlite_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("a.toml");
+    std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
+    let first = Gateway::start(&config, port, &[]).await;
+
+    let second = dir.path().join("b.toml");
+    std::fs::write(&second, config_toml(dir.path(), free_port())).unwrap();
+    let (code, stderr) = refused_start(Some(&second), &[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("is in use by another hush") && stderr.contains("hush.db"),
+        "{stderr}"
+    );
+
+    // The first still serves, and its writes are read back.
+    let client = reqwest::Client::new();
+    let add = client
+        .post(first.url("/v3/asm/suppressions/global"))
+        .json(&json!({"recipient_emails": ["still@example.com"]}));
+    assert_eq!(status(add).await, StatusCode::CREATED);
+    let read = client.get(first.url("/v3/asm/suppressions/global/still@example.com"));
+    assert_eq!(status(read).await, StatusCode::OK);
+}
+
+#[cfg(hush_postgres_tests)]
+#[tokio::test]
+async fn a_write_on_one_postgres_gateway_is_seen_by_the_next_read_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::pg::TempDatabase::create().await;
     let mut gateways = Vec::new();
     for name in ["a", "b"] {
         let port = free_port();
         let config = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
+        std::fs::write(&config, crate::pg::config_toml(&db.url, port)).unwrap();
         gateways.push(Gateway::start(&config, port, &[]).await);
     }
     let client = reqwest::Client::new();

@@ -1,8 +1,6 @@
 //! The gateway process: the bounce slice from HTTP to the SQLite file and
 //! back, durability, shutdown, config errors, health.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -190,7 +188,7 @@ async fn refusals_are_in_the_v3_envelope_with_a_request_id() {
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "trace-123");
     // No token reaches the log.
-    let log = gw.stderr();
+    let log = gw.log_with("trace-123").await;
     assert!(
         log.contains("trace-123"),
         "requests are logged with their id"
@@ -272,9 +270,10 @@ async fn the_shipped_config_starts_and_warns_off_loopback() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "the demo read-only key works");
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        gw.stderr().contains("demo tenant's tokens"),
+        gw.log_with("demo tenant's tokens")
+            .await
+            .contains("demo tenant's tokens"),
         "warns: {}",
         gw.stderr()
     );

@@ -152,6 +152,20 @@ impl Gateway {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The log once it holds `needle`, or as it is after 10 s. hush writes
+    /// its log from a thread of its own, so a line may land just after the
+    /// response that it describes.
+    pub async fn log_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) || Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

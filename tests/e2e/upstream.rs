@@ -664,7 +664,7 @@ async fn upstream_faults_are_retried_then_reported_in_the_callers_format() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["ErrorCode"], 0, "{body}");
 
-    let log = a.gateway.stderr();
+    let log = a.gateway.log_with("pm-req-777").await;
     assert!(
         log.contains("pm-req-777"),
         "no request id in the log: {log}"

@@ -108,14 +108,17 @@ fn serve(file: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log);
+    let log = telemetry::init(&config.log);
     let runtime = actix_web::rt::System::new();
-    match runtime.block_on(server::serve(config)) {
+    let code = match runtime.block_on(server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "hush stopped with an error");
             eprintln!("hush: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Every queued log line is written before the process exits.
+    drop(log);
+    code
 }

@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument as _;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -16,13 +17,23 @@ use crate::config::{LogConfig, LogFormat};
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.level` when set.
-pub fn init(config: &LogConfig) {
+///
+/// Lines are written by a thread of their own through a buffer, so a
+/// request's worker never waits on a `write` to stderr: one line per
+/// request, each its own system call on the worker, was a tenth of a
+/// lookup's cost (docs/benchmarks.md). The queue is not lossy: when it is
+/// full, workers wait for it rather than drop lines. Keep the returned
+/// guard until exit; dropping it flushes what is queued.
+pub fn init(config: &LogConfig) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only help a person at a terminal; in a file or a
         // log collector they are noise.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -36,6 +47,7 @@ pub fn init(config: &LogConfig) {
     };
     // Tests install their own subscriber first; that is fine.
     drop(installed);
+    guard
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when it is a sane
