@@ -4,7 +4,7 @@
 //!
 //! Each API contributes a [`Workload`]: writers that record what the
 //! instances acknowledged (a [`Ledger`]), and a reader of the API's whole
-//! state. Every API takes part: v3 bounces, groups and CSV imports, Postmark
+//! state. Every workload's writers run at the same time. Every API takes part: v3 bounces, groups and CSV imports, Postmark
 //! stream suppressions, SendPost suppressions. Each workload writes
 //! addresses (or group names) of its own, so its reader can tell its state
 //! from the others' in the one tenant they share.
@@ -104,10 +104,18 @@ async fn two_instances_agree_under_concurrent_writes() {
     let bases: Vec<String> = instances.iter().map(|gw| gw.base.clone()).collect();
     let client = Client::new();
 
-    for workload in workloads() {
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|n| tokio::spawn((workload.write)(client.clone(), bases.clone(), n)))
-            .collect();
+    // Every API's writers at once, against both instances: v3, Postmark
+    // and SendPost requests interleave on the same tenant and database.
+    let running: Vec<_> = workloads()
+        .into_iter()
+        .map(|workload| {
+            let writers: Vec<_> = (0..WRITERS)
+                .map(|n| tokio::spawn((workload.write)(client.clone(), bases.clone(), n)))
+                .collect();
+            (workload, writers)
+        })
+        .collect();
+    for (workload, writers) in running {
         let mut expected = BTreeMap::new();
         let mut absent = BTreeSet::new();
         for writer in writers {
@@ -156,6 +164,8 @@ async fn two_instances_agree_under_concurrent_writes() {
         }
     }
 
+    group_races(&client, &bases).await;
+
     // Underneath: one row per identity, ids unique, nothing orphaned.
     let mut conn = db.connection().await;
     let row = sqlx::query(
@@ -173,6 +183,92 @@ async fn two_instances_agree_under_concurrent_writes() {
     assert_eq!(rows, ids, "ids are unique");
     assert_eq!(rows, identities, "one row per identity");
     assert_eq!(orphans, 0, "no entry outlives its group");
+}
+
+/// Races on shared groups, through both instances at once: every writer
+/// moves the default flag to a group of its own while adding an address
+/// into the next writer's group, which that writer may be deleting. After:
+/// at most one default group, the same on both instances, and (checked
+/// underneath by the caller) no entry left in a deleted group.
+async fn group_races(client: &Client, bases: &[String]) {
+    const KEY: &str = "demo-v3-key";
+    let mut ids = Vec::new();
+    for i in 0..WRITERS {
+        let res = client
+            .post(format!("{}/v3/asm/groups", bases[i % bases.len()]))
+            .header("Authorization", bearer(KEY))
+            .json(&json!({"name": format!("race-{i}"), "description": "raced"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        ids.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    let racers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (client, bases, ids) = (client.clone(), bases.to_vec(), ids.clone());
+            tokio::spawn(async move {
+                let base = &bases[i % bases.len()];
+                let other = &bases[(i + 1) % bases.len()];
+                let moved = client
+                    .patch(format!("{base}/v3/asm/groups/{}", ids[i]))
+                    .header("Authorization", bearer(KEY))
+                    .json(&json!({"is_default": true}))
+                    .send();
+                let added = client
+                    .post(format!(
+                        "{other}/v3/asm/groups/{}/suppressions",
+                        ids[(i + 1) % ids.len()]
+                    ))
+                    .header("Authorization", bearer(KEY))
+                    .json(&json!({"recipient_emails": [format!("race{i}@example.com")]}))
+                    .send();
+                let (moved, added) = futures_util::join!(moved, added);
+                assert_eq!(moved.unwrap().status(), StatusCode::OK);
+                let added = added.unwrap().status();
+                // The group may already be gone: then 404, never a 5xx.
+                assert!(
+                    added == StatusCode::CREATED || added == StatusCode::NOT_FOUND,
+                    "{added}"
+                );
+                if i % 3 == 0 {
+                    let res = client
+                        .delete(format!("{other}/v3/asm/groups/{}", ids[i]))
+                        .header("Authorization", bearer(KEY))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+                }
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    let mut defaults = Vec::new();
+    for base in bases {
+        let res = client
+            .get(format!("{base}/v3/asm/groups"))
+            .header("Authorization", bearer(KEY))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        let flagged: Vec<i64> = body["suppression_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["is_default"] == json!(true))
+            .map(|g| g["id"].as_i64().unwrap())
+            .collect();
+        assert!(flagged.len() <= 1, "{base}: default groups {flagged:?}");
+        defaults.push(flagged);
+    }
+    assert!(
+        defaults.windows(2).all(|w| w[0] == w[1]),
+        "both instances show one default: {defaults:?}"
+    );
 }
 
 mod v3_bounces {
