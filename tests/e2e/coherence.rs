@@ -42,6 +42,18 @@ async fn a_second_gateway_on_one_sqlite_file_is_refused() {
         "{stderr}"
     );
 
+    // So is a copy out of (or into) the served file.
+    let copy = std::process::Command::new(crate::support::HUSH)
+        .args(["copy", "--from"])
+        .arg(format!("sqlite:{}", dir.path().join("hush.db").display()))
+        .arg("--to")
+        .arg(format!("sqlite:{}", dir.path().join("copy.db").display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&copy.stderr);
+    assert!(!copy.status.success(), "{stderr}");
+    assert!(stderr.contains("is in use by another hush"), "{stderr}");
+
     // The first still serves, and its writes are read back.
     let client = reqwest::Client::new();
     let add = client
