@@ -193,16 +193,7 @@ impl Upstream {
             .sleep(tokio::time::sleep)
             .when(|failure: &Failure| failure.retryable(idempotency))
             .adjust(|failure, delay| {
-                // Retry-After wins over our own backoff (RFC 9110 §10.2.3);
-                // either way no retry may end past the time budget.
-                let wait = match failure {
-                    Failure::Status {
-                        retry_after: Some(after),
-                        ..
-                    } => delay.map(|_| *after),
-                    _ => delay,
-                }?;
-                (started.elapsed() + wait <= retry.max_elapsed).then_some(wait)
+                next_wait(failure, delay, started.elapsed(), retry.max_elapsed)
             })
             .notify(|failure, wait| {
                 tracing::warn!(
@@ -329,11 +320,39 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .find_map(|name| headers.get(*name)?.to_str().ok().map(str::to_owned))
 }
 
-/// `Retry-After` in seconds; the HTTP-date form is rare on APIs and is
+/// How long to wait before the next attempt, or `None` for no retry:
+/// `delay` is the backoff's (`None` once the attempts are used up). The
+/// provider's `Retry-After` wins over our own backoff (RFC 9110 §10.2.3);
+/// either way no retry may end past the time budget.
+fn next_wait(
+    failure: &Failure,
+    delay: Option<Duration>,
+    elapsed: Duration,
+    budget: Duration,
+) -> Option<Duration> {
+    let wait = match failure {
+        Failure::Status {
+            retry_after: Some(after),
+            ..
+        } => delay.map(|_| *after),
+        _ => delay,
+    }?;
+    (elapsed + wait <= budget).then_some(wait)
+}
+
+/// `Retry-After` as delay-seconds or as an HTTP-date, both of which RFC
+/// 9110 §10.2.3 allows; a date in the past means now. Anything else is
 /// treated as absent, leaving our own backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    raw.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(raw).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn excerpt(body: &[u8]) -> String {

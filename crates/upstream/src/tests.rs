@@ -227,3 +227,73 @@ async fn an_unreachable_upstream_is_a_bad_gateway() {
         other => panic!("{other:?}"),
     }
 }
+
+fn with_retry_after(value: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(RETRY_AFTER, value.parse().unwrap());
+    headers
+}
+
+#[test]
+fn retry_after_reads_seconds_and_http_dates() {
+    assert_eq!(
+        retry_after(&with_retry_after("7")),
+        Some(Duration::from_secs(7))
+    );
+    // An HTTP-date two minutes ahead: about two minutes (the date has whole
+    // seconds, so up to one less).
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(120);
+    let wait = retry_after(&with_retry_after(&httpdate::fmt_http_date(ahead))).unwrap();
+    assert!(
+        (Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait),
+        "{wait:?}"
+    );
+    // A date in the past: retry now.
+    assert_eq!(
+        retry_after(&with_retry_after("Sun, 06 Nov 1994 08:49:37 GMT")),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(retry_after(&with_retry_after("soon")), None);
+    assert_eq!(retry_after(&HeaderMap::new()), None);
+}
+
+#[test]
+fn retry_after_replaces_the_backoff_within_the_budget() {
+    let status = |after: Option<u64>| Failure::Status {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        retry_after: after.map(Duration::from_secs),
+        request_id: None,
+        body: String::new(),
+    };
+    let backoff = Some(Duration::from_millis(200));
+    let budget = Duration::from_secs(30);
+    // The provider's wait wins over ours.
+    assert_eq!(
+        next_wait(&status(Some(3)), backoff, Duration::ZERO, budget),
+        Some(Duration::from_secs(3))
+    );
+    // Without one, ours.
+    assert_eq!(
+        next_wait(&status(None), backoff, Duration::ZERO, budget),
+        backoff
+    );
+    // Attempts used up: no retry, whatever the provider says.
+    assert_eq!(
+        next_wait(&status(Some(3)), None, Duration::ZERO, budget),
+        None
+    );
+    // A wait that would end past the budget: no retry.
+    assert_eq!(
+        next_wait(&status(Some(3)), backoff, Duration::from_secs(28), budget),
+        None
+    );
+    assert_eq!(
+        next_wait(
+            &Failure::Timeout("t".into()),
+            backoff,
+            Duration::from_secs(29),
+            budget
+        ),
+        Some(Duration::from_millis(200))
+    );
+}
