@@ -484,6 +484,21 @@ async fn an_unreachable_upstream_is_a_502_in_each_callers_format() {
     assert_eq!(body["ErrorCode"], 0, "{body}");
     // The token never reaches the log.
     assert!(!a.gateway.stderr().contains("b-sendpost-key"));
+    // Not ready: a load balancer routing by /readyz sends nothing here.
+    let ready = c.get(format!("{}/readyz", a.base())).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_gateway_on_a_reachable_upstream_is_ready() {
+    let b = TestGateway::spawn(B_TENANTS).await;
+    let a = TestGateway::spawn(&a_tenants("postmark", b.base(), "b-postmark-token")).await;
+    let ready = Client::new()
+        .get(format!("{}/readyz", a.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
 }
 
 #[tokio::test]

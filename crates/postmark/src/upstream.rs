@@ -489,7 +489,7 @@ impl Backend for PostmarkUpstream {
     }
 
     async fn ready(&self) -> Result<(), EngineError> {
-        Ok(())
+        self.http.reachable().await
     }
 
     async fn add(

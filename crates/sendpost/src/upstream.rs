@@ -301,7 +301,7 @@ impl Backend for SendPostUpstream {
     }
 
     async fn ready(&self) -> Result<(), EngineError> {
-        Ok(())
+        self.http.reachable().await
     }
 
     async fn add(

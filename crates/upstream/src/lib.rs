@@ -146,6 +146,22 @@ impl Upstream {
         format!("{}{path}", self.settings.base_url.trim_end_matches('/'))
     }
 
+    /// Readiness (`/readyz`): whether the provider answers HTTP at all. One
+    /// unauthenticated GET of the base URL, no retries; any status, a 401 or
+    /// 404 included, means the provider is there. Only a connection that
+    /// cannot be made, or no answer within the request timeout, is
+    /// [`EngineError::Unavailable`]: then hush cannot serve the tenants
+    /// that live there, and a load balancer should know.
+    pub async fn reachable(&self) -> Result<(), EngineError> {
+        match self.client.get(self.url("/")).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(EngineError::Unavailable {
+                backend: self.backend,
+                reason: format!("{:?}", classify(&e)),
+            }),
+        }
+    }
+
     /// Sends a request built by `build` (called once per attempt) and reads
     /// the answer. A 2xx answer is returned; anything else, after the
     /// retries `idempotency` allows, becomes [`EngineError::Upstream`] or

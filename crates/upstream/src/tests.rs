@@ -297,3 +297,46 @@ fn retry_after_replaces_the_backoff_within_the_budget() {
         Some(Duration::from_millis(200))
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_answers_anything_is_reachable() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&server, 3)).unwrap();
+    upstream.reachable().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = Upstream::new(
+        "upstream-test",
+        UpstreamSettings {
+            base_url: format!("http://127.0.0.1:{port}"),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            retry: RetrySettings::default(),
+        },
+    )
+    .unwrap();
+    let err = upstream.reachable().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Unavailable {
+                backend: "upstream-test",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -790,7 +790,7 @@ impl Backend for V3Upstream {
     }
 
     async fn ready(&self) -> Result<(), EngineError> {
-        Ok(())
+        self.http.reachable().await
     }
 
     async fn add(

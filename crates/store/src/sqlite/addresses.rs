@@ -86,10 +86,10 @@ impl AddressFilter {
             let next = layers.last().map_or(MIN_LAYER, |l| l.capacity * 2);
             layers.push(Layer::new(next));
         }
-        if let Some(last) = layers.last() {
-            if !last.bloom.insert(&item) {
-                last.inserted.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(last) = layers.last()
+            && !last.bloom.insert(&item)
+        {
+            last.inserted.fetch_add(1, Ordering::Relaxed);
         }
     }
 

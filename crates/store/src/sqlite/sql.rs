@@ -827,6 +827,33 @@ pub(super) fn delete_group(
     Ok(true)
 }
 
+/// The filter of every address the file holds (addresses.rs), read from the
+/// identity index, which covers `(tenant, email)` in order.
+pub(super) fn address_filter(
+    conn: &Connection,
+) -> Result<super::addresses::AddressFilter, StoreError> {
+    let rows: i64 = conn.query_row("SELECT count(*) FROM suppressions", [], |row| row.get(0))?;
+    // Room for twice what is there before the filter grows a layer.
+    let filter = super::addresses::AddressFilter::with_capacity(
+        usize::try_from(rows).unwrap_or(0).saturating_mul(2),
+    );
+    let mut stmt = conn.prepare(
+        "SELECT tenant, email FROM suppressions INDEXED BY suppressions_identity \
+         ORDER BY tenant, email",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut last: Option<(String, String)> = None;
+    while let Some(row) = rows.next()? {
+        let entry: (String, String) = (row.get(0)?, row.get(1)?);
+        // An address with several entries is one address.
+        if last.as_ref() != Some(&entry) {
+            filter.insert_raw(&entry.0, &entry.1);
+            last = Some(entry);
+        }
+    }
+    Ok(filter)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -886,31 +913,4 @@ mod tests {
             Some("(family IN (2) OR (family = 0 AND class IN (1, 2)))")
         );
     }
-}
-
-/// The filter of every address the file holds (addresses.rs), read from the
-/// identity index, which covers `(tenant, email)` in order.
-pub(super) fn address_filter(
-    conn: &Connection,
-) -> Result<super::addresses::AddressFilter, StoreError> {
-    let rows: i64 = conn.query_row("SELECT count(*) FROM suppressions", [], |row| row.get(0))?;
-    // Room for twice what is there before the filter grows a layer.
-    let filter = super::addresses::AddressFilter::with_capacity(
-        usize::try_from(rows).unwrap_or(0).saturating_mul(2),
-    );
-    let mut stmt = conn.prepare(
-        "SELECT tenant, email FROM suppressions INDEXED BY suppressions_identity \
-         ORDER BY tenant, email",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut last: Option<(String, String)> = None;
-    while let Some(row) = rows.next()? {
-        let entry: (String, String) = (row.get(0)?, row.get(1)?);
-        // An address with several entries is one address.
-        if last.as_ref() != Some(&entry) {
-            filter.insert_raw(&entry.0, &entry.1);
-            last = Some(entry);
-        }
-    }
-    Ok(filter)
 }
