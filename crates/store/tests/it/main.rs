@@ -21,6 +21,8 @@ mod sqlite {
 mod guarded;
 #[cfg(hush_postgres_tests)]
 mod postgres;
+#[cfg(hush_postgres_tests)]
+mod postgres_cache;
 mod postgres_setup;
 mod sqlite_file;
 mod support;
