@@ -92,6 +92,9 @@ pub struct StorageConfig {
     pub pool_size: u32,
     /// PostgreSQL: how long to wait for a connection, opening one included.
     pub connect_timeout_secs: u64,
+    /// PostgreSQL: most addresses the exact lookup cache holds; 0 turns it
+    /// off.
+    pub cache_entries: usize,
     pub upstream: crate::upstream::UpstreamConfig,
 }
 
@@ -104,6 +107,7 @@ impl Default for StorageConfig {
             url: None,
             pool_size: hush_store::postgres::DEFAULT_POOL_SIZE,
             connect_timeout_secs: hush_store::postgres::DEFAULT_CONNECT_TIMEOUT.as_secs(),
+            cache_entries: hush_store::postgres::DEFAULT_CACHE_ENTRIES,
             upstream: crate::upstream::UpstreamConfig::default(),
         }
     }
@@ -120,6 +124,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("url", &url)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("cache_entries", &self.cache_entries)
             .finish()
     }
 }
@@ -147,7 +152,41 @@ impl StorageConfig {
         }
         options.pool_size = self.pool_size;
         options.connect_timeout = std::time::Duration::from_secs(self.connect_timeout_secs);
+        options.cache_entries = self.cache_entries;
         Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::Config;
+
+    fn load(storage: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hush.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[storage]\nbackend = \"postgres\"\nurl = \"postgres://h@127.0.0.1/h\"\n{storage}"
+            ),
+        )
+        .unwrap();
+        Config::load(Some(&file)).unwrap()
+    }
+
+    #[test]
+    fn the_lookup_cache_is_on_by_default_and_sized_by_cache_entries() {
+        let options = load("").storage.postgres_options().unwrap();
+        assert_eq!(
+            options.cache_entries,
+            hush_store::postgres::DEFAULT_CACHE_ENTRIES
+        );
+        let options = load("cache_entries = 0").storage.postgres_options().unwrap();
+        assert_eq!(options.cache_entries, 0, "0 turns the cache off");
+        let options = load("cache_entries = 1000").storage.postgres_options().unwrap();
+        assert_eq!(options.cache_entries, 1000);
     }
 }
 
