@@ -136,15 +136,13 @@ fn main() {
     say(&format!("  {seconds:.1} s"));
 
     // Lookups, each case against the baseline in turn.
-    let mut baseline = Baseline::start(&baseline_bin, rows_n, options.workers);
     let lookups = Lookups {
         wrk: &wrk,
         script: &root.join("bench/lookup.lua"),
         options: &options,
-        baseline: baseline.port,
+        baseline: &baseline_bin,
     };
     rows.extend(lookups.measure(hush.port, "", 0.7, true));
-    baseline.stop();
 
     // The Postmark dump of the default stream: its bounces are the rows
     // imported above.
@@ -243,15 +241,7 @@ fn main() {
                 "  global unsubscribes: {seconds:.1} s, {:.0} rows/s",
                 rows_n as f64 / seconds
             ));
-            let mut baseline = Baseline::start(&baseline_bin, rows_n, options.workers);
-            let lookups = Lookups {
-                wrk: &wrk,
-                script: &root.join("bench/lookup.lua"),
-                options: &options,
-                baseline: baseline.port,
-            };
             rows.extend(lookups.measure(hush.port, " on PostgreSQL", 0.5, false));
-            baseline.stop();
             hush.kill();
         }
         Err(why) => rows.push(Row {
@@ -276,12 +266,13 @@ fn main() {
     );
 }
 
-/// The lookup cases: each path, hush against the baseline in the same run.
+/// The lookup cases: each path, hush against the baseline (started for the
+/// cases and stopped after them) in the same run.
 struct Lookups<'a> {
     wrk: &'a Path,
     script: &'a Path,
     options: &'a Options,
-    baseline: u16,
+    baseline: &'a Path,
 }
 
 impl Lookups<'_> {
@@ -300,6 +291,7 @@ impl Lookups<'_> {
             ),
         ];
         let rows = self.options.rows.to_string();
+        let mut baseline = Baseline::start(self.baseline, self.options.rows, self.options.workers);
         let mut out = Vec::new();
         for (case, path) in paths {
             let run = |port: u16, seconds: u64| {
@@ -313,10 +305,10 @@ impl Lookups<'_> {
                 )
             };
             // A short warm-up of each, so neither pays for cold caches.
-            run(self.baseline, 2);
+            run(baseline.port, 2);
             run(hush, 2);
             say(&format!("lookup{on}: {case}"));
-            let base = run(self.baseline, self.options.seconds);
+            let base = run(baseline.port, self.options.seconds);
             say(&format!("  baseline {}", base.describe()));
             let ours = run(hush, self.options.seconds);
             say(&format!("  hush     {}", ours.describe()));
@@ -338,6 +330,7 @@ impl Lookups<'_> {
                 met: Some(ratio >= target && p99_ok && ours.socket_errors == 0),
             });
         }
+        baseline.stop();
         out
     }
 }
