@@ -8,25 +8,18 @@ use hush_model::{NewSuppression, TenantId};
 use crate::{ADD_BATCH, AddOutcome, Engine, EngineError};
 
 /// Collects rows and commits them `batch` at a time through
-/// [`Engine::add`], each batch atomic and durable. One batch may be in
-/// flight while the next is collected, so parsing the input overlaps the
-/// store's commit (the import profile showed the two taking turns,
-/// docs/benchmarks.md); memory still holds at most two batches. `committed`
-/// counts the rows whose commit has been confirmed; [`Self::flush`] waits for
-/// every batch, so after it `committed` is the number of rows stored.
+/// [`Engine::add`]. Each commit is atomic and durable before the next row
+/// is taken, so `committed` is always the number of rows that are stored.
 #[derive(Debug)]
 pub struct Importer {
     engine: Engine,
     tenant: TenantId,
     batch: usize,
     pending: Vec<NewSuppression>,
-    in_flight: Option<InFlight>,
     committed: u64,
     unknown_groups: u64,
     refused: u64,
 }
-
-type InFlight = tokio::task::JoinHandle<Result<Vec<AddOutcome>, EngineError>>;
 
 impl Engine {
     /// An importer for one tenant committing [`ADD_BATCH`] rows at a time.
@@ -43,7 +36,6 @@ impl Engine {
             tenant,
             batch,
             pending: Vec::with_capacity(batch),
-            in_flight: None,
             committed: 0,
             unknown_groups: 0,
             refused: 0,
@@ -52,44 +44,22 @@ impl Engine {
 }
 
 impl Importer {
-    /// Queues a row. Once the batch is full it is sent to the store, after
-    /// the batch before it has been confirmed.
+    /// Queues a row, committing the batch once it is full.
     pub async fn push(&mut self, item: NewSuppression) -> Result<(), EngineError> {
         self.pending.push(item);
         if self.pending.len() >= self.batch {
-            self.send_pending().await?;
+            self.flush().await?;
         }
         Ok(())
     }
 
-    /// Commits every queued row and waits for every batch.
+    /// Commits the queued rows.
     pub async fn flush(&mut self) -> Result<(), EngineError> {
-        self.send_pending().await?;
-        self.confirm().await
-    }
-
-    /// Waits for the batch in flight, then sends the queued rows as the next.
-    async fn send_pending(&mut self) -> Result<(), EngineError> {
-        self.confirm().await?;
         if self.pending.is_empty() {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.batch));
-        let (engine, tenant) = (self.engine.clone(), self.tenant.clone());
-        self.in_flight = Some(tokio::spawn(
-            async move { engine.add(&tenant, batch).await },
-        ));
-        Ok(())
-    }
-
-    /// Waits for the batch in flight, if any, and counts its outcomes.
-    async fn confirm(&mut self) -> Result<(), EngineError> {
-        let Some(in_flight) = self.in_flight.take() else {
-            return Ok(());
-        };
-        let outcomes = in_flight.await.map_err(|e| {
-            EngineError::internal("import", format!("a batch's commit failed: {e}"))
-        })??;
+        let outcomes = self.engine.add(&self.tenant, batch).await?;
         for outcome in outcomes {
             match outcome {
                 AddOutcome::Added { .. } => self.committed += 1,
@@ -103,13 +73,13 @@ impl Importer {
         Ok(())
     }
 
-    /// Rows whose commit has been confirmed so far (an address already
-    /// listed counts: adds are idempotent).
+    /// Rows stored so far (an address already listed counts: adds are
+    /// idempotent).
     pub fn committed(&self) -> u64 {
         self.committed
     }
 
-    /// Rows queued but not yet sent to the store.
+    /// Rows queued but not yet committed.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
@@ -267,9 +237,7 @@ mod tests {
         for n in 0..7 {
             importer.push(row(n)).await.expect("push");
         }
-        // The first batch was confirmed before the second was sent; the
-        // second may still be in flight.
-        assert_eq!(importer.committed(), 3, "the first batch is confirmed");
+        assert_eq!(importer.committed(), 6, "two full batches are stored");
         assert_eq!(importer.pending(), 1);
         assert_eq!(importer.finish().await.expect("finish"), 7);
         assert_eq!(*recorder.calls.lock().expect("lock"), vec![3, 3, 1]);
@@ -282,110 +250,5 @@ mod tests {
         assert_eq!(importer.batch, 1);
         let importer = engine.importer(TenantId::parse("t").expect("tenant"));
         assert_eq!(importer.batch, ADD_BATCH);
-    }
-
-    /// A failing backend's error reaches the caller at the next push or
-    /// flush, and nothing after the failed batch is counted.
-    #[tokio::test]
-    async fn a_failed_batch_is_reported_by_the_next_call() {
-        #[derive(Debug, Default)]
-        struct Failing(Recorder);
-        #[async_trait]
-        impl Backend for Failing {
-            fn name(&self) -> &'static str {
-                "failing"
-            }
-            async fn ready(&self) -> Result<(), EngineError> {
-                Ok(())
-            }
-            async fn add(
-                &self,
-                _: &TenantId,
-                _: Vec<NewSuppression>,
-            ) -> Result<Vec<AddOutcome>, EngineError> {
-                Err(EngineError::internal("failing", "disk full"))
-            }
-            async fn entries(
-                &self,
-                t: &TenantId,
-                e: &Email,
-            ) -> Result<Vec<Suppression>, EngineError> {
-                self.0.entries(t, e).await
-            }
-            async fn list(
-                &self,
-                t: &TenantId,
-                f: &ListFilter,
-                p: PageRequest,
-            ) -> Result<Page<Suppression>, EngineError> {
-                self.0.list(t, f, p).await
-            }
-            async fn count(&self, t: &TenantId, f: &ListFilter) -> Result<u64, EngineError> {
-                self.0.count(t, f).await
-            }
-            async fn scan(
-                &self,
-                t: &TenantId,
-                f: &ListFilter,
-                a: Option<ScanCursor>,
-                l: u32,
-            ) -> Result<Vec<Suppression>, EngineError> {
-                self.0.scan(t, f, a, l).await
-            }
-            async fn remove_matching(
-                &self,
-                t: &TenantId,
-                f: &ListFilter,
-            ) -> Result<u64, EngineError> {
-                self.0.remove_matching(t, f).await
-            }
-            async fn remove_ids(
-                &self,
-                t: &TenantId,
-                i: &[SuppressionId],
-            ) -> Result<u64, EngineError> {
-                self.0.remove_ids(t, i).await
-            }
-            async fn create_group(&self, t: &TenantId, g: NewGroup) -> Result<Group, EngineError> {
-                self.0.create_group(t, g).await
-            }
-            async fn group(&self, t: &TenantId, g: GroupId) -> Result<Option<Group>, EngineError> {
-                self.0.group(t, g).await
-            }
-            async fn group_by_key(
-                &self,
-                t: &TenantId,
-                k: &GroupKey,
-            ) -> Result<Option<Group>, EngineError> {
-                self.0.group_by_key(t, k).await
-            }
-            async fn groups(&self, t: &TenantId) -> Result<Vec<Group>, EngineError> {
-                self.0.groups(t).await
-            }
-            async fn update_group(
-                &self,
-                t: &TenantId,
-                g: GroupId,
-                c: GroupChanges,
-            ) -> Result<Option<Group>, EngineError> {
-                self.0.update_group(t, g, c).await
-            }
-            async fn delete_group(&self, t: &TenantId, g: GroupId) -> Result<bool, EngineError> {
-                self.0.delete_group(t, g).await
-            }
-        }
-        let engine = Engine::new(Arc::new(Failing::default()));
-        let mut importer = engine.importer_with_batch(TenantId::parse("t").expect("tenant"), 2);
-        importer.push(row(0)).await.expect("first row");
-        importer
-            .push(row(1))
-            .await
-            .expect("the first batch is only sent");
-        importer.push(row(2)).await.expect("third row");
-        assert!(
-            importer.push(row(3)).await.is_err(),
-            "the next batch waits for the failed one"
-        );
-        assert_eq!(importer.committed(), 0);
     }
 }
