@@ -11,6 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: under the lookup benchmark
+/// glibc's per-thread arenas grew and trimmed their heaps with an `mprotect`
+/// for every other request, and allocation was three times the baseline's
+/// share of a request (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hush",
