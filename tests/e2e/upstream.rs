@@ -1057,3 +1057,41 @@ async fn hush_copy_pulls_a_tenant_s_postmark_list_into_sqlite_and_pushes_it_to_s
         "SendPost at B holds the Global entries: {held:?}"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_is_a_504_in_each_callers_format() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let fake = MockServer::start().await;
+    // Slower than the request timeout below, on every call.
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
+        .mount(&fake)
+        .await;
+    let tenants = a_tenants("sendpost", &fake.uri(), "sp-token")
+        .replace("request_timeout_ms = 5000", "request_timeout_ms = 200");
+    let a = TestGateway::spawn(&tenants).await;
+    let c = Client::new();
+    let today = time::OffsetDateTime::now_utc().date();
+    let (status, body) = send(sendpost(
+        &c,
+        a.base(),
+        "a-sendpost-key",
+        Method::GET,
+        &format!("?from={today}&to={today}"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body["error"]["message"].as_str().is_some(), "{body}");
+    let (status, body) = send(v3(
+        &c,
+        a.base(),
+        "a-v3-key",
+        Method::GET,
+        "/v3/suppression/bounces/x@x.com",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
+}
