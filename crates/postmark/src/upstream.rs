@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
@@ -31,7 +31,7 @@ use hush_model::{
     Scope, ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp,
     UnsubscribeHandling,
 };
-use hush_upstream::{Answer, Credential, Credentials, Idempotency, Upstream};
+use hush_upstream::{Answer, Credential, Credentials, Idempotency, Snapshots, Upstream};
 
 use crate::ErrorBody;
 use crate::wire::{
@@ -69,26 +69,26 @@ pub struct PostmarkUpstream {
 
 /// What the backend remembers between calls, shared by its clones. Both
 /// parts only save upstream requests: a miss does what a first call does.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Memory {
     /// The stream and address behind an id (ids are derived, §2.1 has
     /// none), for the entries of single-address reads: the engine's guarded
     /// deletes read an address's entries, then remove some of them by id.
     located: Mutex<HashMap<(TenantId, SuppressionId), (GroupKey, Email)>>,
-    /// The dumps scans page through.
-    scans: Mutex<Vec<KeptDump>>,
+    /// The dumps scans page through: a scan's dumps, filtered and newest
+    /// first, as its first call fetched them. `hush copy` walks a scan
+    /// forward, then reads its pages again oldest first, so any cursor into
+    /// the dump is served, not only the last one handed out.
+    scans: Snapshots,
 }
 
-/// A scan's dumps, filtered and newest first: what its first call fetched,
-/// for its next calls to page through by cursor. `hush copy` walks a scan
-/// forward, then reads its pages again oldest first, so any cursor into
-/// the dump is served, not only the last one handed out.
-#[derive(Debug)]
-struct KeptDump {
-    tenant: TenantId,
-    filter: ListFilter,
-    rows: Arc<Vec<Suppression>>,
-    used: Instant,
+impl Default for Memory {
+    fn default() -> Self {
+        Self {
+            located: Mutex::default(),
+            scans: Snapshots::new(SCANS_MAX, SCAN_IDLE),
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,42 +112,6 @@ impl Memory {
 
     fn locate(&self, tenant: &TenantId, id: SuppressionId) -> Option<(GroupKey, Email)> {
         lock(&self.located).get(&(tenant.clone(), id)).cloned()
-    }
-
-    /// The dump kept for a scan of `filter`, if any.
-    fn kept(&self, tenant: &TenantId, filter: &ListFilter) -> Option<Arc<Vec<Suppression>>> {
-        let mut scans = lock(&self.scans);
-        let now = Instant::now();
-        scans.retain(|s| now.duration_since(s.used) < SCAN_IDLE);
-        let kept = scans
-            .iter_mut()
-            .find(|s| &s.tenant == tenant && &s.filter == filter)?;
-        kept.used = now;
-        Some(Arc::clone(&kept.rows))
-    }
-
-    /// Keeps a scan's dump, in place of an older one of the same filter.
-    fn keep(&self, tenant: &TenantId, filter: &ListFilter, rows: Arc<Vec<Suppression>>) {
-        let mut scans = lock(&self.scans);
-        let now = Instant::now();
-        scans.retain(|s| {
-            now.duration_since(s.used) < SCAN_IDLE && !(&s.tenant == tenant && &s.filter == filter)
-        });
-        if scans.len() >= SCANS_MAX
-            && let Some(oldest) = scans
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.used)
-                .map(|(at, _)| at)
-        {
-            scans.swap_remove(oldest);
-        }
-        scans.push(KeptDump {
-            tenant: tenant.clone(),
-            filter: filter.clone(),
-            rows,
-            used: now,
-        });
     }
 }
 
@@ -612,7 +576,7 @@ impl Backend for PostmarkUpstream {
         // A call with a cursor and nothing kept (the scan began on another
         // instance, was resumed later, or sat idle) dumps, and keeps that.
         if let Some(cursor) = after
-            && let Some(rows) = self.memory.kept(tenant, filter)
+            && let Some(rows) = self.memory.scans.get(tenant, filter)
         {
             return Ok(page_after(&rows, Some(cursor), limit));
         }
@@ -620,7 +584,7 @@ impl Backend for PostmarkUpstream {
         let page = page_after(&rows, after, limit);
         // A first page that is the whole answer needs nothing kept.
         if after.is_some() || rows.len() > limit {
-            self.memory.keep(tenant, filter, Arc::new(rows));
+            self.memory.scans.put(tenant, filter, Arc::new(rows));
         }
         Ok(page)
     }

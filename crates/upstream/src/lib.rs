@@ -360,15 +360,16 @@ fn next_wait(
 /// 9110 §10.2.3 allows; a date in the past means now. Anything else is
 /// treated as absent, leaving our own backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = raw.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     let at = httpdate::parse_http_date(raw).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -378,6 +379,10 @@ fn excerpt(body: &[u8]) -> String {
         None => text.into_owned(),
     }
 }
+
+mod snapshots;
+
+pub use snapshots::Snapshots;
 
 #[cfg(test)]
 mod tests;

@@ -357,13 +357,24 @@ pub async fn all_suppressions(
                 },
                 Err(err) => Some(Err(err)),
             }
-        })
-        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.limit).unwrap_or(0));
+        });
     let mut entries = Box::pin(entries);
+    let (offset, limit) = (
+        usize::try_from(page.offset).unwrap_or(usize::MAX),
+        usize::try_from(page.limit).unwrap_or(0),
+    );
     let mut rows = Vec::new();
-    while let Some(entry) = entries.next().await {
+    let mut skipped = 0;
+    // Offset and limit count rows, never errors: a store error inside the
+    // skipped part must fail the request, not shorten the page.
+    while rows.len() < limit
+        && let Some(entry) = entries.next().await
+    {
         let (id, s) = entry?;
+        if skipped < offset {
+            skipped += 1;
+            continue;
+        }
         rows.push(SendgridGroupSuppression {
             email: s.email.into_string(),
             group_id: id.0,

@@ -9,7 +9,7 @@
 //! unsubscribes read with the time they were listed unknown (0).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
@@ -19,7 +19,7 @@ use hush_model::{
     Page, PageRequest, ScanCursor, Scope, ScopeFilter, StreamType, Suppression, SuppressionId,
     TenantId, Timestamp, UnsubscribeHandling,
 };
-use hush_upstream::{Answer, Credential, Credentials, Idempotency, Upstream};
+use hush_upstream::{Answer, Credential, Credentials, Idempotency, Snapshots, Upstream};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 
@@ -40,6 +40,9 @@ const RECIPIENTS_PER_ADD: usize = 1000;
 
 /// How many walks (`scan`s from the start) keep their listing at once.
 const WALKS: usize = 4;
+/// A walk's listing not read for this long is dropped (an abandoned scan
+/// gives its memory back); reading on from a cursor then reads it again.
+const WALK_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The v3 upstream backend.
 #[derive(Debug, Clone)]
@@ -47,21 +50,12 @@ pub struct V3Upstream {
     http: Upstream,
     credentials: Credentials,
     shape: Shape,
-    walks: Arc<Mutex<Vec<Walk>>>,
-}
-
-/// A listing being walked by `scan`. v3 lists cannot be read from a
-/// `(created_at, id)` cursor: unsubscribes carry no time in the seed shape,
-/// and the order is a merge of several lists. So a walk reads each list
-/// once, page by page, when it starts, and its later batches come from that
-/// snapshot; without it every batch would read every list again, and a
-/// walk (`hush copy`, a Postmark dump) would cost calls quadratic in its
-/// size.
-#[derive(Debug)]
-struct Walk {
-    tenant: TenantId,
-    filter: ListFilter,
-    entries: Arc<Vec<Suppression>>,
+    /// The listings walks read their batches from. v3 lists cannot be read
+    /// from a `(created_at, id)` cursor: unsubscribes carry no time in the
+    /// seed shape, and the order is a merge of several lists. So a walk
+    /// reads each list once, page by page, when it starts, and its later
+    /// batches come from that snapshot (`hush_upstream::Snapshots`).
+    walks: Arc<Snapshots>,
 }
 
 /// Where one entry lives at the provider, for reading ids and deleting.
@@ -126,7 +120,7 @@ impl V3Upstream {
             http,
             credentials,
             shape,
-            walks: Arc::default(),
+            walks: Arc::new(Snapshots::new(WALKS, WALK_IDLE)),
         }
     }
 
@@ -334,34 +328,17 @@ impl V3Upstream {
         filter: &ListFilter,
         fresh: bool,
     ) -> Result<Arc<Vec<Suppression>>, EngineError> {
-        if !fresh {
-            let walks = self.walks.lock().map_err(|_| poisoned())?;
-            if let Some(walk) = walks
-                .iter()
-                .find(|w| &w.tenant == tenant && &w.filter == filter)
-            {
-                return Ok(Arc::clone(&walk.entries));
-            }
+        if !fresh && let Some(entries) = self.walks.get(tenant, filter) {
+            return Ok(entries);
         }
         let entries = Arc::new(filter.collapse(self.collect(tenant, filter).await?));
-        let mut walks = self.walks.lock().map_err(|_| poisoned())?;
-        walks.retain(|w| !(&w.tenant == tenant && &w.filter == filter));
-        if walks.len() >= WALKS {
-            walks.remove(0);
-        }
-        walks.push(Walk {
-            tenant: tenant.clone(),
-            filter: filter.clone(),
-            entries: Arc::clone(&entries),
-        });
+        self.walks.put(tenant, filter, Arc::clone(&entries));
         Ok(entries)
     }
 
     /// A walk that has yielded its last batch lets its snapshot go.
     fn end_walk(&self, tenant: &TenantId, filter: &ListFilter) {
-        if let Ok(mut walks) = self.walks.lock() {
-            walks.retain(|w| !(&w.tenant == tenant && &w.filter == filter));
-        }
+        self.walks.forget(tenant, filter);
     }
 
     fn key(&self, tenant: &TenantId) -> Result<&Credential, EngineError> {
@@ -1155,8 +1132,4 @@ fn entry_id(list: List, email: &Email) -> SuppressionId {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     SuppressionId(i64::try_from(hash & ((1 << 53) - 1)).unwrap_or(1).max(1))
-}
-
-fn poisoned() -> EngineError {
-    EngineError::internal(BACKEND, "the walk cache was poisoned by a panic")
 }
