@@ -15,10 +15,10 @@
 //! far and, per tenant, runs one statement (`sql::versioned_entries`) that
 //! reads the version and, in the same snapshot, the entries of every
 //! address of the round that is not cached at the tenant's last known
-//! version. Waiters that arrive while it runs wait for the next round. One
-//! PostgreSQL round trip then answers every lookup in flight, hits and
-//! misses alike, and what it reads is tagged with the version of its own
-//! snapshot.
+//! version. Waiters that arrive while it runs wait for the next round (up
+//! to [`MAX_ROUNDS`] run at once). One PostgreSQL round trip then answers
+//! every lookup waiting when it started, hits and misses alike, and what it
+//! reads is tagged with the version of its own snapshot.
 //!
 //! A cached answer that turns out stale (the round found a newer version
 //! than the one the answer was read at) goes back into the queue: the next
@@ -49,12 +49,18 @@ struct Waiter {
     reply: oneshot::Sender<Reply>,
 }
 
+/// Rounds that may be in flight at once. One round at a time makes every
+/// lookup wait for the rest of the running round and then a whole one;
+/// letting a new round start while one runs cuts that wait, and a few
+/// rounds still answer a whole queue each.
+const MAX_ROUNDS: usize = 3;
+
 #[derive(Default)]
 struct Queue {
     waiters: Vec<Waiter>,
-    /// Whether a round driver is running; it keeps running rounds until the
-    /// queue is empty.
-    running: bool,
+    /// Round drivers running; each keeps running rounds until the queue is
+    /// empty.
+    drivers: usize,
 }
 
 /// One entry of an address, without what the cache's keys already say
@@ -124,7 +130,7 @@ impl Entries {
             let latest = tenant.latest;
             tenant.by_email.retain(|_, cached| {
                 n += 1;
-                cached.version == latest && n % 2 == 0
+                cached.version == latest && n.is_multiple_of(2)
             });
         }
         self.len = self.tenants.values().map(|t| t.by_email.len()).sum();
@@ -204,13 +210,19 @@ fn copy_error(err: &EngineError) -> EngineError {
 /// Resets the queue should a driver stop without emptying it (its runtime
 /// shut down): the waiters it held are dropped, so their lookups fail
 /// instead of waiting for ever, and the next lookup starts a new driver.
-struct DriverGuard<'a>(&'a LookupCache);
+struct DriverGuard<'a> {
+    cache: &'a LookupCache,
+    done: bool,
+}
 
 impl Drop for DriverGuard<'_> {
     fn drop(&mut self) {
-        let mut queue = lock(&self.0.queue);
-        if queue.running {
-            queue.running = false;
+        if self.done {
+            return;
+        }
+        let mut queue = lock(&self.cache.queue);
+        queue.drivers = queue.drivers.saturating_sub(1);
+        if queue.drivers == 0 {
             queue.waiters.clear();
         }
     }
@@ -247,7 +259,11 @@ impl LookupCache {
                 email: email.clone(),
                 reply,
             });
-            !std::mem::replace(&mut queue.running, true)
+            let start = queue.drivers < MAX_ROUNDS;
+            if start {
+                queue.drivers += 1;
+            }
+            start
         };
         if start {
             // A task of its own, so that a lookup whose client goes away
@@ -264,12 +280,16 @@ impl LookupCache {
 
     /// Runs rounds until no lookup waits.
     async fn drive(self: Arc<Self>) {
-        let guard = DriverGuard(&self);
+        let mut guard = DriverGuard {
+            cache: &self,
+            done: false,
+        };
         loop {
             let batch = {
                 let mut queue = lock(&self.queue);
                 if queue.waiters.is_empty() {
-                    queue.running = false;
+                    queue.drivers -= 1;
+                    guard.done = true;
                     break;
                 }
                 std::mem::take(&mut queue.waiters)
@@ -350,9 +370,9 @@ impl LookupCache {
             }
             let mut entries = lock(&self.entries);
             let tenant_entries = entries.tenants.entry(tenant.clone()).or_default();
-            // One round at a time, and a statement sees at least what an
-            // earlier one saw: the version never goes back. Should it, what
-            // was just read still answers this round, but is not kept.
+            // Rounds overlap, so one may end after a later one that saw a
+            // newer version: what it read still answers its own waiters
+            // (its snapshot started after they arrived), but is not kept.
             let keep = version >= tenant_entries.latest;
             if keep {
                 tenant_entries.latest = version;
