@@ -63,15 +63,21 @@ CREATE INDEX suppressions_by_scope
 CREATE INDEX suppressions_by_time
     ON suppressions (tenant, created_at DESC, id DESC);
 "#,
-    // 2: one version per tenant, bumped by every write transaction that
+    // 2: a version per tenant, bumped by every write transaction that
     // changes the tenant's data, as its last statement (`sql::bump_version`).
     // The lookup cache (`cache.rs`) trusts a cached answer only while the
-    // version it was read at is still the current one. A tenant without a
-    // row is at version 0.
+    // version it was read at is still the current one. The version is the
+    // sum of the tenant's shards: each bump adds 1 to the shard of its
+    // connection, so the sum grows with every commit (equal sums mean no
+    // commit between), while concurrent writers of one tenant lock
+    // different rows and do not queue behind each other's commit. A tenant
+    // without rows is at version 0.
     r#"
 CREATE TABLE hush_tenant_versions (
-    tenant  TEXT COLLATE "C" PRIMARY KEY,
-    version BIGINT NOT NULL
+    tenant  TEXT COLLATE "C" NOT NULL,
+    shard   SMALLINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (tenant, shard)
 );
 "#,
 ];
