@@ -99,6 +99,8 @@ fn answer(rows: &[Row], tenant: &TenantId, email: &Email) -> Vec<Suppression> {
 struct TenantEntries {
     /// The newest version a round has seen for this tenant.
     latest: i64,
+    /// [`Entries::epoch`] when `latest` was last raised.
+    latest_epoch: u64,
     by_email: HashMap<Box<str>, Cached>,
 }
 
@@ -117,6 +119,10 @@ struct Entries {
     tenants: HashMap<TenantId, TenantEntries>,
     /// Addresses held, over every tenant.
     len: usize,
+    /// Counts every raise of a tenant's `latest`. A round that reads it
+    /// before its query knows which `latest` values were set by snapshots
+    /// older than its own.
+    epoch: u64,
 }
 
 impl Entries {
@@ -328,14 +334,15 @@ impl LookupCache {
             // What to read: every address not cached at the version last
             // seen. Should the version have moved, the rest is read next
             // round.
-            let mut wanted: Vec<&str> = {
+            let (epoch_at_start, mut wanted): (u64, Vec<&str>) = {
                 let entries = lock(&self.entries);
                 let known = entries.tenants.get(&tenant);
-                waiters
+                let wanted = waiters
                     .iter()
                     .filter(|w| known.and_then(|t| t.current(w.email.as_str())).is_none())
                     .map(|w| w.email.as_str())
-                    .collect()
+                    .collect();
+                (entries.epoch, wanted)
             };
             wanted.sort_unstable();
             wanted.dedup();
@@ -368,14 +375,29 @@ impl LookupCache {
                     });
                 }
             }
-            let mut entries = lock(&self.entries);
+            let mut guard = lock(&self.entries);
+            let entries = &mut *guard;
             let tenant_entries = entries.tenants.entry(tenant.clone()).or_default();
+            if version < tenant_entries.latest && epoch_at_start >= tenant_entries.latest_epoch {
+                // This round's snapshot is newer than the one that set
+                // `latest`, yet its version is lower: the count went back
+                // (a restore, a failover that lost commits, a deleted
+                // version row). Nothing cached for the tenant can be trusted
+                // any more, and its waiters are read afresh next round.
+                entries.len -= tenant_entries.by_email.len();
+                tenant_entries.by_email.clear();
+                tenant_entries.latest = version;
+                entries.epoch += 1;
+                tenant_entries.latest_epoch = entries.epoch;
+            }
             // Rounds overlap, so one may end after a later one that saw a
             // newer version: what it read still answers its own waiters
             // (its snapshot started after they arrived), but is not kept.
             let keep = version >= tenant_entries.latest;
-            if keep {
+            if keep && version > tenant_entries.latest {
                 tenant_entries.latest = version;
+                entries.epoch += 1;
+                tenant_entries.latest_epoch = entries.epoch;
             }
             for waiter in waiters {
                 let answer = match read.get(waiter.email.as_str()) {
@@ -395,7 +417,7 @@ impl LookupCache {
             }
             if keep {
                 for (email, rows) in read {
-                    entries.insert(&tenant, email, version, rows, self.capacity);
+                    guard.insert(&tenant, email, version, rows, self.capacity);
                 }
             }
         }
