@@ -183,9 +183,15 @@ mod storage_tests {
             options.cache_entries,
             hush_store::postgres::DEFAULT_CACHE_ENTRIES
         );
-        let options = load("cache_entries = 0").storage.postgres_options().unwrap();
+        let options = load("cache_entries = 0")
+            .storage
+            .postgres_options()
+            .unwrap();
         assert_eq!(options.cache_entries, 0, "0 turns the cache off");
-        let options = load("cache_entries = 1000").storage.postgres_options().unwrap();
+        let options = load("cache_entries = 1000")
+            .storage
+            .postgres_options()
+            .unwrap();
         assert_eq!(options.cache_entries, 1000);
     }
 }
