@@ -444,33 +444,7 @@ async fn an_unreachable_upstream_is_a_502_in_each_callers_format() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     let a = TestGateway::spawn(&a_tenants("sendpost", &dead, "b-sendpost-key")).await;
     let c = Client::new();
-    let today = time::OffsetDateTime::now_utc().date();
-    let (status, body) = send(sendpost(
-        &c,
-        a.base(),
-        "a-sendpost-key",
-        Method::GET,
-        &format!("?from={today}&to={today}"),
-    ))
-    .await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("upstream"),
-        "{body}"
-    );
-    let (status, body) = send(v3(
-        &c,
-        a.base(),
-        "a-v3-key",
-        Method::GET,
-        "/v3/suppression/bounces/x@x.com",
-    ))
-    .await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
+    reads_fail_in_sendpost_and_v3_format(&c, a.base(), StatusCode::BAD_GATEWAY).await;
     let (status, body) = send(postmark(
         &c,
         a.base(),
@@ -1072,26 +1046,38 @@ async fn an_upstream_that_does_not_answer_in_time_is_a_504_in_each_callers_forma
     let tenants = a_tenants("sendpost", &fake.uri(), "sp-token")
         .replace("request_timeout_ms = 5000", "request_timeout_ms = 200");
     let a = TestGateway::spawn(&tenants).await;
-    let c = Client::new();
+    reads_fail_in_sendpost_and_v3_format(&Client::new(), a.base(), StatusCode::GATEWAY_TIMEOUT)
+        .await;
+}
+
+/// A SendPost list and a v3 lookup through a failing upstream: `expected`,
+/// each in its caller's error envelope, naming the upstream.
+async fn reads_fail_in_sendpost_and_v3_format(c: &Client, base: &str, expected: StatusCode) {
     let today = time::OffsetDateTime::now_utc().date();
     let (status, body) = send(sendpost(
-        &c,
-        a.base(),
+        c,
+        base,
         "a-sendpost-key",
         Method::GET,
         &format!("?from={today}&to={today}"),
     ))
     .await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert!(body["error"]["message"].as_str().is_some(), "{body}");
+    assert_eq!(status, expected, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream"),
+        "{body}"
+    );
     let (status, body) = send(v3(
-        &c,
-        a.base(),
+        c,
+        base,
         "a-v3-key",
         Method::GET,
         "/v3/suppression/bounces/x@x.com",
     ))
     .await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(status, expected, "{body}");
     assert!(body["errors"][0]["message"].as_str().is_some(), "{body}");
 }
