@@ -239,9 +239,7 @@ impl Clause {
         }
         clause
     }
-}
 
-impl Clause {
     /// The filter's clause and, with [`ListFilter::per_address`], the
     /// condition that keeps only the newest matching entry of each address
     /// and scope: no entry of the same address and scope that the filter
@@ -841,13 +839,20 @@ pub(super) fn address_filter(
          ORDER BY tenant, email",
     )?;
     let mut rows = stmt.query([])?;
-    let mut last: Option<(String, String)> = None;
+    // Read in place, not copied out row by row: this runs at every start
+    // over every entry. An address with several entries is one address.
+    let mut last = (String::new(), String::new());
     while let Some(row) = rows.next()? {
-        let entry: (String, String) = (row.get(0)?, row.get(1)?);
-        // An address with several entries is one address.
-        if last.as_ref() != Some(&entry) {
-            filter.insert_raw(&entry.0, &entry.1);
-            last = Some(entry);
+        let text = |at: usize| {
+            row.get_ref(at)?
+                .as_str()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, Type::Text, Box::new(e)))
+        };
+        let (tenant, email) = (text(0)?, text(1)?);
+        if (tenant, email) != (last.0.as_str(), last.1.as_str()) {
+            filter.insert_raw(tenant, email);
+            last.0.replace_range(.., tenant);
+            last.1.replace_range(.., email);
         }
     }
     Ok(filter)
