@@ -32,7 +32,7 @@ pub(crate) fn class_from_code(code: i64) -> Option<BounceClass> {
 }
 
 /// `suppressions.group_id`: 0 is Global.
-fn group_column(scope: Scope) -> i64 {
+pub(super) fn group_column(scope: Scope) -> i64 {
     match scope {
         Scope::Global => 0,
         Scope::Group(id) => id.0,
@@ -40,7 +40,7 @@ fn group_column(scope: Scope) -> i64 {
 }
 
 /// The `class`, `status`, `reason` and `source` columns of a kind.
-fn kind_columns(kind: &Kind) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
+pub(super) fn kind_columns(kind: &Kind) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
     match kind {
         Kind::Bounce {
             class,
@@ -70,52 +70,74 @@ const SUPPRESSION_COLUMNS: &str =
     "id, email, group_id, family, class, status, reason, source, origin, created_at";
 
 fn suppression_from_row(row: &Row<'_>, tenant: &TenantId) -> rusqlite::Result<Suppression> {
-    let email: String = row.get(1)?;
-    let email = Email::parse(&email).map_err(|e| bad_column(1, Type::Text, e))?;
-    let scope = match row.get::<_, i64>(2)? {
+    suppression_at(row, tenant, 0)
+}
+
+/// The suppression whose [`SUPPRESSION_COLUMNS`] start at column `at`.
+fn suppression_at(row: &Row<'_>, tenant: &TenantId, at: usize) -> rusqlite::Result<Suppression> {
+    let col = |i: usize| at + i;
+    let email: String = row.get(col(1))?;
+    let email = Email::parse(&email).map_err(|e| bad_column(col(1), Type::Text, e))?;
+    let scope = match row.get::<_, i64>(col(2))? {
         0 => Scope::Global,
         id => Scope::Group(GroupId(id)),
     };
-    let family_code: i64 = row.get(3)?;
+    let family_code: i64 = row.get(col(3))?;
     let family = KindFamily::from_code(family_code).ok_or_else(|| {
         bad_column(
-            3,
+            col(3),
             Type::Integer,
             format!("unknown kind family {family_code}"),
         )
     })?;
-    let kind = match family {
-        KindFamily::Bounce => {
-            let code: Option<i64> = row.get(4)?;
-            let class = code.and_then(class_from_code).ok_or_else(|| {
-                bad_column(4, Type::Integer, format!("bad bounce class {code:?}"))
-            })?;
-            Kind::Bounce {
-                class,
-                status: row.get(5)?,
-                reason: row.get(6)?,
-            }
-        }
-        KindFamily::Invalid => Kind::Invalid {
-            reason: row.get(6)?,
-        },
-        KindFamily::Spam => Kind::SpamComplaint {
-            source: row.get(7)?,
-        },
-        KindFamily::Unsubscribe => Kind::Unsubscribe,
-        KindFamily::Manual => Kind::Manual,
-    };
-    let origin_code: i64 = row.get(8)?;
-    let origin = Origin::from_code(origin_code)
-        .ok_or_else(|| bad_column(8, Type::Integer, format!("unknown origin {origin_code}")))?;
+    let kind = kind_from_columns(
+        family,
+        row.get(col(4))?,
+        row.get(col(5))?,
+        row.get(col(6))?,
+        row.get(col(7))?,
+    )
+    .map_err(|why| bad_column(col(4), Type::Integer, why))?;
+    let origin_code: i64 = row.get(col(8))?;
+    let origin = Origin::from_code(origin_code).ok_or_else(|| {
+        bad_column(
+            col(8),
+            Type::Integer,
+            format!("unknown origin {origin_code}"),
+        )
+    })?;
     Ok(Suppression {
-        id: SuppressionId(row.get(0)?),
+        id: SuppressionId(row.get(col(0))?),
         tenant: tenant.clone(),
         email,
         scope,
         kind,
         origin,
-        created_at: Timestamp::from_nanos(row.get(9)?),
+        created_at: Timestamp::from_nanos(row.get(col(9))?),
+    })
+}
+
+/// A kind from its columns (`kind_columns` backwards); the error says what
+/// is wrong with them.
+pub(super) fn kind_from_columns(
+    family: KindFamily,
+    class: Option<i64>,
+    status: Option<String>,
+    reason: Option<String>,
+    source: Option<String>,
+) -> Result<Kind, String> {
+    Ok(match family {
+        KindFamily::Bounce => Kind::Bounce {
+            class: class
+                .and_then(class_from_code)
+                .ok_or_else(|| format!("bad bounce class {class:?}"))?,
+            status,
+            reason,
+        },
+        KindFamily::Invalid => Kind::Invalid { reason },
+        KindFamily::Spam => Kind::SpamComplaint { source },
+        KindFamily::Unsubscribe => Kind::Unsubscribe,
+        KindFamily::Manual => Kind::Manual,
     })
 }
 
@@ -638,28 +660,47 @@ pub(super) fn add(
     Ok(outcomes)
 }
 
+/// What a removal took out: each entry's address and id, so that the
+/// lookup index can follow (index.rs).
+pub(super) type Removed = Vec<(String, SuppressionId)>;
+
+fn removed_rows(row: &Row<'_>) -> rusqlite::Result<(String, SuppressionId)> {
+    Ok((row.get(0)?, SuppressionId(row.get(1)?)))
+}
+
 pub(super) fn remove_matching(
     conn: &Connection,
     tenant: &TenantId,
     filter: &ListFilter,
-) -> Result<u64, StoreError> {
+) -> Result<Removed, StoreError> {
     let clause = Clause::filter(tenant, filter);
-    let sql = format!("DELETE FROM suppressions WHERE {}", clause.sql);
-    let removed = conn
-        .prepare_cached(&sql)?
-        .execute(params_from_iter(clause.params))?;
-    Ok(to_u64(removed))
+    let sql = format!(
+        "DELETE FROM suppressions WHERE {} RETURNING email, id",
+        clause.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let removed = stmt
+        .query_map(params_from_iter(clause.params), removed_rows)?
+        .collect::<Result<_, _>>()?;
+    Ok(removed)
 }
 
 pub(super) fn remove_ids(
     conn: &Connection,
     tenant: &TenantId,
     ids: &[SuppressionId],
-) -> Result<u64, StoreError> {
-    let mut stmt = conn.prepare_cached("DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2")?;
-    let mut removed = 0;
+) -> Result<Removed, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2 RETURNING email, id",
+    )?;
+    let mut removed = Vec::new();
     for id in ids {
-        removed += to_u64(stmt.execute(params![tenant.as_str(), id.0])?);
+        if let Some(row) = stmt
+            .query_row(params![tenant.as_str(), id.0], removed_rows)
+            .optional()?
+        {
+            removed.push(row);
+        }
     }
     Ok(removed)
 }
@@ -808,20 +849,60 @@ pub(super) fn update_group(
     Ok(Some(group))
 }
 
+/// `None` when there is no such group; else the entries it took with it.
 pub(super) fn delete_group(
     conn: &Connection,
     tenant: &TenantId,
     id: GroupId,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Removed>, StoreError> {
     let deleted = conn
         .prepare_cached("DELETE FROM suppression_groups WHERE tenant = ?1 AND id = ?2")?
         .execute(params![tenant.as_str(), id.0])?;
     if deleted == 0 {
-        return Ok(false);
+        return Ok(None);
     }
-    conn.prepare_cached("DELETE FROM suppressions WHERE tenant = ?1 AND group_id = ?2")?
-        .execute(params![tenant.as_str(), id.0])?;
-    Ok(true)
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM suppressions WHERE tenant = ?1 AND group_id = ?2 RETURNING email, id",
+    )?;
+    let removed = stmt
+        .query_map(params![tenant.as_str(), id.0], removed_rows)?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(removed))
+}
+
+/// Fills the lookup index from the file: every entry, in id order (the
+/// table's own order, read sequentially), applied a batch at a time.
+pub(super) fn fill_index(
+    conn: &Connection,
+    index: &super::index::LookupIndex,
+) -> Result<(), StoreError> {
+    const BATCH: usize = 10_000;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT tenant, {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut batch: Vec<Suppression> = Vec::with_capacity(BATCH);
+    let flush = |batch: &mut Vec<Suppression>| {
+        batch.sort_by(|a, b| a.tenant.as_str().cmp(b.tenant.as_str()));
+        for tenant_rows in batch.chunk_by(|a, b| a.tenant == b.tenant) {
+            let changes: Vec<super::index::Change<'_>> = tenant_rows
+                .iter()
+                .map(super::index::Change::Added)
+                .collect();
+            index.apply(&tenant_rows[0].tenant, &changes);
+        }
+        batch.clear();
+    };
+    while let Some(row) = rows.next()? {
+        let tenant: String = row.get(0)?;
+        let tenant = TenantId::parse(&tenant).map_err(|e| bad_column(0, Type::Text, e))?;
+        batch.push(suppression_at(row, &tenant, 1)?);
+        if batch.len() == BATCH {
+            flush(&mut batch);
+        }
+    }
+    flush(&mut batch);
+    Ok(())
 }
 
 /// The filter of every address the file holds (addresses.rs), read from the

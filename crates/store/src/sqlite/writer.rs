@@ -41,17 +41,22 @@ trait Job: Send {
     fn reply(self: Box<Self>, batch_failure: Option<&str>);
 }
 
-struct Pending<T, F> {
+struct Pending<T, F, A> {
     work: Option<F>,
+    /// Runs on the writer thread once the work is committed, before the
+    /// reply: what must follow a durable write before anyone hears of it
+    /// (the lookup index, index.rs).
+    committed: Option<A>,
     weight: usize,
     outcome: Option<Result<T, EngineError>>,
     reply: oneshot::Sender<Result<T, EngineError>>,
 }
 
-impl<T, F> Job for Pending<T, F>
+impl<T, F, A> Job for Pending<T, F, A>
 where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    A: FnOnce(&T) + Send,
 {
     fn weight(&self) -> usize {
         self.weight
@@ -75,7 +80,12 @@ where
             // A command's own failure is the more precise answer.
             (Some(Err(err)), _) => Err(err),
             (_, Some(failure)) => Err(EngineError::internal(NAME, failure)),
-            (Some(Ok(value)), None) => Ok(value),
+            (Some(Ok(value)), None) => {
+                if let Some(committed) = self.committed {
+                    committed(&value);
+                }
+                Ok(value)
+            }
             (None, None) => Err(EngineError::internal(NAME, "a write command was not run")),
         };
         // The caller may have gone away (a cancelled request); the write
@@ -126,11 +136,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.run_then(weight, work, |_: &T| {}).await
+    }
+
+    /// [`Writer::run`], and `committed` with the result on the writer
+    /// thread after the commit and before the reply. Commands are replied to
+    /// in the order they ran, so `committed` sees changes in commit order.
+    pub(super) async fn run_then<T, F, A>(
+        &self,
+        weight: usize,
+        work: F,
+        committed: A,
+    ) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
         let stopped = || EngineError::internal(NAME, "the writer thread has stopped");
         let sender = self.sender.as_ref().ok_or_else(stopped)?;
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             work: Some(work),
+            committed: Some(committed),
             weight: weight.max(1),
             outcome: None,
             reply,
