@@ -11,6 +11,7 @@ pub mod conformance;
 mod engine;
 mod error;
 mod import;
+pub mod request;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
 pub use backend::{AddOutcome, Backend, Capabilities};

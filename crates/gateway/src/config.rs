@@ -85,6 +85,8 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// SQLite read connections.
     pub read_connections: usize,
+    /// SQLite: most MiB the in-memory lookup index holds; 0 turns it off.
+    pub lookup_index_mib: usize,
     /// PostgreSQL: `postgres://user:password@host:port/database`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -104,6 +106,7 @@ impl Default for StorageConfig {
             backend: BackendKind::Sqlite,
             path: PathBuf::from("data/hush.db"),
             read_connections: 4,
+            lookup_index_mib: hush_store::sqlite::DEFAULT_LOOKUP_INDEX_MIB,
             url: None,
             pool_size: hush_store::postgres::DEFAULT_POOL_SIZE,
             connect_timeout_secs: hush_store::postgres::DEFAULT_CONNECT_TIMEOUT.as_secs(),
@@ -121,6 +124,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("backend", &self.backend)
             .field("path", &self.path)
             .field("read_connections", &self.read_connections)
+            .field("lookup_index_mib", &self.lookup_index_mib)
             .field("url", &url)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_secs", &self.connect_timeout_secs)

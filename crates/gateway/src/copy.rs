@@ -152,7 +152,11 @@ impl Store {
                 if is_source && !path.is_file() {
                     bail!("{spec}: no such file");
                 }
-                let options = SqliteOptions::new(path.clone());
+                let mut options = SqliteOptions::new(path.clone());
+                // A copy lists and adds; it never looks an address up, so
+                // the lookup index would cost its build and its memory for
+                // nothing.
+                options.lookup_index_mib = 0;
                 let backend = tokio::task::spawn_blocking(move || SqliteBackend::open(options))
                     .await
                     .context("opening SQLite")?

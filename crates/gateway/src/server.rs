@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::middleware::{NormalizePath, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use hush_engine::access::{ApiKey, KeyTable};
@@ -65,6 +65,7 @@ async fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dy
         BackendKind::Sqlite => {
             let mut options = SqliteOptions::new(config.storage.path.clone());
             options.read_connections = config.storage.read_connections;
+            options.lookup_index_mib = config.storage.lookup_index_mib;
             // Opening runs the migrations; it happens once, before serving.
             let backend = SqliteBackend::open(options)
                 .with_context(|| format!("opening {}", config.storage.path.display()))?;
@@ -171,11 +172,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut server = HttpServer::new(move || {
         let gateway = shared.clone();
         App::new()
+            // Also merges doubled and trims trailing slashes
+            // (telemetry::normalize_path).
             .wrap(from_fn(telemetry::request_id))
-            // SDKs build `//v3/…` from a host with a trailing slash, and
-            // SendPost clients add trailing slashes (specs/sendgrid-v3.md
-            // §4.1, specs/sendpost.md §10).
-            .wrap(NormalizePath::trim())
             .configure(|cfg| gateway.configure(cfg))
     })
     .shutdown_timeout(config.server.shutdown_timeout_secs)

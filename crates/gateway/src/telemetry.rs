@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Uri;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::uri::PathAndQuery;
 use actix_web::middleware::Next;
-use tracing::Instrument as _;
+use actix_web::web::Bytes;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
@@ -54,39 +56,73 @@ pub fn init(config: &LogConfig) -> WorkerGuard {
 /// Gives every request an id (the caller's `X-Request-Id` when it is a sane
 /// token, else a new one), logs the request under it, and echoes it.
 pub async fn request_id(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    normalize_path(&mut req);
     let id = req
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_sane_id(v))
         .map_or_else(new_request_id, str::to_owned);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.path(),
-    );
+    let id: std::sync::Arc<str> = id.into();
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let mut res = hush_engine::request::serve(id.clone(), next.call(req)).await?;
     let status = res.status().as_u16();
     let micros = started.elapsed().as_micros();
     // One line per request at info is part of the contract (tests/e2e
-    // gateway.rs: requests are logged with their id). It costs about a
-    // tenth of a lookup (docs/benchmarks.md); `log.level = "warn"` drops it.
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!(status, micros, "request failed");
-        } else {
-            tracing::info!(status, micros, "request");
-        }
-    });
+    // gateway.rs: requests are logged with their id); `log.level = "warn"`
+    // drops it. Lines written while serving carry the id too
+    // (`hush_engine::request`).
+    let path = uri.path();
+    if status >= 500 {
+        tracing::warn!(request_id = %id, %method, path = %path, status, micros, "request failed");
+    } else {
+        tracing::info!(request_id = %id, %method, path = %path, status, micros, "request");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// SDKs build `//v3/…` from a host with a trailing slash, and SendPost
+/// clients add trailing slashes (specs/sendgrid-v3.md §4.1,
+/// specs/sendpost.md §10): doubled slashes are merged and trailing ones
+/// trimmed before routing, as actix's `NormalizePath::trim` does. Done here,
+/// and only for a path that needs it, because `NormalizePath` copies and
+/// runs a regex over every path (a profile of the lookup benchmark,
+/// docs/benchmarks.md).
+fn normalize_path(req: &mut ServiceRequest) {
+    let path = req.path();
+    if path.len() <= 1 || !(path.ends_with('/') || path.contains("//")) {
+        return;
+    }
+    let mut normalized = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && normalized.ends_with('/')) {
+            normalized.push(c);
+        }
+    }
+    while normalized.len() > 1 && normalized.ends_with('/') {
+        normalized.pop();
+    }
+    let mut parts = req.uri().clone().into_parts();
+    let path_and_query = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
+        Some(query) => format!("{normalized}?{query}"),
+        None => normalized,
+    };
+    let Ok(path_and_query) = PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)) else {
+        return;
+    };
+    parts.path_and_query = Some(path_and_query);
+    let Ok(uri) = Uri::from_parts(parts) else {
+        return;
+    };
+    req.match_info_mut().get_mut().update(&uri);
+    req.head_mut().uri = uri;
 }
 
 /// 32 hex digits, like a simple UUID: a random half drawn once per process

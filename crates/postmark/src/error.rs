@@ -192,7 +192,7 @@ impl From<EngineError> for PostmarkError {
                 Self::NotImplemented(format!("The {backend} backend cannot {operation}."))
             }
             EngineError::Unavailable { backend, reason } => {
-                tracing::error!(backend, %reason, "backend unavailable");
+                tracing::error!(request_id = %hush_engine::request::current(), backend, %reason, "backend unavailable");
                 Self::Unavailable
             }
             EngineError::Upstream {
@@ -201,15 +201,15 @@ impl From<EngineError> for PostmarkError {
                 request_id,
                 detail,
             } => {
-                tracing::error!(backend, ?status, ?request_id, %detail, "upstream failure");
+                tracing::error!(request_id = %hush_engine::request::current(), backend, ?status, ?request_id, %detail, "upstream failure");
                 Self::BadGateway(backend)
             }
             EngineError::UpstreamTimeout { backend, detail } => {
-                tracing::error!(backend, %detail, "upstream timeout");
+                tracing::error!(request_id = %hush_engine::request::current(), backend, %detail, "upstream timeout");
                 Self::GatewayTimeout(backend)
             }
             EngineError::Internal { backend, detail } => {
-                tracing::error!(backend, %detail, "backend failure");
+                tracing::error!(request_id = %hush_engine::request::current(), backend, %detail, "backend failure");
                 Self::Internal
             }
         }

@@ -109,7 +109,7 @@ fn dump_body(
         .map(|(index, batch)| {
             let mut chunk = Vec::with_capacity(batch.len() * 128);
             for (position, row) in batch.into_iter().enumerate() {
-                let row = row.inspect_err(|err| tracing::error!(error = %err, "dump failed"))?;
+                let row = row.inspect_err(|err| tracing::error!(request_id = %hush_engine::request::current(), error = %err, "dump failed"))?;
                 if index > 0 || position > 0 {
                     chunk.push(b',');
                 }

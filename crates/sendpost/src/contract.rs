@@ -121,7 +121,7 @@ pub async fn echo(
             let mut response = match err.as_error::<SendPostError>() {
                 Some(known) => known.error_response(),
                 None => {
-                    tracing::error!(error = %err, "sendpost request failed outside a handler");
+                    tracing::error!(request_id = %hush_engine::request::current(), error = %err, "sendpost request failed outside a handler");
                     SendPostError::Internal.error_response()
                 }
             };

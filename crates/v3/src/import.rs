@@ -285,7 +285,7 @@ async fn import(
     let last_row = progress.last_row;
     match (outcome, flushed) {
         (Ok(()), Ok(())) => {
-            tracing::info!(tenant = %key.tenant, ?target, imported, skipped, "import finished");
+            tracing::info!(request_id = %hush_engine::request::current(), tenant = %key.tenant, ?target, imported, skipped, "import finished");
             Ok(HttpResponse::Ok().json(ImportReport {
                 imported,
                 skipped,
@@ -293,11 +293,11 @@ async fn import(
             }))
         }
         (Err(Interruption::Failed(err)), _) | (_, Err(err)) => {
-            tracing::warn!(tenant = %key.tenant, ?target, imported, skipped, last_row, "import stopped by a failure; committed rows stay");
+            tracing::warn!(request_id = %hush_engine::request::current(), tenant = %key.tenant, ?target, imported, skipped, last_row, "import stopped by a failure; committed rows stay");
             Err(err)
         }
         (Err(Interruption::TooLarge), _) => {
-            tracing::warn!(tenant = %key.tenant, ?target, imported, skipped, last_row, limit = state.import_limit, "import over the size limit; committed rows stay");
+            tracing::warn!(request_id = %hush_engine::request::current(), tenant = %key.tenant, ?target, imported, skipped, last_row, limit = state.import_limit, "import over the size limit; committed rows stay");
             Err(V3Error::ImportTooLarge {
                 limit: state.import_limit,
                 imported,
@@ -307,7 +307,7 @@ async fn import(
         (Err(Interruption::CutOff(reason)), _) => {
             // The client has most likely gone; the log is where this is
             // read. If it is still there, it gets the counts.
-            tracing::warn!(tenant = %key.tenant, ?target, imported, skipped, last_row, %reason, "import cut off mid-body; committed rows stay");
+            tracing::warn!(request_id = %hush_engine::request::current(), tenant = %key.tenant, ?target, imported, skipped, last_row, %reason, "import cut off mid-body; committed rows stay");
             Err(V3Error::ImportCutOff {
                 imported,
                 skipped,
@@ -316,7 +316,7 @@ async fn import(
             })
         }
         (Err(Interruption::RecordTooLong(row)), _) => {
-            tracing::warn!(tenant = %key.tenant, ?target, imported, skipped, row, "import stopped at an over-long record; committed rows stay");
+            tracing::warn!(request_id = %hush_engine::request::current(), tenant = %key.tenant, ?target, imported, skipped, row, "import stopped at an over-long record; committed rows stay");
             Err(V3Error::bad_request(
                 "body",
                 format!(

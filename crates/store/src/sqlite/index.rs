@@ -55,7 +55,7 @@ const CHUNK: usize = 1 << 20;
 const MAX_CHUNKS: usize = 1 << 12;
 /// Compaction starts when garbage exceeds this share of the live bytes
 /// (and [`CHUNK`]).
-const GARBAGE_SHARE: usize = 4;
+const GARBAGE_SHARE: usize = 8;
 
 /// Where a record starts: chunk and offset, in 4 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,14 +131,6 @@ impl<'a> Reader<'a> {
         raw.copy_from_slice(self.take(8).get(..8).unwrap_or(&[0; 8]));
         i64::from_le_bytes(raw)
     }
-}
-
-fn zigzag(value: i64) -> u64 {
-    ((value << 1) ^ (value >> 63)) as u64
-}
-
-fn unzigzag(value: u64) -> i64 {
-    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 // ---------------------------------------------------------------------------
@@ -241,51 +233,94 @@ struct EncodedEntry {
     bytes: Vec<u8>,
 }
 
-/// Entry layout: id (varint), group id (varint, 0 = Global), family,
-/// origin, class (255 = none), created_at (8 bytes), status, reason and
-/// source (text references).
+/// Which texts a family has: a bounce's status and reason, an invalid
+/// entry's reason, a complaint's source (`sql::kind_columns`).
+fn texts_of(family: KindFamily) -> usize {
+    match family {
+        KindFamily::Bounce => 2,
+        KindFamily::Invalid | KindFamily::Spam => 1,
+        KindFamily::Unsubscribe | KindFamily::Manual => 0,
+    }
+}
+
+/// Family (3 bits), origin (2) and bounce class (2, 3 = none) in a byte.
+fn pack(family: i64, origin: i64, class: Option<i64>) -> Option<u8> {
+    let (family, origin) = (u8::try_from(family).ok()?, u8::try_from(origin).ok()?);
+    let class = match class {
+        None => 3,
+        Some(code) => u8::try_from(code).ok().filter(|c| *c < 3)?,
+    };
+    (family < 8 && origin < 4).then_some(family | (origin << 3) | (class << 5))
+}
+
+fn unpack(byte: u8) -> (i64, i64, Option<i64>) {
+    let class = match byte >> 5 {
+        3 => None,
+        code => Some(i64::from(code)),
+    };
+    (i64::from(byte & 7), i64::from((byte >> 3) & 3), class)
+}
+
+/// Entry layout: id (varint), group id (varint, 0 = Global), the packed
+/// family, origin and class, created_at (8 bytes), then the family's text
+/// references (varint, 0 = none). `None` for what cannot be encoded (a
+/// negative id, which SQLite's AUTOINCREMENT never assigns).
 fn encode_entry(
     texts: &mut Texts,
     hasher: &DefaultHashBuilder,
     entry: &Suppression,
-) -> EncodedEntry {
+) -> Option<EncodedEntry> {
     let email = entry.email.as_str();
+    let family = entry.kind.family();
     let (class, status, reason, source) = sql::kind_columns(&entry.kind);
-    let mut bytes = Vec::with_capacity(24);
-    put_varint(&mut bytes, zigzag(entry.id.0));
-    put_varint(&mut bytes, zigzag(sql::group_column(entry.scope)));
-    bytes.push(u8::try_from(entry.kind.family().code()).unwrap_or(u8::MAX));
-    bytes.push(u8::try_from(entry.origin.code()).unwrap_or(u8::MAX));
-    bytes.push(class.and_then(|c| u8::try_from(c).ok()).unwrap_or(u8::MAX));
+    let mut bytes = Vec::with_capacity(20);
+    put_varint(&mut bytes, u64::try_from(entry.id.0).ok()?);
+    put_varint(
+        &mut bytes,
+        u64::try_from(sql::group_column(entry.scope)).ok()?,
+    );
+    bytes.push(pack(family.code(), entry.origin.code(), class)?);
     bytes.extend_from_slice(&entry.created_at.as_nanos().to_le_bytes());
-    for text in [status, reason, source] {
-        put_varint(&mut bytes, texts.intern(hasher, text, email));
+    let family_texts: &[Option<&str>] = match family {
+        KindFamily::Bounce => &[status, reason],
+        KindFamily::Invalid => &[reason],
+        KindFamily::Spam => &[source],
+        KindFamily::Unsubscribe | KindFamily::Manual => &[],
+    };
+    for text in family_texts {
+        put_varint(&mut bytes, texts.intern(hasher, *text, email));
     }
-    EncodedEntry {
+    Some(EncodedEntry {
         key: (entry.created_at.as_nanos(), entry.id.0),
         bytes,
-    }
+    })
 }
 
-/// The entry at the reader's position, and its id.
 fn decode_entry(
     reader: &mut Reader<'_>,
     texts: &Texts,
     tenant: &TenantId,
     email: &Email,
 ) -> Option<Suppression> {
-    let id = unzigzag(reader.varint());
-    let group = unzigzag(reader.varint());
-    let family = KindFamily::from_code(i64::from(reader.byte()))?;
-    let origin = Origin::from_code(i64::from(reader.byte()))?;
-    let class = match reader.byte() {
-        u8::MAX => None,
-        code => Some(i64::from(code)),
-    };
+    let id = i64::try_from(reader.varint()).ok()?;
+    let group = i64::try_from(reader.varint()).ok()?;
+    let (family, origin, class) = unpack(reader.byte());
+    let family = KindFamily::from_code(family)?;
+    let origin = Origin::from_code(origin)?;
     let created_at = reader.fixed_i64();
     let mut text = || texts.get(reader.varint(), email.as_str());
-    let (status, reason, source) = (text(), text(), text());
-    let kind = sql::kind_from_columns(family, class, status, reason, source).ok()?;
+    let kind = match family {
+        KindFamily::Bounce => {
+            let status = text();
+            sql::kind_from_columns(family, class, status, text(), None)
+        }
+        KindFamily::Invalid => sql::kind_from_columns(family, class, None, text(), None),
+        KindFamily::Spam => sql::kind_from_columns(family, class, None, None, text()),
+        KindFamily::Unsubscribe | KindFamily::Manual => {
+            sql::kind_from_columns(family, class, None, None, None)
+        }
+    }
+    .ok()?;
     Some(Suppression {
         id: SuppressionId(id),
         tenant: tenant.clone(),
@@ -301,17 +336,18 @@ fn decode_entry(
 }
 
 /// Skips one encoded entry, returning its bytes and its ordering key.
-fn split_entry<'a>(reader: &mut Reader<'a>) -> (&'a [u8], (i64, i64), i64) {
+fn split_entry<'a>(reader: &mut Reader<'a>) -> (&'a [u8], (i64, i64)) {
     let start = reader.at;
-    let id = unzigzag(reader.varint());
+    let id = i64::try_from(reader.varint()).unwrap_or(i64::MAX);
     reader.varint();
-    reader.take(3);
+    let (family, _, _) = unpack(reader.byte());
     let created_at = reader.fixed_i64();
-    for _ in 0..3 {
+    let family = KindFamily::from_code(family).unwrap_or(KindFamily::Unsubscribe);
+    for _ in 0..texts_of(family) {
         reader.varint();
     }
     let bytes = reader.bytes.get(start..reader.at).unwrap_or_default();
-    (bytes, (created_at, id), id)
+    (bytes, (created_at, id))
 }
 
 /// Record layout: total length (varint), local part length (varint), local
@@ -445,7 +481,7 @@ impl TenantIndex {
             let record = view(self.record(handle));
             let mut reader = Reader::new(record.entries);
             for _ in 0..record.count {
-                let (bytes, key, _) = split_entry(&mut reader);
+                let (bytes, key) = split_entry(&mut reader);
                 entries.push((key, bytes.to_vec()));
             }
         }
@@ -455,7 +491,9 @@ impl TenantIndex {
                     if entries.iter().any(|(key, _)| key.1 == entry.id.0) {
                         continue;
                     }
-                    let encoded = encode_entry(texts, hasher, entry);
+                    let Some(encoded) = encode_entry(texts, hasher, entry) else {
+                        return false;
+                    };
                     entries.push((encoded.key, encoded.bytes));
                 }
                 Change::Removed(_, id) => entries.retain(|(key, _)| key.1 != id.0),
@@ -543,10 +581,8 @@ impl TenantIndex {
     /// Moves the live records out of the oldest chunks, one chunk at a time,
     /// while garbage is more than its share. False when a record could not
     /// be moved (the tenant must be dropped).
-    fn compact(&mut self, hasher: &DefaultHashBuilder) -> bool {
-        while self.garbage > CHUNK.max(self.live / GARBAGE_SHARE)
-            && self.oldest + 1 < self.chunks.len()
-        {
+    fn compact(&mut self, hasher: &DefaultHashBuilder, allowed: usize) -> bool {
+        while self.garbage > allowed && self.oldest + 1 < self.chunks.len() {
             let index = self.oldest;
             let bytes = std::mem::take(&mut self.chunks[index].bytes);
             let mut at = 0;
@@ -688,7 +724,8 @@ impl LookupIndex {
                 break;
             }
         }
-        ok = ok && index.compact(&self.hasher);
+        let allowed = CHUNK.max(index.live / GARBAGE_SHARE);
+        ok = ok && index.compact(&self.hasher, allowed);
         if !ok || state.footprint() > state.budget {
             tracing::warn!(
                 tenant = %tenant,
@@ -698,6 +735,24 @@ impl LookupIndex {
             state.tenants.remove(tenant);
             state.dropped.insert(tenant.clone());
         }
+    }
+}
+
+impl LookupIndex {
+    /// Compacts every tenant as far as it goes: after the build at open,
+    /// which rewrites the record of an address for each of its entries.
+    pub(super) fn compact_all(&self) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let State {
+            tenants, dropped, ..
+        } = &mut *state;
+        tenants.retain(|tenant, index| {
+            let kept = index.compact(&self.hasher, 0);
+            if !kept {
+                dropped.insert(tenant.clone());
+            }
+            kept
+        });
     }
 }
 

@@ -902,6 +902,7 @@ pub(super) fn fill_index(
         }
     }
     flush(&mut batch);
+    index.compact_all();
     Ok(())
 }
 
