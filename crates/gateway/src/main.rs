@@ -2,6 +2,7 @@
 
 mod config;
 mod copy;
+mod log_lines;
 mod server;
 mod telemetry;
 mod upstream;

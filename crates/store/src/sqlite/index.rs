@@ -500,7 +500,7 @@ impl TenantIndex {
             }
         }
         // Newest first, as SQLite's `ORDER BY created_at DESC, id DESC`.
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
         let (local, domain) = split_address(email);
         if let Some((handle, hash)) = existing {
             self.release(handle);
