@@ -40,9 +40,9 @@ const NAME: &str = "sqlite";
 
 /// How many read-only connections a backend opens unless told otherwise.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
-/// The lookup index's budget unless told otherwise, in MiB: about 64 bytes
-/// an address plus 5 a hash slot on the benchmark's data (a bounce and an
-/// unsubscribe per address), so 1,000,000 such addresses take about 65 MiB.
+/// The lookup index's budget unless told otherwise, in MiB. On the
+/// benchmark's data (a bounce and an unsubscribe per address) 1,000,000
+/// addresses take 48 MiB (docs/benchmarks.md).
 pub const DEFAULT_LOOKUP_INDEX_MIB: usize = 128;
 
 /// Where the database lives and how it is served.
