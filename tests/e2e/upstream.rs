@@ -609,13 +609,16 @@ async fn upstream_faults_are_retried_then_reported_in_the_callers_format() {
     let a = TestGateway::spawn(&a_tenants("postmark", &fake.uri(), "pm-secret-token")).await;
     let c = Client::new();
 
-    let (status, body) = send(postmark(
-        &c,
-        a.base(),
-        "a-postmark-token",
-        Method::GET,
-        "/message-streams/outbound/suppressions/dump",
-    ))
+    let (status, body) = send(
+        postmark(
+            &c,
+            a.base(),
+            "a-postmark-token",
+            Method::GET,
+            "/message-streams/outbound/suppressions/dump",
+        )
+        .header("X-Request-Id", "caller-req-1"),
+    )
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["ErrorCode"], 0, "{body}");
@@ -659,6 +662,16 @@ async fn upstream_faults_are_retried_then_reported_in_the_callers_format() {
         "no request id in the log: {log}"
     );
     assert!(log.contains("503"), "no upstream status in the log: {log}");
+    // The failure's own line, written while serving the request, names the
+    // caller's request id (hush_engine::request), as does the request line
+    // (the test gateway logs JSON).
+    for line in ["upstream failure", "request failed"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(line) && l.contains(r#""request_id":"caller-req-1""#)),
+            "no {line:?} line with the request id: {log}"
+        );
+    }
     assert!(!log.contains("pm-secret-token"), "the token leaked: {log}");
     // Each of the three reads was tried twice (retry_max_attempts = 2).
     let dumps = fake

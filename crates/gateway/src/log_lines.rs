@@ -295,6 +295,52 @@ fn civil_time(unix: u64) -> String {
 mod tests {
     use super::*;
 
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_has_tracings_layout_with_strings_quoted() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(TextFormat)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let path = "/v3/x";
+            tracing::info!(request_id = %"abc", path = %path, status = 200u16, ok = true, note = "two\nlines", "request");
+        });
+        let text = String::from_utf8(
+            captured
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+        .unwrap_or_default();
+        let (time, rest) = text.split_once(' ').unwrap_or_default();
+        assert_eq!(time.len(), "2026-12-01T10:25:04.446371Z".len(), "{text}");
+        assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{text}");
+        assert_eq!(
+            rest,
+            " INFO hush::log_lines::tests: request request_id=abc path=/v3/x status=200 ok=true note=\"two\\nlines\"\n"
+        );
+    }
+
     #[test]
     fn civil_time_matches_known_dates() {
         assert_eq!(civil_time(0), "1970-01-01T00:00:00");

@@ -140,7 +140,7 @@ impl From<EngineError> for SendPostError {
                 request_id,
                 detail,
             } => {
-                tracing::error!(request_id = %hush_engine::request::current(), backend, ?status, ?request_id, %detail, "upstream failure");
+                tracing::error!(request_id = %hush_engine::request::current(), backend, ?status, upstream_request_id = ?request_id, %detail, "upstream failure");
                 Self::BadGateway(backend)
             }
             EngineError::UpstreamTimeout { backend, detail } => {
