@@ -395,8 +395,12 @@ struct Chunk {
 struct TenantIndex {
     table: HashTable<Handle>,
     chunks: Vec<Chunk>,
-    /// The oldest chunk that may still hold a live record.
-    oldest: usize,
+    /// The chunks in use, oldest first; records are appended to the last.
+    /// A compacted chunk's slot is reused, so handles (12 bits of chunk)
+    /// last however many records are ever written.
+    order: std::collections::VecDeque<usize>,
+    /// Slots of `chunks` free for reuse.
+    free: Vec<usize>,
     live: usize,
     garbage: usize,
     domains: Texts,
@@ -549,18 +553,32 @@ impl TenantIndex {
         if record.len() > CHUNK {
             return None;
         }
-        let fits = self
-            .chunks
-            .last()
+        let current = self.order.back().copied();
+        let fits = current
+            .and_then(|c| self.chunks.get(c))
             .is_some_and(|c| c.bytes.len() + record.len() <= CHUNK);
-        if !fits {
-            self.chunks.push(Chunk {
-                bytes: Vec::with_capacity(CHUNK),
-                live: 0,
-            });
-        }
-        let chunk_index = self.chunks.len() - 1;
-        let chunk = self.chunks.last_mut()?;
+        let chunk_index = match current {
+            Some(c) if fits => c,
+            _ => {
+                let fresh = Chunk {
+                    bytes: Vec::with_capacity(CHUNK),
+                    live: 0,
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.chunks[slot] = fresh;
+                        slot
+                    }
+                    None => {
+                        self.chunks.push(fresh);
+                        self.chunks.len() - 1
+                    }
+                };
+                self.order.push_back(slot);
+                slot
+            }
+        };
+        let chunk = self.chunks.get_mut(chunk_index)?;
         let handle = Handle::new(chunk_index, chunk.bytes.len())?;
         chunk.bytes.extend_from_slice(record);
         chunk.live += record.len();
@@ -582,8 +600,10 @@ impl TenantIndex {
     /// while garbage is more than its share. False when a record could not
     /// be moved (the tenant must be dropped).
     fn compact(&mut self, hasher: &DefaultHashBuilder, allowed: usize) -> bool {
-        while self.garbage > allowed && self.oldest + 1 < self.chunks.len() {
-            let index = self.oldest;
+        while self.garbage > allowed && self.order.len() > 1 {
+            let Some(index) = self.order.pop_front() else {
+                break;
+            };
             let bytes = std::mem::take(&mut self.chunks[index].bytes);
             let mut at = 0;
             while at < bytes.len() {
@@ -607,7 +627,7 @@ impl TenantIndex {
             let freed = bytes.len().saturating_sub(self.chunks[index].live);
             self.garbage = self.garbage.saturating_sub(freed);
             self.chunks[index] = Chunk::default();
-            self.oldest += 1;
+            self.free.push(index);
         }
         true
     }
@@ -900,7 +920,7 @@ mod tests {
         {
             let state = index.state.read().unwrap();
             let tenant_index = &state.tenants[&t];
-            assert!(tenant_index.oldest > 0, "nothing was compacted");
+            assert!(!tenant_index.free.is_empty(), "nothing was compacted");
             assert!(tenant_index.garbage <= CHUNK.max(tenant_index.live / GARBAGE_SHARE));
         }
         for i in 0..n {
@@ -910,6 +930,44 @@ mod tests {
             }
             assert_eq!(index.entries(&t, &email(i)).unwrap(), want, "address {i}");
         }
+    }
+
+    #[test]
+    fn chunk_slots_are_reused_however_long_the_writes_go_on() {
+        let index = LookupIndex::new(64 << 20);
+        let t = tenant("t");
+        let mut id = 0i64;
+        let mut current: Vec<Suppression> = Vec::new();
+        // About 60 MB of records written in all, never more than 1 MB of
+        // them live: without reuse that is 60 chunk slots, and a long
+        // enough run would use up the 4,096 a handle can name.
+        for round in 0..100 {
+            let batch: Vec<Suppression> = (0..10_000)
+                .map(|i| {
+                    id += 1;
+                    bounce(id, i, round)
+                })
+                .collect();
+            let mut changes: Vec<Change<'_>> = current
+                .iter()
+                .map(|old| Change::Removed(old.email.as_str(), old.id))
+                .collect();
+            changes.extend(batch.iter().map(Change::Added));
+            index.apply(&t, &changes);
+            current = batch;
+        }
+        let state = index.state.read().unwrap();
+        let tenant_index = &state.tenants[&t];
+        assert!(
+            tenant_index.chunks.len() < 64,
+            "{} chunk slots",
+            tenant_index.chunks.len()
+        );
+        drop(state);
+        assert_eq!(
+            index.entries(&t, &email(77)).unwrap(),
+            vec![current[77].clone()]
+        );
     }
 
     #[test]
