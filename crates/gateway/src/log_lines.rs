@@ -140,13 +140,22 @@ impl Drop for FlushGuard {
 pub struct LineWriter {
     buffer: Buffer,
     at_once: bool,
+    shared: Arc<Shared>,
+}
+
+impl LineWriter {
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
 }
 
 impl std::io::Write for LineWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
         buffer.extend_from_slice(bytes);
-        if self.at_once || buffer.len() >= FLUSH_AT {
+        // After the guard is dropped no flusher runs: lines logged while
+        // the process winds down are written at once.
+        if self.at_once || buffer.len() >= FLUSH_AT || self.stopping() {
             write_out(&mut buffer);
         }
         Ok(bytes.len())
@@ -165,6 +174,7 @@ impl<'a> MakeWriter<'a> for BatchedStderr {
         LineWriter {
             buffer: self.buffer(),
             at_once: false,
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -172,6 +182,7 @@ impl<'a> MakeWriter<'a> for BatchedStderr {
         LineWriter {
             buffer: self.buffer(),
             at_once: *meta.level() <= Level::WARN,
+            shared: Arc::clone(&self.shared),
         }
     }
 }
