@@ -459,14 +459,16 @@ impl TenantIndex {
         texts: &Texts,
         tenant: &TenantId,
         email: &Email,
-    ) -> Vec<Suppression> {
+    ) -> Option<Vec<Suppression>> {
         let Some((handle, _)) = self.find(hasher, email.as_str()) else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         let record = view(self.record(handle));
         let mut reader = Reader::new(record.entries);
+        // All or nothing: a record that does not decode whole (a bug) is
+        // no answer, and the lookup reads SQLite, rather than a short one.
         (0..record.count)
-            .filter_map(|_| decode_entry(&mut reader, texts, tenant, email))
+            .map(|_| decode_entry(&mut reader, texts, tenant, email))
             .collect()
     }
 
@@ -702,9 +704,18 @@ impl LookupIndex {
         if state.budget == 0 || state.dropped.contains(tenant) {
             return None;
         }
-        Some(state.tenants.get(tenant).map_or_else(Vec::new, |index| {
-            index.entries(&self.hasher, &state.texts, tenant, email)
-        }))
+        match state.tenants.get(tenant) {
+            None => Some(Vec::new()),
+            Some(index) => index.entries(&self.hasher, &state.texts, tenant, email),
+        }
+    }
+
+    /// Takes a tenant out of the index for good (until the next start):
+    /// its lookups read SQLite.
+    pub(super) fn drop_tenant(&self, tenant: &TenantId) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.tenants.remove(tenant);
+        state.dropped.insert(tenant.clone());
     }
 
     /// Applies committed changes of one tenant. Runs on the writer thread;

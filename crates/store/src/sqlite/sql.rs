@@ -896,7 +896,16 @@ pub(super) fn fill_index(
     while let Some(row) = rows.next()? {
         let tenant: String = row.get(0)?;
         let tenant = TenantId::parse(&tenant).map_err(|e| bad_column(0, Type::Text, e))?;
-        batch.push(suppression_at(row, &tenant, 1)?);
+        match suppression_at(row, &tenant, 1) {
+            Ok(entry) => batch.push(entry),
+            // A row the index cannot hold keeps the gateway from nothing:
+            // its tenant is served from SQLite, which reports the row when
+            // a read reaches it.
+            Err(err) => {
+                tracing::warn!(%tenant, error = %err, "a row does not decode; this tenant's lookups read SQLite");
+                index.drop_tenant(&tenant);
+            }
+        }
         if batch.len() == BATCH {
             flush(&mut batch);
         }

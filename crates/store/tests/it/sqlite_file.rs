@@ -551,3 +551,48 @@ async fn the_lookup_index_answers_what_the_file_holds() {
         }
     }
 }
+
+/// A row the lookup index cannot decode does not stop the store from
+/// opening: its tenant's lookups read SQLite, and other tenants keep the
+/// index.
+#[tokio::test]
+async fn a_row_that_does_not_decode_leaves_its_tenant_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hush.db");
+    let (t, other) = (tenant(), TenantId::parse("t2").unwrap());
+    {
+        let backend = open(&path);
+        for who in [&t, &other] {
+            backend
+                .add(
+                    who,
+                    vec![
+                        bounce_of("u1@example.com", 1),
+                        bounce_of("u2@example.com", 2),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE suppressions SET family = 99 WHERE tenant = 't1' AND email = 'u2@example.com'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let backend = open(&path);
+    // The good row of the tenant is still answered (through SQLite); the
+    // bad one is an error there, not a silent absence.
+    assert_eq!(
+        backend
+            .entries(&t, &email("u1@example.com"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(backend.entries(&t, &email("u2@example.com")).await.is_err());
+    lookups_agree_with_the_file(&backend, &[other], "the other tenant").await;
+}
