@@ -85,7 +85,8 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// SQLite read connections.
     pub read_connections: usize,
-    /// SQLite: most MiB the in-memory lookup index holds; 0 turns it off.
+    /// Most MiB the in-memory lookup index holds (SQLite), or the lookup
+    /// mirror of each instance (PostgreSQL); 0 turns it off.
     pub lookup_index_mib: usize,
     /// PostgreSQL: `postgres://user:password@host:port/database`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,9 +95,12 @@ pub struct StorageConfig {
     pub pool_size: u32,
     /// PostgreSQL: how long to wait for a connection, opening one included.
     pub connect_timeout_secs: u64,
-    /// PostgreSQL: most addresses the exact lookup cache holds; 0 turns it
-    /// off.
-    pub cache_entries: usize,
+    /// Replaced by `lookup_index_mib`: the PostgreSQL lookup cache it sized
+    /// is gone. Still read, so that a config file that sets it keeps
+    /// loading: 0 turns the mirror off as it turned the cache off, any other
+    /// value is ignored (`deprecations` warns about both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_entries: Option<usize>,
     pub upstream: crate::upstream::UpstreamConfig,
 }
 
@@ -110,7 +114,7 @@ impl Default for StorageConfig {
             url: None,
             pool_size: hush_store::postgres::DEFAULT_POOL_SIZE,
             connect_timeout_secs: hush_store::postgres::DEFAULT_CONNECT_TIMEOUT.as_secs(),
-            cache_entries: hush_store::postgres::DEFAULT_CACHE_ENTRIES,
+            cache_entries: None,
             upstream: crate::upstream::UpstreamConfig::default(),
         }
     }
@@ -156,8 +160,28 @@ impl StorageConfig {
         }
         options.pool_size = self.pool_size;
         options.connect_timeout = std::time::Duration::from_secs(self.connect_timeout_secs);
-        options.cache_entries = self.cache_entries;
+        options.lookup_index_mib = match self.cache_entries {
+            Some(0) => 0,
+            _ => self.lookup_index_mib,
+        };
         Ok(options)
+    }
+
+    /// What the settings use that is deprecated, as warnings to log at start.
+    pub fn deprecations(&self) -> Vec<String> {
+        match self.cache_entries {
+            None => Vec::new(),
+            Some(0) => vec![
+                "storage.cache_entries is deprecated: set storage.lookup_index_mib = 0 instead \
+                 (0 still turns the PostgreSQL lookup mirror off)"
+                    .to_owned(),
+            ],
+            Some(_) => vec![
+                "storage.cache_entries is deprecated and ignored: the PostgreSQL lookup mirror \
+                 is sized by storage.lookup_index_mib"
+                    .to_owned(),
+            ],
+        }
     }
 }
 
@@ -181,22 +205,43 @@ mod storage_tests {
     }
 
     #[test]
-    fn the_lookup_cache_is_on_by_default_and_sized_by_cache_entries() {
-        let options = load("").storage.postgres_options().unwrap();
+    fn the_lookup_mirror_is_on_by_default_and_sized_by_lookup_index_mib() {
+        let config = load("");
+        let options = config.storage.postgres_options().unwrap();
         assert_eq!(
-            options.cache_entries,
-            hush_store::postgres::DEFAULT_CACHE_ENTRIES
+            options.lookup_index_mib,
+            hush_store::DEFAULT_LOOKUP_INDEX_MIB
         );
-        let options = load("cache_entries = 0")
+        assert!(config.storage.deprecations().is_empty());
+        let options = load("lookup_index_mib = 0")
             .storage
             .postgres_options()
             .unwrap();
-        assert_eq!(options.cache_entries, 0, "0 turns the cache off");
-        let options = load("cache_entries = 1000")
+        assert_eq!(options.lookup_index_mib, 0, "0 turns the mirror off");
+        let options = load("lookup_index_mib = 7")
             .storage
             .postgres_options()
             .unwrap();
-        assert_eq!(options.cache_entries, 1000);
+        assert_eq!(options.lookup_index_mib, 7);
+    }
+
+    /// A file written for the old cache still loads and means what it did
+    /// where it still can.
+    #[test]
+    fn the_old_cache_entries_key_still_loads_and_warns() {
+        let config = load("cache_entries = 0");
+        assert_eq!(
+            config.storage.postgres_options().unwrap().lookup_index_mib,
+            0
+        );
+        assert_eq!(config.storage.deprecations().len(), 1);
+        let config = load("cache_entries = 1000");
+        assert_eq!(
+            config.storage.postgres_options().unwrap().lookup_index_mib,
+            hush_store::DEFAULT_LOOKUP_INDEX_MIB,
+            "any other value is ignored"
+        );
+        assert!(config.storage.deprecations()[0].contains("ignored"));
     }
 }
 

@@ -163,11 +163,17 @@ impl Store {
                     .with_context(|| format!("opening {spec}"))?;
                 Self::Sqlite(backend)
             }
-            StoreSpec::Postgres(options) => Self::Postgres(
-                PostgresBackend::connect(options.as_ref().clone())
-                    .await
-                    .with_context(|| format!("opening {spec}"))?,
-            ),
+            StoreSpec::Postgres(options) => {
+                let mut options = options.as_ref().clone();
+                // As for SQLite: a copy never looks an address up, so the
+                // lookup mirror would cost a read of the whole table.
+                options.lookup_index_mib = 0;
+                Self::Postgres(
+                    PostgresBackend::connect(options)
+                        .await
+                        .with_context(|| format!("opening {spec}"))?,
+                )
+            }
         })
     }
 

@@ -72,6 +72,9 @@ async fn open_store(config: &Config, kind: BackendKind) -> anyhow::Result<Arc<dy
             Arc::new(backend)
         }
         BackendKind::Postgres => {
+            for warning in config.storage.deprecations() {
+                tracing::warn!("{warning}");
+            }
             let options = config.storage.postgres_options()?;
             let location = options.location();
             // Connecting runs the migrations, safely beside other instances.

@@ -11,10 +11,12 @@
 //! A backend keeps data consistent (identity, uniqueness, atomicity) and
 //! knows no API's rules; those live in `hush_engine::Engine`.
 
+mod lookup_index;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
+pub use lookup_index::DEFAULT_LOOKUP_INDEX_MIB;
 pub use memory::MemoryBackend;
 pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sqlite::{SqliteBackend, SqliteOptions};

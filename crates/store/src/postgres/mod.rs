@@ -11,11 +11,12 @@
 //!   serialisation conflict are retried a few times.
 //! - The schema is migrated at start under an advisory lock, so instances
 //!   that start together apply each migration once (`schema`).
-//! - `entries` (a send check's lookup) is served through an exact cache that
-//!   every instance validates against a per-tenant version which each write
-//!   bumps in its own transaction (`cache`).
+//! - `entries` (a send check's lookup) is answered from an in-memory mirror
+//!   of every entry that each instance keeps exact from the database's
+//!   change log, which triggers write in every writing transaction
+//!   (`mirror`).
 
-mod cache;
+mod mirror;
 mod schema;
 mod sql;
 
@@ -41,11 +42,6 @@ pub const DEFAULT_POOL_SIZE: u32 = 10;
 /// How long to wait for a connection (including opening one) unless told
 /// otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Addresses the lookup cache holds unless told otherwise: room for the
-/// benchmark's 2,000,000 distinct addresses (issue 8), about 100 bytes each
-/// when absent and 100 more per entry plus its texts when present
-/// (docs/configuration.md).
-pub const DEFAULT_CACHE_ENTRIES: usize = 2_500_000;
 
 /// How often a transaction that PostgreSQL aborted to resolve a deadlock or
 /// a serialisation conflict is run again before the error is returned.
@@ -59,9 +55,9 @@ pub struct PostgresOptions {
     pub pool_size: u32,
     /// How long a request waits for a connection, opening one included.
     pub connect_timeout: Duration,
-    /// Most addresses the lookup cache holds; 0 turns it off (every lookup
-    /// is then its own query).
-    pub cache_entries: usize,
+    /// Most MiB the lookup mirror (`mirror.rs`) may hold; 0 turns it off
+    /// (every lookup is then its own query).
+    pub lookup_index_mib: usize,
 }
 
 impl PostgresOptions {
@@ -79,7 +75,7 @@ impl PostgresOptions {
             connect,
             pool_size: DEFAULT_POOL_SIZE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            cache_entries: DEFAULT_CACHE_ENTRIES,
+            lookup_index_mib: crate::lookup_index::DEFAULT_LOOKUP_INDEX_MIB,
         })
     }
 
@@ -174,7 +170,7 @@ impl fmt::Debug for PostgresOptions {
             .field("location", &self.location())
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
-            .field("cache_entries", &self.cache_entries)
+            .field("lookup_index_mib", &self.lookup_index_mib)
             .finish()
     }
 }
@@ -258,9 +254,9 @@ impl From<StoreError> for EngineError {
 pub struct PostgresBackend {
     pool: PgPool,
     location: String,
-    /// `None` when `cache_entries` is 0.
-    cache: Option<Arc<cache::LookupCache>>,
-    counters: Arc<cache::Counters>,
+    /// `None` when `lookup_index_mib` is 0.
+    mirror: Option<Arc<mirror::Mirror>>,
+    counters: Arc<mirror::Counters>,
 }
 
 /// How a transaction reads.
@@ -288,43 +284,66 @@ impl PostgresBackend {
             .await
             .map_err(EngineError::from)?;
         drop(conn);
+        let counters = Arc::new(mirror::Counters::default());
+        let mirror = match options.lookup_index_mib {
+            0 => None,
+            mib => Some(
+                mirror::Mirror::open(
+                    pool.clone(),
+                    &options,
+                    mib.saturating_mul(1 << 20),
+                    Arc::clone(&counters),
+                )
+                .await?,
+            ),
+        };
         tracing::info!(
             location = %location,
             pool_size = options.pool_size,
-            cache_entries = options.cache_entries,
+            lookup_index_mib = options.lookup_index_mib,
             "opened postgres store"
         );
-        let counters = Arc::new(cache::Counters::default());
-        let cache = (options.cache_entries > 0).then(|| {
-            Arc::new(cache::LookupCache::new(
-                pool.clone(),
-                options.cache_entries,
-                Arc::clone(&counters),
-            ))
-        });
         Ok(Self {
             pool,
             location,
-            cache,
+            mirror,
             counters,
         })
     }
 
-    /// How many addresses `entries` has read from PostgreSQL so far (with
-    /// the cache, only the misses): shows, in tests, that the cache serves.
+    /// How many lookups PostgreSQL has answered itself (the mirror off, or
+    /// their tenant over its budget): shows, in tests, that the mirror
+    /// serves.
     pub fn entry_reads(&self) -> u64 {
         self.counters.reads.load(Ordering::Relaxed)
     }
 
-    /// How many coalesced version reads the cache has made: one answers
+    /// How many steps the mirror has run for waiting lookups: one answers
     /// every lookup that was waiting when it started.
-    pub fn version_polls(&self) -> u64 {
+    pub fn mirror_steps(&self) -> u64 {
         self.counters.rounds.load(Ordering::Relaxed)
     }
 
-    /// Addresses the lookup cache holds now (0 without a cache).
-    pub fn cached_addresses(&self) -> usize {
-        self.cache.as_ref().map_or(0, |cache| cache.len())
+    /// How many times the mirror was built from a fresh snapshot (once at
+    /// start, then only when the change log could not say what changed).
+    pub fn mirror_builds(&self) -> u64 {
+        self.counters.rebuilds.load(Ordering::Relaxed)
+    }
+
+    /// Prunes the change log below what this instance's mirror holds now,
+    /// without waiting out the retention; returns the rows deleted. For
+    /// tests of what pruning does to other instances.
+    #[doc(hidden)]
+    pub async fn prune_change_log_now(&self) -> Result<u64, EngineError> {
+        match &self.mirror {
+            Some(mirror) => mirror.prune_now().await,
+            None => Ok(0),
+        }
+    }
+
+    /// Addresses the mirror holds now (0 without it).
+    pub fn mirrored_addresses(&self) -> usize {
+        self.mirror.as_ref().map_or(0, |mirror| mirror.addresses())
     }
 
     /// `host:port/database` of the store.
@@ -433,8 +452,8 @@ impl Backend for PostgresBackend {
         tenant: &TenantId,
         email: &Email,
     ) -> Result<Vec<Suppression>, EngineError> {
-        if let Some(cache) = &self.cache {
-            return cache.lookup(tenant, email).await;
+        if let Some(mirror) = &self.mirror {
+            return mirror.lookup(tenant, email).await;
         }
         let mut conn = self.conn().await?;
         let found = sql::entries(&mut conn, tenant, email).await?;

@@ -80,6 +80,73 @@ CREATE TABLE hush_tenant_versions (
     PRIMARY KEY (tenant, shard)
 );
 "#,
+    // 3: the change log that keeps each instance's lookup mirror current
+    // (`mirror.rs`). Triggers, not hush's own statements, write it, so that
+    // no write is left out: not one by a path added later, not one by an
+    // older hush sharing the database during a rolling upgrade, not one by
+    // hand in psql. Statement-level triggers with transition tables write
+    // one row per changed address per statement, in the writing
+    // transaction: the row commits (or rolls back) with the change, and
+    // `xid` names that transaction, which is what a reader compares with
+    // the snapshot it last applied. TRUNCATE has no rows to name, so it
+    // writes the marker ('', ''): every instance rebuilds (a tenant is
+    // never empty). The horizon is where pruning has deleted up to: an
+    // instance whose last snapshot is older rebuilds instead of trusting a
+    // log with a hole in it.
+    r#"
+CREATE TABLE hush_changes (
+    xid    XID8 NOT NULL DEFAULT pg_current_xact_id(),
+    tenant TEXT COLLATE "C" NOT NULL,
+    email  TEXT COLLATE "C" NOT NULL
+);
+
+CREATE INDEX hush_changes_by_xid ON hush_changes (xid);
+
+CREATE TABLE hush_change_horizon (
+    singleton    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    pruned_below XID8 NOT NULL
+);
+
+INSERT INTO hush_change_horizon (pruned_below) VALUES ('0');
+
+CREATE FUNCTION hush_log_changed_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hush_changes (tenant, email)
+        SELECT DISTINCT tenant, email FROM changed_rows;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION hush_log_updated_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hush_changes (tenant, email)
+        SELECT tenant, email FROM old_rows UNION SELECT tenant, email FROM new_rows;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION hush_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO hush_changes (tenant, email) VALUES ('', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER suppressions_log_inserts AFTER INSERT ON suppressions
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION hush_log_changed_rows();
+
+CREATE TRIGGER suppressions_log_deletes AFTER DELETE ON suppressions
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION hush_log_changed_rows();
+
+CREATE TRIGGER suppressions_log_updates AFTER UPDATE ON suppressions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION hush_log_updated_rows();
+
+CREATE TRIGGER suppressions_log_truncates AFTER TRUNCATE ON suppressions
+    FOR EACH STATEMENT EXECUTE FUNCTION hush_log_truncate();
+"#,
 ];
 
 /// The advisory lock that serialises migrations across instances: the

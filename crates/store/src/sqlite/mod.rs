@@ -14,7 +14,6 @@
 //!   file behind its back. Several instances share PostgreSQL instead.
 
 mod addresses;
-mod index;
 mod pool;
 mod schema;
 pub(crate) mod sql;
@@ -31,8 +30,8 @@ use hush_model::{
     PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 
+use crate::lookup_index::{Change, LookupIndex};
 use addresses::AddressFilter;
-use index::{Change, LookupIndex};
 use pool::ReadPool;
 use writer::Writer;
 
@@ -40,10 +39,8 @@ const NAME: &str = "sqlite";
 
 /// How many read-only connections a backend opens unless told otherwise.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
-/// The lookup index's budget unless told otherwise, in MiB. On the
-/// benchmark's data (a bounce and an unsubscribe per address) 1,000,000
-/// addresses take 48 MiB (docs/benchmarks.md).
-pub const DEFAULT_LOOKUP_INDEX_MIB: usize = 128;
+/// The lookup index's budget unless told otherwise, in MiB.
+pub use crate::lookup_index::DEFAULT_LOOKUP_INDEX_MIB;
 
 /// Where the database lives and how it is served.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ pub(crate) fn class_from_code(code: i64) -> Option<BounceClass> {
 }
 
 /// `suppressions.group_id`: 0 is Global.
-pub(super) fn group_column(scope: Scope) -> i64 {
+pub(crate) fn group_column(scope: Scope) -> i64 {
     match scope {
         Scope::Global => 0,
         Scope::Group(id) => id.0,
@@ -40,7 +40,7 @@ pub(super) fn group_column(scope: Scope) -> i64 {
 }
 
 /// The `class`, `status`, `reason` and `source` columns of a kind.
-pub(super) fn kind_columns(kind: &Kind) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
+pub(crate) fn kind_columns(kind: &Kind) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
     match kind {
         Kind::Bounce {
             class,
@@ -119,7 +119,7 @@ fn suppression_at(row: &Row<'_>, tenant: &TenantId, at: usize) -> rusqlite::Resu
 
 /// A kind from its columns (`kind_columns` backwards); the error says what
 /// is wrong with them.
-pub(super) fn kind_from_columns(
+pub(crate) fn kind_from_columns(
     family: KindFamily,
     class: Option<i64>,
     status: Option<String>,
@@ -874,7 +874,7 @@ pub(super) fn delete_group(
 /// table's own order, read sequentially), applied a batch at a time.
 pub(super) fn fill_index(
     conn: &Connection,
-    index: &super::index::LookupIndex,
+    index: &crate::lookup_index::LookupIndex,
 ) -> Result<(), StoreError> {
     const BATCH: usize = 10_000;
     let mut stmt = conn.prepare(&format!(
@@ -885,9 +885,9 @@ pub(super) fn fill_index(
     let flush = |batch: &mut Vec<Suppression>| {
         batch.sort_by(|a, b| a.tenant.as_str().cmp(b.tenant.as_str()));
         for tenant_rows in batch.chunk_by(|a, b| a.tenant == b.tenant) {
-            let changes: Vec<super::index::Change<'_>> = tenant_rows
+            let changes: Vec<crate::lookup_index::Change<'_>> = tenant_rows
                 .iter()
-                .map(super::index::Change::Added)
+                .map(crate::lookup_index::Change::Added)
                 .collect();
             index.apply(&tenant_rows[0].tenant, &changes);
         }

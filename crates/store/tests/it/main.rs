@@ -22,7 +22,7 @@ mod guarded;
 #[cfg(hush_postgres_tests)]
 mod postgres;
 #[cfg(hush_postgres_tests)]
-mod postgres_cache;
+mod postgres_mirror;
 mod postgres_setup;
 mod sqlite_file;
 mod support;

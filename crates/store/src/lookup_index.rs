@@ -1,7 +1,10 @@
 //! The lookup index: every entry of every address, in memory, compactly, so
-//! that a send check (`Backend::entries`) is answered without SQLite.
+//! that a send check (`Backend::entries`) is answered without a database
+//! read. Both stores use it: SQLite as below, PostgreSQL as a mirror kept
+//! current from the database's change log (`postgres/mirror.rs`, which
+//! says why that one is exact).
 //!
-//! Why it can be exact: the backend holds the file's serving lock
+//! Why it can be exact on SQLite: the backend holds the file's serving lock
 //! (`SqliteBackend::open`), so every write to the file goes through this
 //! process's writer thread. The index is built from the file at open, and
 //! the writer applies each command's change to it after the transaction
@@ -32,8 +35,8 @@
 //! Bounded: when the index would grow past its budget
 //! (`storage.lookup_index_mib`), the tenant whose write crossed it is
 //! dropped from the index and its lookups go back to SQLite (behind the
-//! address filter) until the next start. Interned texts are never freed;
-//! they count against the budget.
+//! address filter) until the next start. Interned texts are a tenant's own
+//! and go with it; they count against the budget.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -45,7 +48,12 @@ use hush_model::{
     Email, GroupId, KindFamily, Origin, Scope, Suppression, SuppressionId, TenantId, Timestamp,
 };
 
-use super::sql;
+use crate::sqlite::sql;
+
+/// The index's budget unless told otherwise, in MiB, for either store. On
+/// the benchmark's data (a bounce and an unsubscribe per address)
+/// 1,000,000 addresses take 48 MiB (docs/benchmarks.md).
+pub const DEFAULT_LOOKUP_INDEX_MIB: usize = 128;
 
 /// How large a chunk of records is. A record larger than this (an address
 /// with thousands of entries) cannot be indexed; its tenant is dropped.
@@ -404,20 +412,29 @@ struct TenantIndex {
     live: usize,
     garbage: usize,
     domains: Texts,
+    /// The tenant's texts: its own, so that dropping a tenant over the
+    /// budget frees them too (shared texts, never freed, once made every
+    /// later tenant go the same way).
+    texts: Texts,
 }
 
 /// One committed write's effect on an address, as the writer applies it.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Change<'a> {
+pub(crate) enum Change<'a> {
     Added(&'a Suppression),
     Removed(&'a str, SuppressionId),
+    /// Every entry of the address goes; the `Added` that follow it (in the
+    /// same `apply`) are what it holds now. How the PostgreSQL mirror
+    /// replaces an address that another instance changed: it learns which
+    /// addresses changed, not how (`postgres/mirror.rs`).
+    Cleared(&'a str),
 }
 
 impl Change<'_> {
     fn email(&self) -> &str {
         match self {
             Self::Added(entry) => entry.email.as_str(),
-            Self::Removed(email, _) => email,
+            Self::Removed(email, _) | Self::Cleared(email) => email,
         }
     }
 }
@@ -503,6 +520,7 @@ impl TenantIndex {
                     entries.push((encoded.key, encoded.bytes));
                 }
                 Change::Removed(_, id) => entries.retain(|(key, _)| key.1 != id.0),
+                Change::Cleared(_) => entries.clear(),
             }
         }
         // Newest first, as SQLite's `ORDER BY created_at DESC, id DESC`.
@@ -641,6 +659,7 @@ impl TenantIndex {
             .sum::<usize>()
             + self.table.capacity() * 5
             + self.domains.footprint()
+            + self.texts.footprint()
     }
 }
 
@@ -661,23 +680,20 @@ fn record_len(record: &[u8]) -> usize {
 struct State {
     budget: usize,
     tenants: HashMap<TenantId, TenantIndex>,
-    /// Tenants whose index went over the budget: SQLite answers them.
+    /// Tenants whose index went over the budget: the database answers them.
     dropped: HashSet<TenantId>,
-    texts: Texts,
 }
 
 impl State {
     fn footprint(&self) -> usize {
-        self.texts.footprint()
-            + self
-                .tenants
-                .values()
-                .map(TenantIndex::footprint)
-                .sum::<usize>()
+        self.tenants
+            .values()
+            .map(TenantIndex::footprint)
+            .sum::<usize>()
     }
 }
 
-pub(super) struct LookupIndex {
+pub(crate) struct LookupIndex {
     hasher: DefaultHashBuilder,
     state: RwLock<State>,
 }
@@ -685,34 +701,58 @@ pub(super) struct LookupIndex {
 impl LookupIndex {
     /// An empty index that may hold `budget` bytes; 0 turns it off (every
     /// lookup reads SQLite).
-    pub(super) fn new(budget: usize) -> Self {
+    pub(crate) fn new(budget: usize) -> Self {
         Self {
             hasher: DefaultHashBuilder::default(),
             state: RwLock::new(State {
                 budget,
                 tenants: HashMap::new(),
                 dropped: HashSet::new(),
-                texts: Texts::default(),
             }),
         }
     }
 
     /// Every entry of `email`, newest first; `None` when the index does not
     /// cover `tenant` (off, or over its budget).
-    pub(super) fn entries(&self, tenant: &TenantId, email: &Email) -> Option<Vec<Suppression>> {
+    pub(crate) fn entries(&self, tenant: &TenantId, email: &Email) -> Option<Vec<Suppression>> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         if state.budget == 0 || state.dropped.contains(tenant) {
             return None;
         }
         match state.tenants.get(tenant) {
             None => Some(Vec::new()),
-            Some(index) => index.entries(&self.hasher, &state.texts, tenant, email),
+            Some(index) => index.entries(&self.hasher, &index.texts, tenant, email),
         }
+    }
+
+    /// Forgets every tenant, dropped ones included, and turns the index back
+    /// on should a failed apply have turned it off: before it is built
+    /// again from scratch.
+    pub(crate) fn clear(&self, budget: usize) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        *state = State {
+            budget,
+            tenants: HashMap::new(),
+            dropped: HashSet::new(),
+        };
+    }
+
+    /// Whether lookups of `tenant` are answered by the index (it is on and
+    /// the tenant within its budget).
+    pub(crate) fn covers(&self, tenant: &TenantId) -> bool {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.budget > 0 && !state.dropped.contains(tenant)
+    }
+
+    /// Addresses held, over every tenant.
+    pub(crate) fn addresses(&self) -> usize {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.tenants.values().map(|t| t.table.len()).sum()
     }
 
     /// Takes a tenant out of the index for good (until the next start):
     /// its lookups read SQLite.
-    pub(super) fn drop_tenant(&self, tenant: &TenantId) {
+    pub(crate) fn drop_tenant(&self, tenant: &TenantId) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.tenants.remove(tenant);
         state.dropped.insert(tenant.clone());
@@ -721,7 +761,7 @@ impl LookupIndex {
     /// Applies committed changes of one tenant. Runs on the writer thread;
     /// should it panic, the index may be half-changed, so it is turned off
     /// (every lookup reads SQLite) rather than trusted.
-    pub(super) fn apply(&self, tenant: &TenantId, changes: &[Change<'_>]) {
+    pub(crate) fn apply(&self, tenant: &TenantId, changes: &[Change<'_>]) {
         if changes.is_empty() {
             return;
         }
@@ -730,7 +770,7 @@ impl LookupIndex {
         }));
         if applied.is_err() {
             tracing::error!(
-                "the lookup index failed to apply a write; lookups read SQLite from now on"
+                "the lookup index failed to apply a write; lookups read the database from now on"
             );
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
             state.budget = 0;
@@ -745,23 +785,25 @@ impl LookupIndex {
         }
         // Grouped by address: one rewrite of a record per address.
         let mut changes = changes.to_vec();
+        // Stable: a `Cleared` stays ahead of the `Added` that follow it.
         changes.sort_by(|a, b| a.email().cmp(b.email()));
-        let State { tenants, texts, .. } = &mut *state;
-        let index = tenants.entry(tenant.clone()).or_default();
+        let index = state.tenants.entry(tenant.clone()).or_default();
+        let mut texts = std::mem::take(&mut index.texts);
         let mut ok = true;
         for group in changes.chunk_by(|a, b| a.email() == b.email()) {
-            if !index.change(&self.hasher, texts, group[0].email(), group) {
+            if !index.change(&self.hasher, &mut texts, group[0].email(), group) {
                 ok = false;
                 break;
             }
         }
+        index.texts = texts;
         let allowed = CHUNK.max(index.live / GARBAGE_SHARE);
         ok = ok && index.compact(&self.hasher, allowed);
         if !ok || state.footprint() > state.budget {
             tracing::warn!(
                 tenant = %tenant,
                 budget_mib = state.budget >> 20,
-                "the lookup index is over its budget (storage.lookup_index_mib): this tenant's lookups read SQLite until the next start"
+                "the lookup index is over its budget (storage.lookup_index_mib): this tenant's lookups read the database until the next start"
             );
             state.tenants.remove(tenant);
             state.dropped.insert(tenant.clone());
@@ -772,7 +814,7 @@ impl LookupIndex {
 impl LookupIndex {
     /// Compacts every tenant as far as it goes: after the build at open,
     /// which rewrites the record of an address for each of its entries.
-    pub(super) fn compact_all(&self) {
+    pub(crate) fn compact_all(&self) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let State {
             tenants, dropped, ..
@@ -1026,7 +1068,7 @@ mod tests {
         let changes: Vec<Change<'_>> = entries.iter().map(Change::Added).collect();
         index.apply(&t, &changes);
         // One status, one reason shape, one domain.
-        assert_eq!(index.state.read().unwrap().texts.items.len(), 2);
+        assert_eq!(index.state.read().unwrap().tenants[&t].texts.items.len(), 2);
         assert_eq!(
             index.entries(&t, &email(7)).unwrap(),
             vec![entries[7].clone()]
