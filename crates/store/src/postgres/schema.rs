@@ -92,7 +92,10 @@ CREATE TABLE hush_tenant_versions (
     // writes the marker ('', ''): every instance rebuilds (a tenant is
     // never empty). The horizon is where pruning has deleted up to: an
     // instance whose last snapshot is older rebuilds instead of trusting a
-    // log with a hole in it.
+    // log with a hole in it. The functions keep the search path of the
+    // migration, so they find `hush_changes` whoever's session fires them.
+    // Writes with triggers off (`session_replication_role = replica`, a
+    // restore with triggers disabled) are not logged: docs/operations.md.
     r#"
 CREATE TABLE hush_changes (
     xid    XID8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -109,7 +112,8 @@ CREATE TABLE hush_change_horizon (
 
 INSERT INTO hush_change_horizon (pruned_below) VALUES ('0');
 
-CREATE FUNCTION hush_log_changed_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION hush_log_changed_rows() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO hush_changes (tenant, email)
         SELECT DISTINCT tenant, email FROM changed_rows;
@@ -117,7 +121,8 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION hush_log_updated_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION hush_log_updated_rows() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO hush_changes (tenant, email)
         SELECT tenant, email FROM old_rows UNION SELECT tenant, email FROM new_rows;
@@ -125,7 +130,8 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION hush_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION hush_log_truncate() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO hush_changes (tenant, email) VALUES ('', '');
     RETURN NULL;

@@ -346,21 +346,26 @@ pub(super) async fn entries(
 // ---------------------------------------------------------------------------
 // The lookup mirror's reads (`mirror.rs`)
 
-/// Every address changed since the snapshot `$1` (a `pg_snapshot` as text),
-/// with what it holds now, all read in this statement's snapshot, which
-/// comes back in every row as `now`. A change is in the log as the
-/// transaction that made it (`schema`, migration 3): it is new to `$1`
-/// exactly when `$1` did not see that transaction, and every transaction
-/// below `$1`'s xmin had ended before `$1` was taken, so the index on `xid`
-/// bounds the scan. `rebuild` is true when the log cannot say what changed:
-/// pruning has deleted past `$1`'s xmin, or the server's transaction
-/// counter is behind `$1` (a restore, a failover that lost commits); the
-/// rest of the statement then reads nothing. A missing horizon row counts
-/// as a hole.
+/// Every address changed since the held snapshot (a `pg_snapshot`), with
+/// what it holds now, all read in this statement's snapshot, which comes
+/// back in every row as `now`. A change is in the log as the transaction
+/// that made it (`schema`, migration 3). `rebuild` is true when the log
+/// cannot say what changed: pruning has deleted past the held snapshot's
+/// xmin (a missing horizon row counts as that), or the server's transaction
+/// counter is behind it (a restore); the rest of the statement then reads
+/// nothing.
 ///
 /// One row for the snapshot when nothing changed; for a changed address,
 /// one row per entry, or one with a NULL `id` when it has none left.
-/// Ordered by address, so an address's rows come together.
+/// Ordered by address, so an address's rows come together. `started` is
+/// the server's start time: a different one (a restart, a failover to
+/// another server, a restore) means the log may not be the one the held
+/// snapshot was read against, and the mirror rebuilds.
+///
+/// The transactions the held snapshot did not see are exactly those from
+/// its xmax on and those it lists as running (`xip`); everything else below
+/// its xmax had ended, seen or rolled back. Two index scans on `xid` find
+/// them, however old the oldest running transaction is.
 ///
 /// `held` is the snapshot as SQL (a parameter or a checked literal), and
 /// `limit` caps the log rows read. Why the cap: prepared once and run with
@@ -377,19 +382,22 @@ pub(super) async fn entries(
 fn changes_since(held: &str, limit: &str) -> String {
     format!(
         "WITH snap AS ( \
-             SELECT pg_current_snapshot() AS now, \
+             SELECT pg_current_snapshot() AS now, pg_postmaster_start_time()::text AS started, \
                  coalesce((SELECT pruned_below FROM hush_change_horizon) \
                      > pg_snapshot_xmin({held}), TRUE) \
                  OR pg_snapshot_xmax(pg_current_snapshot()) < pg_snapshot_xmax({held}) \
                  AS rebuild \
          ), logged AS MATERIALIZED ( \
-             SELECT tenant, email FROM hush_changes \
-             WHERE xid >= pg_snapshot_xmin({held}) \
-               AND NOT pg_visible_in_snapshot(xid, {held}) \
-               AND NOT (SELECT rebuild FROM snap) \
-             {limit} \
+             (SELECT tenant, email FROM hush_changes \
+              WHERE xid >= pg_snapshot_xmax({held}) AND NOT (SELECT rebuild FROM snap) \
+              {limit}) \
+             UNION ALL \
+             (SELECT tenant, email FROM hush_changes \
+              WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip({held}))) \
+                AND NOT (SELECT rebuild FROM snap) \
+              {limit}) \
          ), changed AS (SELECT DISTINCT tenant, email FROM logged) \
-         SELECT snap.now::text AS now, snap.rebuild, \
+         SELECT snap.now::text AS now, snap.started, snap.rebuild, \
              (SELECT count(*) FROM logged) >= {STEP_LOG_CAP} AS overflow, \
              c.tenant AS changed_tenant, c.email AS changed_email, \
              s.id, s.email, s.group_id, s.family, s.class, s.status, s.reason, s.source, \
@@ -404,7 +412,8 @@ fn changes_since(held: &str, limit: &str) -> String {
     )
 }
 
-/// Log rows a prepared step reads at most (see [`changes_since`]).
+/// Log rows a prepared step reads at most, from each of its two scans
+/// (see [`changes_since`]); reading this many in all counts as overflow.
 pub(super) const STEP_LOG_CAP: usize = 1_000;
 
 /// The prepared step: `$1` is the held snapshot as text.
@@ -433,22 +442,34 @@ pub(super) fn changes_since_unbounded(held: &str) -> Option<AssertSqlSafe<String
 /// in every row; one row with a NULL `id` for an empty table): what the
 /// mirror is built from.
 pub(super) const EVERYTHING: &str = "\
-SELECT snap.now::text AS now, s.tenant AS changed_tenant, \
-    s.id, s.email, s.group_id, s.family, s.class, s.status, s.reason, s.source, s.origin, \
+SELECT snap.now::text AS now, pg_postmaster_start_time()::text AS started, \
+    s.tenant AS changed_tenant, s.id, s.email, s.group_id, s.family, s.class, s.status, s.reason, s.source, s.origin, \
     s.created_at \
 FROM (SELECT pg_current_snapshot() AS now) AS snap LEFT JOIN suppressions AS s ON TRUE";
 
-/// Deletes the change log below `$1` (an xid, as text) and records that it
-/// did, in one statement and so one transaction: a reader sees both or
-/// neither.
+/// Log rows one prune deletes at most: a prune runs between steps, and
+/// lookups wait for it.
+pub(super) const PRUNE_CHUNK: i64 = 10_000;
+
+/// Deletes up to [`PRUNE_CHUNK`] rows of the change log below `$1` (an xid,
+/// as text) and raises the horizon to it, in one statement and so one
+/// transaction: a reader sees both or neither. The horizon says what may be
+/// gone, so raising it past rows still there only costs a rebuild to an
+/// instance behind it. `$1` is clamped to the xmin of the statement's own
+/// snapshot: an xid from before a restore must not pin the horizon above
+/// every xid the restored server hands out. Returns the rows deleted.
 pub(super) async fn prune_changes(conn: &mut PgConnection, below: &str) -> Result<u64, StoreError> {
     let deleted: i64 = sqlx::query(
-        "WITH gone AS (DELETE FROM hush_changes WHERE xid < $1::text::xid8 RETURNING 1), \
+        "WITH bound AS (SELECT least($1::text::xid8, pg_snapshot_xmin(pg_current_snapshot())) AS below), \
+         gone AS (DELETE FROM hush_changes WHERE ctid = ANY (ARRAY( \
+             SELECT ctid FROM hush_changes WHERE xid < (SELECT below FROM bound) LIMIT $2)) \
+             RETURNING 1), \
          moved AS (UPDATE hush_change_horizon \
-             SET pruned_below = greatest(pruned_below, $1::text::xid8)) \
+             SET pruned_below = greatest(pruned_below, (SELECT below FROM bound))) \
          SELECT count(*) FROM gone",
     )
     .bind(below)
+    .bind(PRUNE_CHUNK)
     .fetch_one(conn)
     .await?
     .try_get(0)?;

@@ -68,8 +68,8 @@ CREATE INDEX suppressions_by_time
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 /// Page cache of each read connection, in KiB (SQLite takes a negative
-/// `cache_size` as KiB).
-const READER_CACHE_KIB: i64 = -8192;
+/// `cache_size` as KiB): SQLite's default, 2 MiB.
+const READER_CACHE_KIB: i64 = -2048;
 
 /// The one connection that writes. Acknowledged writes must survive a crash
 /// of the process and of the machine, so the WAL is synced on every commit
@@ -102,10 +102,12 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // A lookup descends two B-trees (the identity index, then the table).
-    // With SQLite's default 2 MiB page cache their interior pages did not
-    // all stay cached on a 2,000,000-entry file, and every lookup paid
-    // `pread`s for them (docs/benchmarks.md); 8 MiB per reader keeps them.
+    // 8 MiB per reader kept the interior pages of both B-trees cached for
+    // lookups that read SQLite (docs/benchmarks.md). Lookups now come from
+    // the lookup index, and those 24 MiB more over four readers were most
+    // of what the 1,000,000-entry dump's peak RSS ranged over (130 to 158
+    // MiB against a limit of 150, issue 8); a tenant over the index's budget
+    // pays the `pread`s again.
     conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     keep_plans(&conn)?;
