@@ -65,7 +65,7 @@ CREATE INDEX suppressions_by_time
 "#,
     // 2: a version per tenant, bumped by every write transaction that
     // changes the tenant's data, as its last statement (`sql::bump_version`).
-    // The lookup cache (`cache.rs`) trusts a cached answer only while the
+    // The previous release's lookup cache trusted a cached answer only while the
     // version it was read at is still the current one. The version is the
     // sum of the tenant's shards: each bump adds 1 to the shard of its
     // connection, so the sum grows with every commit (equal sums mean no
