@@ -56,6 +56,12 @@ async fn two_instances(database: &TempDatabase) -> (PostgresBackend, PostgresBac
     (database.backend().await, database.backend().await)
 }
 
+/// Runs SQL on the database behind hush's back: what an operator in psql,
+/// or an older hush, would do.
+async fn by_hand(conn: &mut sqlx::PgConnection, sql: &'static str) {
+    sqlx::raw_sql(sql).execute(conn).await.unwrap();
+}
+
 #[tokio::test]
 async fn an_add_on_one_instance_is_seen_by_the_next_lookup_on_another() {
     let database = TempDatabase::create().await;
@@ -230,14 +236,14 @@ async fn a_tenant_over_the_budget_is_read_from_postgres_and_stays_exact() {
     let (big, small) = (tenant("big"), tenant("small"));
     // About 3 MiB of reasons that repeat nowhere: past a 1 MiB budget.
     let mut conn = database.connection().await;
-    sqlx::query(
-        "INSERT INTO suppressions (tenant, email, family, class, status, reason, origin, created_at) \
+    by_hand(
+        &mut conn,
+        "INSERT INTO suppressions \
+         (tenant, email, family, class, status, reason, origin, created_at) \
          SELECT 'big', 'u' || n || '@x.com', 0, 0, '5.1.1', repeat(md5(n::text), 24), 0, n \
          FROM generate_series(1, 3000) AS n",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     let kept = add(&a, &small, unsubscribe("s@x.com", Scope::Global)).await;
     let mut options = database.options();
     options.lookup_index_mib = 1;
@@ -346,10 +352,7 @@ async fn a_truncate_makes_every_instance_build_again() {
     add(&a, &t, unsubscribe("x@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &t, "x@x.com").await.len(), 1);
     let mut conn = database.connection().await;
-    sqlx::query("TRUNCATE suppressions")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    by_hand(&mut conn, "TRUNCATE suppressions").await;
     assert!(ids(&b, &t, "x@x.com").await.is_empty());
     assert_eq!(b.mirror_builds(), 2);
     assert_eq!(b.mirrored_addresses(), 0);
@@ -377,13 +380,12 @@ async fn an_instance_behind_the_pruning_horizon_builds_again() {
     assert_eq!(a.remove_ids(&t, &[made.id]).await.unwrap(), 1);
     // The log of the remove is gone, and the horizon says so.
     let mut conn = database.connection().await;
-    sqlx::raw_sql(
+    by_hand(
+        &mut conn,
         "BEGIN; DELETE FROM hush_changes; \
          UPDATE hush_change_horizon SET pruned_below = pg_current_xact_id(); COMMIT",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     assert!(
         ids(&b, &t, "x@x.com").await.is_empty(),
         "the remove is seen"
@@ -438,13 +440,12 @@ async fn a_step_past_the_log_cap_applies_every_change() {
     let t = tenant("t");
     assert!(ids(&b, &t, "u1@x.com").await.is_empty());
     let mut conn = database.connection().await;
-    sqlx::query(
+    by_hand(
+        &mut conn,
         "INSERT INTO suppressions (tenant, email, family, origin, created_at) \
          SELECT 't', 'u' || n || '@x.com', 3, 0, n FROM generate_series(1, 1500) AS n",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     for n in [1, 999, 1000, 1001, 1500] {
         assert_eq!(ids(&b, &t, &format!("u{n}@x.com")).await.len(), 1, "u{n}");
     }
@@ -462,20 +463,19 @@ async fn a_write_running_across_a_step_is_seen_once_it_commits() {
     let b = database.backend().await;
     let t = tenant("t");
     let mut conn = database.connection().await;
-    sqlx::raw_sql(
+    by_hand(
+        &mut conn,
         "BEGIN; INSERT INTO suppressions (tenant, email, family, origin, created_at) \
          VALUES ('t', 'x@x.com', 3, 0, 5)",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     // b steps (and holds a snapshot) while the insert's transaction runs,
     // and a later transaction commits, so the next snapshot's xmax is past
     // the insert's.
     assert!(ids(&b, &t, "x@x.com").await.is_empty(), "not committed yet");
     let other = add(&b, &t, unsubscribe("y@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &t, "y@x.com").await, [other.id]);
-    sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+    by_hand(&mut conn, "COMMIT").await;
     assert_eq!(ids(&b, &t, "x@x.com").await.len(), 1, "committed: seen");
     assert_eq!(b.mirror_builds(), 1);
 }
@@ -489,13 +489,12 @@ async fn rows_written_by_hand_in_another_form_are_left_out() {
     let b = database.backend().await;
     let t = tenant("t");
     let mut conn = database.connection().await;
-    sqlx::query(
+    by_hand(
+        &mut conn,
         "INSERT INTO suppressions (tenant, email, family, origin, created_at) \
          VALUES ('t', 'X@x.com', 3, 0, 5)",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    .await;
     let mut options = database.options();
     options.lookup_index_mib = 0;
     let direct = PostgresBackend::connect(options).await.unwrap();
@@ -503,9 +502,6 @@ async fn rows_written_by_hand_in_another_form_are_left_out() {
         ids(&b, &t, "x@x.com").await,
         ids(&direct, &t, "x@x.com").await
     );
-    sqlx::query("DELETE FROM suppressions")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    by_hand(&mut conn, "DELETE FROM suppressions").await;
     assert!(ids(&b, &t, "x@x.com").await.is_empty());
 }
