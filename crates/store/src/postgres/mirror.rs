@@ -73,8 +73,8 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const APPLY_BATCH: usize = 10_000;
 
 /// `None` when the lookup must read PostgreSQL itself: its tenant is not
-/// (or no longer) in the index.
-type Reply = Result<Option<Vec<Suppression>>, EngineError>;
+/// (or no longer) in the index, or the step failed.
+type Reply = Option<Vec<Suppression>>;
 
 struct Waiter {
     tenant: TenantId,
@@ -142,9 +142,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Fails the waiters a driver still holds should it stop early (its
-/// runtime shut down), so that their lookups do not wait for ever, and
-/// lets the next lookup start a driver.
+/// Drops the waiters a driver still holds should it stop early (its
+/// runtime shut down), so that their lookups read PostgreSQL instead of
+/// waiting for ever, and lets the next lookup start a driver.
 struct DriverGuard<'a> {
     mirror: &'a Mirror,
     done: bool,
@@ -158,6 +158,11 @@ impl Drop for DriverGuard<'_> {
             queue.waiters.clear();
         }
     }
+}
+
+/// The xmin of a snapshot's text (`xmin:xmax:xip,…`).
+fn xmin_of(snapshot: &str) -> &str {
+    snapshot.split(':').next().unwrap_or_default()
 }
 
 /// What one step read.
@@ -229,13 +234,9 @@ impl Mirror {
                 // away does not take the step of the others with it.
                 tokio::spawn(Arc::clone(self).drive());
             }
-            let answered = answer.await.unwrap_or_else(|_| {
-                Err(EngineError::Unavailable {
-                    backend: NAME,
-                    reason: "the lookup was abandoned while the gateway stopped".to_owned(),
-                })
-            })?;
-            if let Some(found) = answered {
+            // A driver that stopped without answering (its runtime shut
+            // down) leaves the lookup to PostgreSQL too.
+            if let Some(found) = answer.await.ok().flatten() {
                 return Ok(found);
             }
         }
@@ -299,7 +300,7 @@ impl Mirror {
                     Ok(()) => self.index.entries(&waiter.tenant, &waiter.email),
                     Err(_) => None,
                 };
-                let _ = waiter.reply.send(Ok(reply));
+                let _ = waiter.reply.send(reply);
             }
         }
         drop(position);
@@ -510,8 +511,9 @@ impl Mirror {
             .back()
             .is_none_or(|(at, _)| at.elapsed() >= PRUNE_EVERY);
         if due {
-            let xmin = held.split(':').next().unwrap_or_default().to_owned();
-            position.samples.push_back((Instant::now(), xmin));
+            position
+                .samples
+                .push_back((Instant::now(), xmin_of(held).to_owned()));
             while let Some((at, _)) = position.samples.front() {
                 if at.elapsed() < RETENTION {
                     break;
@@ -537,8 +539,7 @@ impl Mirror {
     pub(super) async fn prune_now(&self) -> Result<u64, EngineError> {
         let mut position = self.position.lock().await;
         self.step(&mut position).await?;
-        let held = position.snapshot.as_deref().unwrap_or_default();
-        let xmin = held.split(':').next().unwrap_or_default();
+        let xmin = xmin_of(position.snapshot.as_deref().unwrap_or_default());
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         Ok(sql::prune_changes(&mut conn, xmin).await?)
     }
