@@ -24,18 +24,19 @@
 //!
 //! When the log cannot say what changed, the mirror is built again from a
 //! fresh snapshot: at start, when pruning has deleted past the snapshot it
-//! holds, when the server's transaction counter went back (a restore), and
-//! after a TRUNCATE. A step that fails half way leaves the snapshot where
-//! it was; the next step replaces every address again, which is
-//! idempotent.
+//! holds, when the server's transaction counter went back or its start time
+//! changed (a restart, a restore, a failover), and after a TRUNCATE. A step
+//! that fails or times out ([`STEP_TIMEOUT`]) leaves the snapshot where it
+//! was, and its lookups read PostgreSQL themselves; the next step replaces
+//! every address again, which is idempotent.
 //!
 //! A tenant the index cannot hold (over `storage.lookup_index_mib`) is read
 //! from PostgreSQL for each lookup, as is every lookup with the index off.
 //! Such a read starts after the lookup arrived, so it is exact too.
 //!
-//! The log is pruned by each instance ([`PRUNE_EVERY`]): below the oldest
-//! transaction its snapshot of [`RETENTION`] ago still had running. An
-//! instance that stopped stepping for longer rebuilds.
+//! The log is pruned by each instance as it steps ([`PRUNE_EVERY`]): below
+//! the oldest transaction its snapshot of [`RETENTION`] ago still had
+//! running. An instance that stopped stepping for longer rebuilds.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +158,21 @@ impl Drop for DriverGuard<'_> {
             queue.driving = false;
             queue.waiters.clear();
         }
+    }
+}
+
+/// `work`, or an error once `limit` has passed: a socket that went quiet
+/// must not hold every lookup (they read PostgreSQL once the step fails).
+async fn within<T>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(EngineError::Unavailable {
+            backend: NAME,
+            reason: format!("the lookup mirror's step took more than {limit:?}"),
+        }),
     }
 }
 
@@ -314,18 +330,7 @@ impl Mirror {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        let limit = if position.snapshot.is_some() {
-            STEP_TIMEOUT
-        } else {
-            BUILD_TIMEOUT
-        };
-        let stepped = match tokio::time::timeout(limit, self.step_on(&mut conn, position)).await {
-            Ok(stepped) => stepped,
-            Err(_) => Err(EngineError::Unavailable {
-                backend: NAME,
-                reason: format!("the lookup mirror's step took more than {limit:?}"),
-            }),
-        };
+        let stepped = self.step_on(&mut conn, position).await;
         // A connection whose step failed may be broken or stopped half way
         // through a result: the next step opens another.
         if stepped.is_ok() {
@@ -370,7 +375,9 @@ impl Mirror {
         position: &mut Position,
     ) -> Result<(), EngineError> {
         let moved = match (position.snapshot.as_deref(), position.server.as_deref()) {
-            (Some(held), Some(server)) => self.apply_changes(conn, held, server).await?,
+            (Some(held), Some(server)) => {
+                within(STEP_TIMEOUT, self.apply_changes(conn, held, server)).await?
+            }
             _ => Step::Rebuild,
         };
         let now = match moved {
@@ -381,14 +388,18 @@ impl Mirror {
                 // transactions (a restore): none is trusted to prune by.
                 position.samples.clear();
                 position.prune_below = None;
-                let (now, server) = self.rebuild(conn).await?;
+                let (now, server) = within(BUILD_TIMEOUT, self.rebuild(conn)).await?;
                 position.server = Some(server);
                 now
             }
         };
         position.snapshot = Some(now);
         position.last_step = Instant::now();
-        self.prune(conn, position).await?;
+        // The log waits for the next step should pruning fail; the
+        // lookups need not.
+        if let Err(err) = within(STEP_TIMEOUT, self.prune(conn, position)).await {
+            tracing::warn!(error = %err, "pruning the postgres change log failed; the next step tries again");
+        }
         Ok(())
     }
 

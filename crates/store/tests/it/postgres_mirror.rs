@@ -505,3 +505,27 @@ async fn rows_written_by_hand_in_another_form_are_left_out() {
     by_hand(&mut conn, "DELETE FROM suppressions").await;
     assert!(ids(&b, &t, "x@x.com").await.is_empty());
 }
+
+/// A step that cannot run (here the log is locked by another session; the
+/// mirror's connection gives up after `lock_timeout`) leaves its lookups to
+/// PostgreSQL, which answers them exactly; once the lock goes, steps serve
+/// again.
+#[tokio::test]
+async fn lookups_read_postgres_while_a_step_cannot_run() {
+    let database = TempDatabase::create().await;
+    let (a, b) = two_instances(&database).await;
+    let t = tenant("t");
+    assert!(ids(&b, &t, "x@x.com").await.is_empty());
+    let made = add(&a, &t, unsubscribe("x@x.com", Scope::Global)).await;
+    let mut conn = database.connection().await;
+    by_hand(
+        &mut conn,
+        "BEGIN; LOCK TABLE hush_changes IN ACCESS EXCLUSIVE MODE",
+    )
+    .await;
+    assert_eq!(ids(&b, &t, "x@x.com").await, [made.id], "read directly");
+    assert_eq!(b.entry_reads(), 1);
+    by_hand(&mut conn, "COMMIT").await;
+    assert_eq!(ids(&b, &t, "x@x.com").await, [made.id]);
+    assert_eq!(b.entry_reads(), 1, "the mirror serves again");
+}
