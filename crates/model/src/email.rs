@@ -31,6 +31,8 @@ pub enum EmailError {
     TooLong(usize),
     #[error("email address contains whitespace")]
     Whitespace,
+    #[error("email address contains the control character {0:?}")]
+    ControlChar(char),
     #[error("email address has no '@'")]
     MissingAt,
     #[error("email address has nothing before the '@'")]
@@ -39,8 +41,10 @@ pub enum EmailError {
     LocalPartTooLong(usize),
     #[error("the part before the '@' contains the character {0:?}, which is not allowed")]
     InvalidLocalChar(char),
-    #[error("the part before the '@' starts or ends with a dot, or has two dots in a row")]
-    MisplacedDot,
+    #[error("the part before the '@' is only dots")]
+    OnlyDots,
+    #[error("the quoted part before the '@' is not closed, or has text after its closing quote")]
+    UnclosedQuote,
     #[error("email address has nothing after the '@'")]
     EmptyDomain,
     #[error("the domain {0:?} has no dot")]
@@ -53,12 +57,30 @@ pub enum EmailError {
     InvalidDomainChar(String, char),
     #[error("the domain label {0:?} starts or ends with a hyphen")]
     MisplacedHyphen(String),
+    #[error("the domain literal {0:?} is not an IPv4 or IPv6 address")]
+    InvalidDomainLiteral(String),
 }
 
 impl Email {
-    /// Trims surrounding whitespace, lowercases, and checks the syntax of a
-    /// dot-atom address (RFC 5322 §3.4.1 without quoted local parts or
-    /// domain literals, which no provider here accepts).
+    /// Trims surrounding whitespace, lowercases, and checks that what is
+    /// left is an address a mail server could have been asked to deliver
+    /// to, and so could have rejected.
+    ///
+    /// That is wider than RFC 5322's dot-atom, because a suppression list
+    /// must be able to hold whatever bounced:
+    /// - a local part of `atext` and dots in any order: Japanese carriers
+    ///   (docomo, au) issued `a..b@` and `a.@` addresses for years, and MTAs
+    ///   deliver to them and bounce them;
+    /// - a quoted local part (RFC 5321 §4.1.2 `Quoted-string`), spaces and
+    ///   quoted pairs included;
+    /// - UTF-8 local parts and domains (RFC 6531), and IDN domains in either
+    ///   form (`münchen.de` or `xn--mnchen-3ya.de`);
+    /// - a domain literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`; RFC 5321
+    ///   §4.1.3).
+    ///
+    /// What can never be an address stays refused: no `@`, whitespace or
+    /// control characters outside quotes, an empty part, a domain label
+    /// that is not a DNS label.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -69,8 +91,11 @@ impl Email {
         if length > MAX_ADDRESS {
             return Err(EmailError::TooLong(length));
         }
-        if address.chars().any(char::is_whitespace) {
-            return Err(EmailError::Whitespace);
+        if let Some(c) = address
+            .chars()
+            .find(|c| c.is_control() && !c.is_whitespace())
+        {
+            return Err(EmailError::ControlChar(c));
         }
         let (local, domain) = address.rsplit_once('@').ok_or(EmailError::MissingAt)?;
         check_local_part(local)?;
@@ -100,13 +125,41 @@ fn check_local_part(local: &str) -> Result<(), EmailError> {
     if length > MAX_LOCAL {
         return Err(EmailError::LocalPartTooLong(length));
     }
+    if local.starts_with('"') {
+        return check_quoted(local);
+    }
+    if local.chars().any(char::is_whitespace) {
+        return Err(EmailError::Whitespace);
+    }
     if let Some(bad) = local.chars().find(|&c| !is_local_char(c)) {
         return Err(EmailError::InvalidLocalChar(bad));
     }
-    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err(EmailError::MisplacedDot);
+    if local.chars().all(|c| c == '.') {
+        return Err(EmailError::OnlyDots);
     }
     Ok(())
+}
+
+/// RFC 5321 §4.1.2: `DQUOTE *QcontentSMTP DQUOTE`, where a character is
+/// printable ASCII or a space (`qtextSMTP`), a backslash pair
+/// (`quoted-pairSMTP`), or UTF-8 (RFC 6531 §3.3).
+fn check_quoted(local: &str) -> Result<(), EmailError> {
+    let mut chars = local.chars().skip(1);
+    loop {
+        match chars.next() {
+            None => return Err(EmailError::UnclosedQuote),
+            Some('"') => break,
+            Some(c) if c.is_whitespace() && c != ' ' => return Err(EmailError::Whitespace),
+            Some('\\') => {
+                chars.next().ok_or(EmailError::UnclosedQuote)?;
+            }
+            Some(_) => {}
+        }
+    }
+    match chars.next() {
+        None => Ok(()),
+        Some(_) => Err(EmailError::UnclosedQuote),
+    }
 }
 
 /// RFC 5322 `atext` plus '.', and any non-ASCII character (RFC 6531 allows
@@ -118,6 +171,12 @@ fn is_local_char(c: char) -> bool {
 fn check_domain(domain: &str) -> Result<(), EmailError> {
     if domain.is_empty() {
         return Err(EmailError::EmptyDomain);
+    }
+    if let Some(literal) = domain.strip_prefix('[') {
+        return check_domain_literal(domain, literal);
+    }
+    if domain.chars().any(char::is_whitespace) {
+        return Err(EmailError::Whitespace);
     }
     if !domain.contains('.') {
         return Err(EmailError::DomainWithoutDot(domain.to_owned()));
@@ -140,6 +199,17 @@ fn check_domain(domain: &str) -> Result<(), EmailError> {
         }
     }
     Ok(())
+}
+
+/// RFC 5321 §4.1.3: `[IPv4]` or `[IPv6:…]` (lowercased here to `ipv6:`).
+fn check_domain_literal(domain: &str, inner: &str) -> Result<(), EmailError> {
+    let invalid = || EmailError::InvalidDomainLiteral(domain.to_owned());
+    let address = inner.strip_suffix(']').ok_or_else(invalid)?;
+    let parsed = match address.strip_prefix("ipv6:") {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => address.parse::<std::net::Ipv4Addr>().is_ok(),
+    };
+    if parsed { Ok(()) } else { Err(invalid()) }
 }
 
 impl fmt::Display for Email {
@@ -188,8 +258,15 @@ mod tests {
             ("@example.com", EmailError::EmptyLocalPart),
             ("bob@", EmailError::EmptyDomain),
             ("bob smith@example.com", EmailError::Whitespace),
-            (".bob@example.com", EmailError::MisplacedDot),
-            ("bo..b@example.com", EmailError::MisplacedDot),
+            ("...@example.com", EmailError::OnlyDots),
+            ("bob\u{7}@example.com", EmailError::ControlChar('\u{7}')),
+            ("bob@exam\u{0}ple.com", EmailError::ControlChar('\u{0}')),
+            ("\"bob@example.com", EmailError::UnclosedQuote),
+            ("\"bob\"x@example.com", EmailError::UnclosedQuote),
+            (
+                "bob@[300.1.1.1]",
+                EmailError::InvalidDomainLiteral("[300.1.1.1]".into()),
+            ),
             ("bob(x)@example.com", EmailError::InvalidLocalChar('(')),
             (
                 "bob@localhost",
@@ -218,6 +295,32 @@ mod tests {
         );
         let long = format!("a@{}.com", "b".repeat(260));
         assert!(matches!(Email::parse(&long), Err(EmailError::TooLong(_))));
+    }
+
+    /// Addresses that real MTAs deliver to, and so bounce, are kept as
+    /// they are (lowercased).
+    #[test]
+    fn odd_but_real_addresses_are_accepted() {
+        for raw in [
+            "a..b@docomo.ne.jp",
+            ".a@docomo.ne.jp",
+            "a.@ezweb.ne.jp",
+            "\"john doe\"@example.com",
+            "\"a@b\"@example.com",
+            "\"quo\\\"ted\"@example.com",
+            "bob@münchen.de",
+            "bob@xn--mnchen-3ya.de",
+            "用户@例子.广告",
+            "bob@[192.0.2.1]",
+            "bob@[ipv6:2001:db8::1]",
+        ] {
+            let email = Email::parse(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(email.as_str(), raw.to_lowercase());
+        }
+        assert_eq!(
+            Email::parse("Bob@[IPv6:2001:DB8::1]").map(Email::into_string),
+            Ok("bob@[ipv6:2001:db8::1]".to_owned())
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub use group::{
 pub use ids::{
     GROUP_KEY_MAX, GroupId, GroupKey, GroupKeyError, SuppressionId, TenantId, TenantIdError,
 };
-pub use query::{EmailMatch, ListFilter, Page, PageRequest, ScanCursor, ScopeFilter};
+pub use query::{
+    EmailMatch, FilterError, ListFilter, MAX_FILTER_CHARS, MAX_WILDCARDS, Page, PageRequest,
+    ScanCursor, ScopeFilter,
+};
 pub use suppression::{
     BounceClass, Kind, KindFamily, KindSet, NewSuppression, Origin, Scope, Suppression,
 };

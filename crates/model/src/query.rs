@@ -24,7 +24,8 @@ impl ScopeFilter {
 }
 
 /// How a listing matches addresses. Prefix and substring needles are
-/// lowercase, like stored addresses.
+/// lowercase, like stored addresses, and made only through the
+/// constructors, which bound them ([`MAX_FILTER_CHARS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailMatch {
     Exact(Email),
@@ -40,23 +41,64 @@ pub enum EmailMatch {
     Pattern(Vec<String>),
 }
 
+/// The longest filter text an API accepts, in characters: no address is
+/// longer (RFC 5321 §4.5.3.1.3), so a longer needle matches nothing, and
+/// the bound bounds the work of a match.
+pub const MAX_FILTER_CHARS: usize = 254;
+/// Most `%` wildcards in a SendGrid pattern: each one multiplies the work
+/// of a LIKE match (SQLite backtracks per wildcard), and no real filter
+/// needs more than a few.
+pub const MAX_WILDCARDS: usize = 8;
+
+/// Why a filter's text is unusable. Every API answers it with a 400 in its
+/// own format, naming its parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("the filter is {0} characters long; the limit is 254, the longest an address can be")]
+    TooLong(usize),
+    #[error("the filter contains the control character {0:?}, which no address can contain")]
+    ControlChar(char),
+    #[error("the filter has {0} '%' wildcards; the limit is 8")]
+    TooManyWildcards(usize),
+}
+
 impl EmailMatch {
-    pub fn prefix(raw: &str) -> Self {
-        Self::Prefix(raw.trim().to_lowercase())
+    /// A literal prefix: every character, `%` and `_` included, is itself.
+    pub fn prefix(raw: &str) -> Result<Self, FilterError> {
+        Ok(Self::Prefix(needle(raw.trim())?))
     }
 
-    pub fn contains(raw: &str) -> Self {
-        Self::Contains(raw.trim().to_lowercase())
+    /// A literal substring, not trimmed (SendPost's `search` is a
+    /// substring as sent, specs/sendpost.md §4.2).
+    pub fn contains(raw: &str) -> Result<Self, FilterError> {
+        Ok(Self::Contains(needle(raw)?))
     }
 
-    /// A SendGrid `email` filter: a plain prefix unless it has a `%`.
-    pub fn pattern(raw: &str) -> Self {
-        let raw = raw.trim().to_lowercase();
-        if raw.contains('%') {
-            Self::Pattern(raw.split('%').map(str::to_owned).collect())
-        } else {
-            Self::Prefix(raw)
+    /// A SendGrid `email` filter (specs/sendgrid-v3.md §2.1): a prefix in
+    /// which `%` stands for any run of characters, a plain prefix when it
+    /// has none. A run of `%`s is one wildcard.
+    pub fn pattern(raw: &str) -> Result<Self, FilterError> {
+        let raw = needle(raw.trim())?;
+        if !raw.contains('%') {
+            return Ok(Self::Prefix(raw));
         }
+        let mut parts: Vec<String> = Vec::new();
+        for (at, part) in raw.split('%').enumerate() {
+            // The first part is the prefix, even when empty; an empty part
+            // after it is a doubled '%'.
+            if at == 0 || !part.is_empty() {
+                parts.push(part.to_owned());
+            }
+        }
+        let wildcards = if raw.ends_with('%') {
+            parts.len()
+        } else {
+            parts.len() - 1
+        };
+        if wildcards > MAX_WILDCARDS {
+            return Err(FilterError::TooManyWildcards(wildcards));
+        }
+        Ok(Self::Pattern(parts))
     }
 
     pub fn matches(&self, email: &Email) -> bool {
@@ -83,6 +125,18 @@ impl EmailMatch {
             }
         }
     }
+}
+
+/// A filter's text, lowercased, once it is known to be usable.
+fn needle(raw: &str) -> Result<String, FilterError> {
+    let length = raw.chars().count();
+    if length > MAX_FILTER_CHARS {
+        return Err(FilterError::TooLong(length));
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(FilterError::ControlChar(c));
+    }
+    Ok(raw.to_lowercase())
 }
 
 /// A listing's filter. Every listing is ordered newest first: by
@@ -191,5 +245,69 @@ impl ScanCursor {
     /// that is, whether a scan from the cursor yields it.
     pub fn is_before(&self, suppression: &Suppression) -> bool {
         (suppression.created_at, suppression.id) < (self.created_at, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    }
+
+    #[test]
+    fn prefixes_and_substrings_are_literal() {
+        let odd = email("100%_odd@x.com");
+        let plain = email("1a0b@x.com");
+        for needle in ["%", "_", "1_0", "%_"] {
+            let prefix = EmailMatch::prefix(needle).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!prefix.matches(&plain), "{needle:?} is no wildcard");
+            let contains = EmailMatch::contains(needle).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!contains.matches(&plain), "{needle:?} is no wildcard");
+        }
+        assert_eq!(
+            EmailMatch::prefix("100%_"),
+            Ok(EmailMatch::Prefix("100%_".into()))
+        );
+        assert!(EmailMatch::contains("%_o").is_ok_and(|m| m.matches(&odd)));
+    }
+
+    #[test]
+    fn patterns_collapse_runs_and_are_bounded() {
+        assert_eq!(
+            EmailMatch::pattern("a%%%b%"),
+            Ok(EmailMatch::Pattern(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            EmailMatch::pattern("%"),
+            Ok(EmailMatch::Pattern(vec![String::new()]))
+        );
+        assert!(
+            EmailMatch::pattern(&"%".repeat(5_000))
+                .is_err_and(|e| e == FilterError::TooLong(5_000))
+        );
+        assert!(
+            EmailMatch::pattern(&"%".repeat(200)).is_ok(),
+            "one run is one wildcard"
+        );
+        assert_eq!(
+            EmailMatch::pattern("a%b%c%d%e%f%g%h%i%j"),
+            Err(FilterError::TooManyWildcards(9))
+        );
+        assert!(EmailMatch::pattern("a%b%c%d%e%f%g%h%i").is_ok());
+    }
+
+    #[test]
+    fn unusable_text_is_refused() {
+        assert_eq!(
+            EmailMatch::contains("a\u{0}b"),
+            Err(FilterError::ControlChar('\u{0}'))
+        );
+        assert_eq!(
+            EmailMatch::prefix(&"a".repeat(255)),
+            Err(FilterError::TooLong(255))
+        );
+        assert!(EmailMatch::prefix(&"a".repeat(254)).is_ok());
     }
 }

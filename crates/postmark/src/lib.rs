@@ -15,9 +15,10 @@ mod suppressions;
 pub mod upstream;
 pub mod wire;
 
-use actix_web::{HttpResponse, Resource, Scope, web};
+use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use hush_engine::Engine;
 use hush_engine::access::KeyTable;
+use hush_http::Endpoint;
 
 pub use auth::{PostmarkServer, SERVER_TOKEN_HEADER, speaks_postmark};
 pub use error::{ErrorBody, PostmarkError, StreamRule};
@@ -45,29 +46,20 @@ pub fn scope(state: web::Data<PostmarkState>) -> Scope {
     web::scope("/message-streams")
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
-        .service(
-            resource("")
-                .route(web::get().to(streams::list))
-                .route(web::post().to(streams::create)),
-        )
-        .service(
-            resource("/{stream}")
-                .route(web::get().to(streams::get))
-                .route(web::patch().to(streams::edit)),
-        )
-        .service(resource("/{stream}/archive").route(web::post().to(streams::archive)))
-        .service(resource("/{stream}/unarchive").route(web::post().to(streams::unarchive)))
-        .service(resource("/{stream}/suppressions").route(web::post().to(suppressions::create)))
-        .service(resource("/{stream}/suppressions/dump").route(web::get().to(suppressions::dump)))
-        .service(
-            resource("/{stream}/suppressions/delete").route(web::post().to(suppressions::delete)),
-        )
+        .service(endpoint("").get(streams::list).post(streams::create))
+        .service(endpoint("/{stream}").get(streams::get).patch(streams::edit))
+        .service(endpoint("/{stream}/archive").post(streams::archive))
+        .service(endpoint("/{stream}/unarchive").post(streams::unarchive))
+        .service(endpoint("/{stream}/suppressions").post(suppressions::create))
+        .service(endpoint("/{stream}/suppressions/dump").get(suppressions::dump))
+        .service(endpoint("/{stream}/suppressions/delete").post(suppressions::delete))
         .default_service(web::to(not_found))
 }
 
-/// A resource whose unmatched methods answer 405 in Postmark's format.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unmatched methods answer 405 in Postmark's format,
+/// with `Allow`.
+fn endpoint(path: &str) -> Endpoint {
+    Endpoint::new(path, method_not_allowed)
 }
 
 /// The router's 404 in Postmark's format.
@@ -75,6 +67,6 @@ pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&PostmarkError::RouteNotFound)
 }
 
-async fn method_not_allowed() -> HttpResponse {
+fn method_not_allowed(_: &HttpRequest) -> HttpResponse {
     actix_web::ResponseError::error_response(&PostmarkError::MethodNotAllowed)
 }

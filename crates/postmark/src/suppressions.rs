@@ -59,12 +59,15 @@ fn dump_filter(query: &QueryPairs, stream: ScopeFilter) -> Result<ListFilter, Po
     // A whole address matches exactly (ignoring case, as addresses are
     // stored lowercase); anything else is a fragment matched anywhere, which
     // is how integrators describe Postmark's filter (specs/postmark.md §11.2).
+    // Fragments are literal (no wildcards) and bounded like every filter.
     filter.email = query
         .get("EmailAddress")
         .map(|raw| match Email::parse(raw) {
-            Ok(email) => EmailMatch::Exact(email),
-            Err(_) => EmailMatch::contains(raw),
-        });
+            Ok(email) => Ok(EmailMatch::Exact(email)),
+            Err(_) => EmailMatch::contains(raw.trim()),
+        })
+        .transpose()
+        .map_err(|err| PostmarkError::invalid_parameter("EmailAddress", err.to_string()))?;
     Ok(filter)
 }
 

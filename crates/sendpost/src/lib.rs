@@ -13,9 +13,10 @@ pub mod wire;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, Resource, Scope, web};
+use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use hush_engine::Engine;
 use hush_engine::access::KeyTable;
+use hush_http::Endpoint;
 
 pub use auth::SendPostSubaccount;
 pub use contract::Contract;
@@ -59,20 +60,19 @@ pub fn scope(
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
         .service(
-            resource("/subaccount/suppression")
-                .route(web::get().to(suppressions::list))
-                .route(web::post().to(suppressions::create))
-                .route(web::delete().to(suppressions::delete)),
+            endpoint("/subaccount/suppression")
+                .get(suppressions::list)
+                .post(suppressions::create)
+                .delete(suppressions::delete),
         )
-        .service(
-            resource("/subaccount/suppression/count").route(web::get().to(suppressions::count)),
-        )
+        .service(endpoint("/subaccount/suppression/count").get(suppressions::count))
         .default_service(web::to(not_found))
 }
 
-/// A resource whose unmatched methods answer 405 in the SendPost envelope.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unmatched methods answer 405 in the SendPost envelope,
+/// with `Allow`.
+fn endpoint(path: &str) -> Endpoint {
+    Endpoint::new(path, method_not_allowed)
 }
 
 /// The router's 404 in the SendPost envelope, with the contract echoed; the
@@ -81,8 +81,8 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     contract::respond(&req, &SendPostError::route_not_found())
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    contract::respond(&req, &SendPostError::MethodNotAllowed)
+fn method_not_allowed(req: &HttpRequest) -> HttpResponse {
+    contract::respond(req, &SendPostError::MethodNotAllowed)
 }
 
 /// Whether a request that no route served is a SendPost one: it carries

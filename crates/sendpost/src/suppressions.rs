@@ -143,11 +143,13 @@ impl ListParams {
             })?),
         };
         let mut filter = global(kinds);
-        // Lowercased like stored addresses, but not trimmed (§4.2 gives a
-        // substring; EmailMatch::contains would trim).
+        // A literal substring as sent, not trimmed (§4.2), bounded like
+        // every filter.
         filter.email = query
             .get("search")
-            .map(|needle| EmailMatch::Contains(needle.to_lowercase()));
+            .map(EmailMatch::contains)
+            .transpose()
+            .map_err(|err| SendPostError::invalid_param("search", err.to_string()))?;
         filter.created_from = Some(from.start());
         filter.created_to = Some(to.end());
         Ok(Self {
@@ -325,6 +327,9 @@ mod tests {
     #[test]
     fn a_literal_plus_in_search_is_a_plus() {
         let p = params("from=2024-01-01&to=2024-01-02&search=Bob+Tag%40X").expect("params");
-        assert_eq!(p.filter.email, Some(EmailMatch::contains("bob+tag@x")));
+        assert_eq!(
+            p.filter.email,
+            Some(EmailMatch::Contains("bob+tag@x".into()))
+        );
     }
 }

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use hush_model::Kind;
 
-use crate::auth::{V3Key, Write};
+use crate::auth::{Read, V3Key, Write};
 use crate::extract::{V3Json, body_email};
 use crate::lists::{add_one, optional_text};
 use crate::wire::{BounceRecord, NewBounce, SendgridBounce, bounce_class, enhanced_status};
@@ -43,4 +43,14 @@ pub async fn create(
         Shape::Sendgrid => Ok(HttpResponse::Created()
             .json(SendgridBounce::from_suppression(&stored).ok_or(V3Error::Internal)?)),
     }
+}
+
+/// SendGrid's bounce classifications (specs/sendgrid-v3.md §2.1 B5/B6):
+/// daily counts by SMTP failure class, which hush does not compute. A 501
+/// naming the feature, after the key is checked like any read.
+pub async fn classifications(_key: V3Key<Read>) -> Result<HttpResponse, V3Error> {
+    Err(V3Error::NotImplemented(
+        "bounce classifications (/v3/suppression/bounces/classifications) are not served by hush"
+            .to_owned(),
+    ))
 }

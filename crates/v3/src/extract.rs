@@ -11,7 +11,7 @@ use hush_model::Email;
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
 
-use crate::{V3Error, V3State};
+use crate::{Shape, V3Error, V3State};
 
 /// A JSON body. The Content-Type is not checked: the SDKs send
 /// `application/json` on every request, bodies or not (specs/sendgrid-v3.md
@@ -211,8 +211,27 @@ impl QueryPairs {
 /// `+` (specs/sendgrid-v3.md §1.8).
 pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
     let raw = req.match_info().get("email").unwrap_or_default();
-    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    // Percent-escapes that are not UTF-8 are refused, not replaced: a
+    // replaced character would name another address than the one sent.
+    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| {
+        V3Error::bad_request(
+            "email",
+            "the email address in the path is not valid UTF-8 once percent-decoded",
+        )
+    })?;
     Email::parse(&decoded).map_err(|err| V3Error::bad_request("email", err.to_string()))
+}
+
+/// The address of a single-address read, or `None` where SendGrid's shape
+/// answers as for an absent address: SendGrid clients treat a 400 there as
+/// an outage, and an address hush cannot store is one that no list holds
+/// (specs/sendgrid-v3.md §2.1 B2, §2.5 G2). The seed shape names the fault.
+pub fn path_email_to_read(req: &HttpRequest, shape: Shape) -> Result<Option<Email>, V3Error> {
+    match (path_email(req), shape) {
+        (Ok(email), _) => Ok(Some(email)),
+        (Err(_), Shape::Sendgrid) => Ok(None),
+        (Err(err), Shape::Seed) => Err(err),
+    }
 }
 
 /// An email in a body or query, with the field named on failure.

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hush_model::{Email, Kind, NewSuppression, Origin, Scope};
 
 use crate::auth::{Read, V3Key, Write};
-use crate::extract::{QueryPairs, V3Json, body_email, path_email};
+use crate::extract::{QueryPairs, V3Json, body_email, path_email, path_email_to_read};
 use crate::listing::ListParams;
 use crate::lists::{self, Unsubscribes, global_unsubscribe_kinds};
 use crate::wire::{RecipientEmail, RecipientEmailList, RecipientEmails};
@@ -26,7 +26,9 @@ pub async fn list(
     let params = ListParams::parse(&QueryPairs::from_request(&req))?;
     // An address with both an Unsubscribe and a Manual entry is one
     // address of the list and of its total (seed 001).
-    let filter = params.filter(global_unsubscribe_kinds())?.one_per_address();
+    let filter = params
+        .filter(global_unsubscribe_kinds(), Shape::Seed)?
+        .one_per_address();
     let page = state
         .engine
         .list(&key.tenant, &filter, params.page())
@@ -126,7 +128,9 @@ pub async fn get(
     state: web::Data<V3State>,
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let email = path_email(&req)?;
+    let Some(email) = path_email_to_read(&req, key.shape)? else {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({})));
+    };
     if is_listed(&state, &key, &email).await? {
         return Ok(HttpResponse::Ok().json(RecipientEmail {
             recipient_email: email.into_string(),

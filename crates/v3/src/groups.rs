@@ -9,12 +9,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use hush_engine::{EngineError, GroupSpec};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, ListFilter, Scope, ScopeFilter, StreamType, TenantId,
+    Group, GroupChanges, GroupId, ListFilter, Scope, ScopeFilter, StreamType, TenantId,
 };
 use serde::Serialize;
 
 use crate::auth::{Read, V3Key, Write};
-use crate::extract::{QueryPairs, V3Json, path_email, path_group};
+use crate::extract::{QueryPairs, V3Json, path_email, path_email_to_read, path_group};
 use crate::global::{added, recipient_emails, unsubscribes};
 use crate::listing::{ListParams, group_page, link_header};
 use crate::lists::global_unsubscribe_kinds;
@@ -401,12 +401,14 @@ pub async fn address_groups(
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     key.require_sendgrid_shape()?;
-    let email: Email = path_email(&req)?;
+    // An address hush cannot store is in no group: every group, none
+    // suppressed, as for any absent address.
+    let entries = match path_email_to_read(&req, key.shape)? {
+        Some(email) => state.engine.entries(&key.tenant, &email).await?,
+        None => Vec::new(),
+    };
     let kinds = global_unsubscribe_kinds();
-    let suppressed_in: HashSet<GroupId> = state
-        .engine
-        .entries(&key.tenant, &email)
-        .await?
+    let suppressed_in: HashSet<GroupId> = entries
         .into_iter()
         .filter(|s| kinds.contains(&s.kind))
         .filter_map(|s| match s.scope {

@@ -15,9 +15,10 @@ mod lists;
 pub mod upstream;
 pub mod wire;
 
-use actix_web::{HttpResponse, Resource, Scope, web};
+use actix_web::{HttpRequest, HttpResponse, Scope, web};
 use hush_engine::Engine;
 use hush_engine::access::KeyTable;
+use hush_http::Endpoint;
 use hush_model::TenantId;
 use serde::{Deserialize, Serialize};
 
@@ -68,100 +69,100 @@ pub fn scope(state: web::Data<V3State>) -> Scope {
     web::scope("/v3")
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
-        .service(resource("/asm/suppressions/global/import").route(web::post().to(import::global)))
+        .service(endpoint("/asm/suppressions/global/import").post(import::global))
         .service(
-            resource("/asm/suppressions/global")
-                .route(web::get().to(global::list))
-                .route(web::post().to(global::add)),
+            endpoint("/asm/suppressions/global")
+                .get(global::list)
+                .post(global::add),
         )
         .service(
-            resource("/asm/suppressions/global/{email}")
-                .route(web::get().to(global::get))
-                .route(web::delete().to(global::delete)),
+            endpoint("/asm/suppressions/global/{email}")
+                .get(global::get)
+                .delete(global::delete),
         )
-        .service(resource("/suppression/bounces/import").route(web::post().to(import::bounces)))
+        .service(endpoint("/suppression/bounces/import").post(import::bounces))
         .service(
-            resource("/suppression/bounces")
-                .route(web::get().to(lists::list::<Bounces>))
-                .route(web::post().to(bounces::create))
-                .route(web::delete().to(lists::delete_many::<Bounces>)),
+            endpoint("/suppression/bounces")
+                .get(lists::list::<Bounces>)
+                .post(bounces::create)
+                .delete(lists::delete_many::<Bounces>),
         )
+        // SendGrid's bounce classifications (specs/sendgrid-v3.md §2.1
+        // B5/B6) sit beside `bounces/{email}`: named here so that they are
+        // refused as a feature, not read as an address.
+        .service(endpoint("/suppression/bounces/classifications").get(bounces::classifications))
         .service(
-            resource("/suppression/bounces/{email}")
-                .route(web::get().to(lists::get::<Bounces>))
-                .route(web::delete().to(lists::delete::<Bounces>)),
-        )
-        .service(
-            resource("/suppression/spam_reports/import")
-                .route(web::post().to(import::spam_reports)),
-        )
-        .service(
-            resource("/suppression/spam_reports")
-                .route(web::get().to(lists::list::<SpamReports>))
-                .route(web::post().to(lists::create_spam_report))
-                .route(web::delete().to(lists::delete_many::<SpamReports>)),
+            endpoint("/suppression/bounces/classifications/{classification}")
+                .get(bounces::classifications),
         )
         .service(
-            resource("/suppression/spam_reports/{email}")
-                .route(web::get().to(lists::get::<SpamReports>))
-                .route(web::delete().to(lists::delete::<SpamReports>)),
+            endpoint("/suppression/bounces/{email}")
+                .get(lists::get::<Bounces>)
+                .delete(lists::delete::<Bounces>),
+        )
+        .service(endpoint("/suppression/spam_reports/import").post(import::spam_reports))
+        .service(
+            endpoint("/suppression/spam_reports")
+                .get(lists::list::<SpamReports>)
+                .post(lists::create_spam_report)
+                .delete(lists::delete_many::<SpamReports>),
         )
         .service(
-            resource("/suppression/blocks")
-                .route(web::get().to(lists::list::<Blocks>))
-                .route(web::delete().to(lists::delete_many::<Blocks>)),
+            endpoint("/suppression/spam_reports/{email}")
+                .get(lists::get::<SpamReports>)
+                .delete(lists::delete::<SpamReports>),
         )
         .service(
-            resource("/suppression/blocks/{email}")
-                .route(web::get().to(lists::get::<Blocks>))
-                .route(web::delete().to(lists::delete::<Blocks>)),
+            endpoint("/suppression/blocks")
+                .get(lists::list::<Blocks>)
+                .delete(lists::delete_many::<Blocks>),
         )
         .service(
-            resource("/suppression/invalid_emails")
-                .route(web::get().to(lists::list::<InvalidEmails>))
-                .route(web::post().to(lists::create_invalid_email))
-                .route(web::delete().to(lists::delete_many::<InvalidEmails>)),
+            endpoint("/suppression/blocks/{email}")
+                .get(lists::get::<Blocks>)
+                .delete(lists::delete::<Blocks>),
         )
         .service(
-            resource("/suppression/invalid_emails/{email}")
-                .route(web::get().to(lists::get::<InvalidEmails>))
-                .route(web::delete().to(lists::delete::<InvalidEmails>)),
+            endpoint("/suppression/invalid_emails")
+                .get(lists::list::<InvalidEmails>)
+                .post(lists::create_invalid_email)
+                .delete(lists::delete_many::<InvalidEmails>),
         )
         .service(
-            resource("/suppression/unsubscribes").route(web::get().to(lists::list::<Unsubscribes>)),
+            endpoint("/suppression/invalid_emails/{email}")
+                .get(lists::get::<InvalidEmails>)
+                .delete(lists::delete::<InvalidEmails>),
         )
-        .service(resource("/asm/suppressions").route(web::get().to(groups::all_suppressions)))
-        .service(resource("/asm/suppressions/{email}").route(web::get().to(groups::address_groups)))
+        .service(endpoint("/suppression/unsubscribes").get(lists::list::<Unsubscribes>))
+        .service(endpoint("/asm/suppressions").get(groups::all_suppressions))
+        .service(endpoint("/asm/suppressions/{email}").get(groups::address_groups))
         .service(
-            resource("/asm/groups")
-                .route(web::get().to(groups::list))
-                .route(web::post().to(groups::create)),
-        )
-        .service(
-            resource("/asm/groups/{group_id}")
-                .route(web::get().to(groups::get))
-                .route(web::patch().to(groups::update))
-                .route(web::delete().to(groups::delete)),
+            endpoint("/asm/groups")
+                .get(groups::list)
+                .post(groups::create),
         )
         .service(
-            resource("/asm/groups/{group_id}/suppressions/search")
-                .route(web::post().to(groups::search)),
+            endpoint("/asm/groups/{group_id}")
+                .get(groups::get)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
+        .service(endpoint("/asm/groups/{group_id}/suppressions/search").post(groups::search))
+        .service(
+            endpoint("/asm/groups/{group_id}/suppressions")
+                .get(groups::members)
+                .post(groups::add_members),
         )
         .service(
-            resource("/asm/groups/{group_id}/suppressions")
-                .route(web::get().to(groups::members))
-                .route(web::post().to(groups::add_members)),
-        )
-        .service(
-            resource("/asm/groups/{group_id}/suppressions/{email}")
-                .route(web::delete().to(groups::remove_member)),
+            endpoint("/asm/groups/{group_id}/suppressions/{email}").delete(groups::remove_member),
         )
         .default_service(web::to(not_found))
 }
 
-/// A resource whose unmatched methods answer 405 in the v3 envelope.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unmatched methods answer 405 in the v3 envelope, with
+/// `Allow`.
+fn endpoint(path: &str) -> Endpoint {
+    Endpoint::new(path, method_not_allowed)
 }
 
 /// The router's 404 in the v3 envelope.
@@ -169,6 +170,6 @@ pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&V3Error::route_not_found())
 }
 
-async fn method_not_allowed() -> HttpResponse {
+fn method_not_allowed(_: &HttpRequest) -> HttpResponse {
     actix_web::ResponseError::error_response(&V3Error::MethodNotAllowed)
 }

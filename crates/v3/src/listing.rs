@@ -5,8 +5,8 @@
 use actix_web::HttpRequest;
 use hush_model::{EmailMatch, KindSet, ListFilter, PageRequest, ScopeFilter, Timestamp};
 
-use crate::V3Error;
 use crate::extract::QueryPairs;
+use crate::{Shape, V3Error};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
@@ -51,12 +51,22 @@ impl ListParams {
     }
 
     /// The filter over global entries of the given kinds. `email` is a
-    /// prefix match in which `%` matches any run of characters: SendGrid's
-    /// own semantics (specs/sendgrid-v3.md §2.1), of which an exact address
-    /// is the common case.
-    pub fn filter(&self, kinds: KindSet) -> Result<ListFilter, V3Error> {
+    /// prefix match, of which an exact address is the common case. Seed
+    /// 001 says only "filter by email": every character is literal. In
+    /// SendGrid's shape `%` matches any run of characters, SendGrid's own
+    /// documented semantics (specs/sendgrid-v3.md §2.1), bounded in length
+    /// and wildcards; `_` is literal in both.
+    pub fn filter(&self, kinds: KindSet, shape: Shape) -> Result<ListFilter, V3Error> {
         let mut filter = ListFilter::new(kinds, ScopeFilter::Global);
-        filter.email = self.email.as_deref().map(EmailMatch::pattern);
+        filter.email = self
+            .email
+            .as_deref()
+            .map(|raw| match shape {
+                Shape::Seed => EmailMatch::prefix(raw),
+                Shape::Sendgrid => EmailMatch::pattern(raw),
+            })
+            .transpose()
+            .map_err(|err| V3Error::bad_request("email", err.to_string()))?;
         filter.created_from = self.start_time.map(Timestamp::from_unix_seconds);
         filter.created_to = self.end_time.map(Timestamp::end_of_unix_second);
         Ok(filter)

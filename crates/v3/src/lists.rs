@@ -13,7 +13,9 @@ use hush_model::{
 use serde::Serialize;
 
 use crate::auth::{Read, V3Key, Write};
-use crate::extract::{OptionalV3Json, QueryPairs, V3Json, body_email, path_email};
+use crate::extract::{
+    OptionalV3Json, QueryPairs, V3Json, body_email, path_email, path_email_to_read,
+};
 use crate::listing::{ListParams, link_header};
 use crate::wire::{
     BounceList, BounceRecord, BulkDelete, NewInvalidEmail, NewSpamReport, SendgridBounce,
@@ -202,7 +204,7 @@ pub async fn list<L: GlobalList>(
 ) -> Result<HttpResponse, V3Error> {
     require_list::<L, _>(&key)?;
     let params = ListParams::parse(&QueryPairs::from_request(&req))?;
-    let mut filter = params.filter(L::kinds(key.shape))?;
+    let mut filter = params.filter(L::kinds(key.shape), key.shape)?;
     filter.per_address = L::BY_ADDRESS;
     let page = state
         .engine
@@ -239,7 +241,9 @@ pub async fn get<L: GlobalList>(
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
     require_list::<L, _>(&key)?;
-    let email = path_email(&req)?;
+    let Some(email) = path_email_to_read(&req, key.shape)? else {
+        return Ok(HttpResponse::Ok().json(Vec::<L::Sendgrid>::new()));
+    };
     let kinds = L::kinds(key.shape);
     let entries: Vec<Suppression> = state
         .engine

@@ -75,6 +75,18 @@ async fn legacy_callers_get_the_array_reply() {
             .insert_header(("User-Agent", "OpenAPI-Generator/2.0.1/python")),
         delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
             .insert_header(("User-Agent", "Swagger-Codegen/1.2.2/ruby")),
+        // The Go and Java SDKs, generated from SendPost's published spec
+        // before the v1 contract, decode `[]DeleteSuppression`.
+        delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
+            .insert_header(("User-Agent", "OpenAPI-Generator/1.0.1/go")),
+        delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
+            .insert_header(("User-Agent", "OpenAPI-Generator/1.0.0/java")),
+        delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
+            .insert_header(("User-Agent", "OpenAPI-Generator/2.0.1/Javascript")),
+        delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
+            .insert_header(("User-Agent", "OpenAPI-Generator/1.0.0/PHP")),
+        delete(&json!({"suppressions": [{"email": "old@example.com"}]}))
+            .insert_header(("User-Agent", "OpenAPI-Generator/2.0.2/ruby")),
     ];
     for request in legacy_requests {
         let mut ids = seed_every_kind(&engine, "old@example.com").await;
