@@ -334,3 +334,55 @@ fn a_bad_config_value_stops_the_start_naming_the_key() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--config"), "{stderr}");
 }
+
+/// Requests the HTTP stack cannot read (a head too large, a URI too long, a
+/// malformed header) are not an ERROR line each: anyone who reaches the
+/// port can send them. They are counted into one warning.
+#[tokio::test]
+async fn unreadable_requests_are_one_counted_warning_not_errors() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let s = setup();
+    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let huge_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "u".repeat(96 * 1024)
+    );
+    let bad_header =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nBad Header\r\n\r\n".to_owned();
+    let garbage = "\x01\x02 not http at all\r\n\r\n".to_owned();
+    let requests = [huge_header, long_uri, bad_header, garbage];
+    let rounds = 10;
+    for _ in 0..rounds {
+        for request in &requests {
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            // The server may close before it has read everything.
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+        }
+    }
+    let log = gw.log_with("the HTTP stack refused connections").await;
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(errors.is_empty(), "no ERROR lines: {errors:?}");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the HTTP stack refused connections"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    let counted: Value = serde_json::from_str(warnings[0]).unwrap();
+    // One or two of actix-http's lines per connection.
+    let refusals = counted["refusals"].as_u64().unwrap();
+    assert!(
+        (1..=2 * rounds * requests.len() as u64).contains(&refusals),
+        "{counted}"
+    );
+}

@@ -7,6 +7,7 @@ mod coherence;
 mod copy;
 mod cross_api;
 mod deployment;
+mod full_disk;
 mod gateway;
 #[cfg(hush_postgres_tests)]
 mod multi_instance;

@@ -16,5 +16,5 @@ pub mod request;
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
 pub use backend::{AddOutcome, Backend, Capabilities};
 pub use engine::{ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
-pub use error::EngineError;
+pub use error::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL, log_unavailable};
 pub use import::Importer;

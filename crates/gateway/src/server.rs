@@ -189,7 +189,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, backend = gateway.engine.backend_name(), "listening");
     }
-    server.run().await.context("running the HTTP server")?;
+    let noise = tokio::spawn(telemetry::report_connection_noise());
+    let served = server.run().await.context("running the HTTP server");
+    noise.abort();
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -219,9 +222,21 @@ async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
             HttpResponse::Ok().json(json!({"status": "ready", "backend": engine.backend_name()}))
         }
         Err(err) => {
-            tracing::warn!(error = %err, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "backend": engine.backend_name()}))
+            // Balancers ask every few seconds: logged once per interval.
+            static NOT_READY: hush_engine::Throttle =
+                hush_engine::Throttle::new(hush_engine::UNAVAILABLE_LOG_INTERVAL);
+            if let Some(unlogged) = NOT_READY.admit() {
+                tracing::warn!(error = %err, not_ready_since_last_line = unlogged, "not ready");
+            }
+            let reason = match &err {
+                hush_engine::EngineError::Unavailable { reason, .. } => reason.clone(),
+                _ => "the store did not answer".to_owned(),
+            };
+            hush_http::with_retry_after(HttpResponse::ServiceUnavailable().json(json!({
+                "status": "unavailable",
+                "backend": engine.backend_name(),
+                "reason": reason,
+            })))
         }
     }
 }

@@ -26,24 +26,79 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Keep the returned guard until exit; dropping it writes what is
 /// buffered.
 pub fn init(config: &LogConfig) -> FlushGuard {
-    let filter = EnvFilter::try_from_default_env()
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, filter, fmt};
+
+    let level = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = BatchedStderr::start();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let installed = match config.format {
-        LogFormat::Text => builder.event_format(TextFormat).try_init(),
-        LogFormat::Json => builder
+    let lines = match config.format {
+        LogFormat::Text => fmt::layer()
+            .event_format(TextFormat)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
+            .with_writer(writer)
+            .boxed(),
     };
+    let installed = tracing_subscriber::registry()
+        .with(level)
+        .with(lines.with_filter(filter::filter_fn(|meta| !is_connection_noise(meta))))
+        .try_init();
     // Tests install their own subscriber first; that is fine.
     drop(installed);
     guard
+}
+
+/// Connections whose requests the HTTP stack refused before any handler
+/// saw them (a head or URI too large, a malformed header, a stream cut
+/// off), counted by [`is_connection_noise`] and not yet reported.
+static CONNECTION_NOISE: AtomicU64 = AtomicU64::new(0);
+
+/// How often refused connections are reported, as one warning with their
+/// count.
+pub const CONNECTION_NOISE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether an event is actix-http's ERROR line for a connection it gave up
+/// on (`stream error: …` from its HTTP/1 dispatcher). Anyone who can reach
+/// the port can cause one per connection, so each is counted here instead
+/// of logged, and [`report_connection_noise`] writes one warning with the
+/// count; actix-http logs each refusal's detail at trace
+/// (`RUST_LOG=actix_http=trace`).
+fn is_connection_noise(meta: &tracing::Metadata<'_>) -> bool {
+    let noise = meta.is_event()
+        && *meta.level() == tracing::Level::ERROR
+        && meta.target().starts_with("actix_http::h1");
+    if noise {
+        CONNECTION_NOISE.fetch_add(1, Ordering::Relaxed);
+    }
+    noise
+}
+
+/// Writes the count of refused connections: the first soon after it
+/// happens, then at most once per [`CONNECTION_NOISE_INTERVAL`]. Runs for
+/// as long as the server does.
+pub async fn report_connection_noise() {
+    let throttle = hush_engine::Throttle::new(CONNECTION_NOISE_INTERVAL);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if CONNECTION_NOISE.load(Ordering::Relaxed) == 0 || throttle.admit().is_none() {
+            continue;
+        }
+        let refused = CONNECTION_NOISE.swap(0, Ordering::Relaxed);
+        // A connection may cost two of actix-http's lines (the overflow and
+        // the stream error): this counts lines it would have written.
+        tracing::warn!(
+            refusals = refused,
+            "the HTTP stack refused connections whose requests it could not read (head or URI too large, malformed headers, streams cut off); RUST_LOG=actix_http=trace logs each"
+        );
+    }
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when it is a sane
@@ -70,7 +125,10 @@ pub async fn request_id(
     // drops it. Lines written while serving carry the id too
     // (`hush_engine::request`).
     let path = uri.path();
-    if status >= 500 {
+    // A 503's cause (a full disk, an unreachable database) is logged by
+    // the backend once per interval; a line per refused request at warn
+    // would repeat it for every retry.
+    if status >= 500 && status != 503 {
         tracing::warn!(request_id = %id, %method, path = %path, status, micros, "request failed");
     } else {
         tracing::info!(request_id = %id, %method, path = %path, status, micros, "request");

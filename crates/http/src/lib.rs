@@ -123,6 +123,25 @@ impl HttpServiceFactory for Endpoint {
     }
 }
 
+/// How long a client is told to wait after a 503, in seconds. Short:
+/// SendPost's SDK sleeps that long before each of its three automatic
+/// retries of a GET or DELETE (urllib3 honours `Retry-After` on 503), and
+/// a full disk or a restarting database is seldom fixed faster.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Adds `Retry-After` to a 503, which every API answers while its store
+/// cannot be reached or cannot write (RFC 9110 §10.2.3); other responses
+/// are left as they are.
+pub fn with_retry_after(mut res: HttpResponse) -> HttpResponse {
+    if res.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::http::StatusCode;

@@ -192,7 +192,7 @@ impl From<EngineError> for PostmarkError {
                 Self::NotImplemented(format!("The {backend} backend cannot {operation}."))
             }
             EngineError::Unavailable { backend, reason } => {
-                tracing::error!(request_id = %hush_engine::request::current(), backend, %reason, "backend unavailable");
+                hush_engine::log_unavailable(backend, &reason);
                 Self::Unavailable
             }
             EngineError::Upstream {
@@ -240,10 +240,10 @@ impl ResponseError for PostmarkError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        hush_http::with_retry_after(HttpResponse::build(self.status_code()).json(ErrorBody {
             error_code: self.error_code(),
             message: self.to_string(),
-        })
+        }))
     }
 }
 

@@ -131,7 +131,7 @@ impl From<EngineError> for SendPostError {
                 Self::NotImplemented(format!("the {backend} backend cannot {operation}"))
             }
             EngineError::Unavailable { backend, reason } => {
-                tracing::error!(request_id = %hush_engine::request::current(), backend, %reason, "backend unavailable");
+                hush_engine::log_unavailable(backend, &reason);
                 Self::Unavailable
             }
             EngineError::Upstream {
@@ -178,14 +178,14 @@ impl ResponseError for SendPostError {
 
     fn error_response(&self) -> HttpResponse {
         let (code, kind) = self.code_and_type();
-        HttpResponse::build(self.status_code()).json(ErrorEnvelope {
+        hush_http::with_retry_after(HttpResponse::build(self.status_code()).json(ErrorEnvelope {
             error: ErrorBody {
                 code: code.to_owned(),
                 message: self.to_string(),
                 param: self.param(),
                 kind: kind.to_owned(),
             },
-        })
+        }))
     }
 }
 

@@ -125,7 +125,7 @@ impl From<EngineError> for V3Error {
                 Self::NotImplemented(format!("the {backend} backend cannot {operation}"))
             }
             EngineError::Unavailable { backend, reason } => {
-                tracing::error!(request_id = %hush_engine::request::current(), backend, %reason, "backend unavailable");
+                hush_engine::log_unavailable(backend, &reason);
                 Self::Unavailable
             }
             EngineError::Upstream {
@@ -175,7 +175,7 @@ impl ResponseError for V3Error {
                 message: self.to_string(),
             }],
         };
-        HttpResponse::build(self.status_code()).json(envelope)
+        hush_http::with_retry_after(HttpResponse::build(self.status_code()).json(envelope))
     }
 }
 

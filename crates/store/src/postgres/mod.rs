@@ -219,12 +219,15 @@ impl StoreError {
             | sqlx::Error::WorkerCrashed => true,
             // Class 08: connection exceptions; 57P0x: the server is shutting
             // down or restarting; 53300: too many connections; class 28:
-            // the login was refused; 3D000: the database does not exist.
+            // the login was refused; 3D000: the database does not exist;
+            // 53100: the server's disk is full, so nothing can be written
+            // until space is freed (clients get a 503 with Retry-After).
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
                 code.starts_with("08")
                     || code.starts_with("57P0")
                     || code.starts_with("28")
                     || code == "53300"
+                    || code == "53100"
                     || code == "3D000"
             }),
             _ => false,

@@ -1207,7 +1207,7 @@ mod tests {
     fn filters_number_their_placeholders_in_order() {
         let tenant = TenantId::parse("t").unwrap_or_else(|e| panic!("{e}"));
         let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::GlobalAndGroup(GroupId(7)));
-        filter.email = Some(EmailMatch::prefix("a"));
+        filter.email = Some(EmailMatch::prefix("a").expect("a usable filter"));
         filter.origin = Some(Origin::Admin);
         let clause = Clause::filter(&tenant, &filter);
         assert_eq!(

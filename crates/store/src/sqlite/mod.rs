@@ -79,8 +79,31 @@ pub(crate) enum StoreError {
     NameTaken(String),
 }
 
+impl StoreError {
+    /// Whether SQLite refused the write for lack of space: the disk is
+    /// full, or the file reached `max_page_count` (SQLITE_FULL; SQLite's
+    /// unix VFS reports ENOSPC as it).
+    pub(crate) fn is_full(&self) -> bool {
+        matches!(self, Self::Sqlite(err) if is_full(err))
+    }
+}
+
+pub(crate) fn is_full(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+/// What clients are told while the store cannot write.
+pub(crate) const FULL: &str =
+    "the database's disk is full: nothing can be written until space is freed";
+
 impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {
+        if err.is_full() {
+            return Self::Unavailable {
+                backend: NAME,
+                reason: FULL.to_owned(),
+            };
+        }
         match err {
             StoreError::KeyTaken(key) => Self::GroupKeyTaken(key),
             StoreError::NameTaken(name) => Self::GroupNameTaken(name),
@@ -232,6 +255,13 @@ impl Backend for SqliteBackend {
                 backend: NAME,
                 reason: "the writer thread has stopped".into(),
             });
+        }
+        // Not ready while writes do not fit. Only a write can tell when
+        // they fit again, and one must be tried even when no client writes
+        // (a balancer stops sending them), so readiness probes, at most
+        // once per interval.
+        if self.writer.is_full() {
+            self.writer.probe().await?;
         }
         self.readers
             .run(|conn| {

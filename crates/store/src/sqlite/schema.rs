@@ -24,7 +24,12 @@ use super::StoreError;
 ///   would rather walk `suppressions_by_time` to skip a sort). The two
 ///   others serve listings newest first, by scope and kind or over
 ///   everything.
-pub(super) const MIGRATIONS: &[&str] = &[r"
+/// - `hush_write_probe` stays empty: after a write failed for lack of
+///   space, readiness writes a row of [`super::sql::PROBE_BYTES`] there
+///   and deletes it in one committed transaction, to learn whether writes
+///   fit again.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE suppression_groups (
     id                   INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant               TEXT    NOT NULL,
@@ -63,7 +68,14 @@ CREATE INDEX suppressions_by_scope
 
 CREATE INDEX suppressions_by_time
     ON suppressions (tenant, created_at DESC, id DESC);
-"];
+",
+    r"
+CREATE TABLE hush_write_probe (
+    id     INTEGER PRIMARY KEY,
+    filler BLOB    NOT NULL
+);
+",
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;

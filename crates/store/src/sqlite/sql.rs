@@ -555,6 +555,20 @@ pub(super) fn groups(conn: &Connection, tenant: &TenantId) -> Result<Vec<Group>,
 }
 
 /// Every tenant with a suppression or a group, in order.
+/// How much a readiness probe writes: enough pages (4 KiB each) that it
+/// needs room a full disk or a full file does not have.
+pub(crate) const PROBE_BYTES: i64 = 64 * 1024;
+
+/// Writes and deletes a row of [`PROBE_BYTES`] in the current transaction:
+/// committed, it proves that a write of that size fits again.
+pub(super) fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO hush_write_probe (id, filler) VALUES (1, zeroblob(?1))")?
+        .execute([PROBE_BYTES])?;
+    conn.prepare_cached("DELETE FROM hush_write_probe")?
+        .execute([])?;
+    Ok(())
+}
+
 pub(super) fn tenants(conn: &Connection) -> Result<Vec<TenantId>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",
@@ -976,7 +990,7 @@ mod tests {
         );
         let tenant = TenantId::parse("t").unwrap();
         let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
-        filter.email = Some(EmailMatch::prefix("sales"));
+        filter.email = Some(EmailMatch::prefix("sales").expect("a usable filter"));
         let clause = Clause::filter(&tenant, &filter);
         let sql = format!("SELECT id FROM suppressions WHERE {}", clause.sql);
         let detail = plan(&conn, &sql, clause.params.len());

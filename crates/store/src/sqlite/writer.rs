@@ -13,13 +13,19 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use hush_engine::EngineError;
+use hush_engine::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{NAME, StoreError};
+use super::{FULL, NAME, StoreError, is_full, sql};
+
+/// Most often readiness tries a probe write while the store is full.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most commands in one transaction.
 const MAX_BATCH: usize = 512;
@@ -34,11 +40,48 @@ const QUEUE: usize = 4_096;
 /// once the batch it ran in is committed (or has failed).
 trait Job: Send {
     fn weight(&self) -> usize;
-    /// Runs the work; false when it failed and its savepoint must roll back.
-    fn run(&mut self, conn: &Connection) -> bool;
+    /// Runs the work and says how it went; after a failure its savepoint
+    /// must roll back.
+    fn run(&mut self, conn: &Connection) -> Ran;
     /// Sends the reply. `batch_failure` is set when the batch did not
     /// commit, so that work which succeeded inside it was rolled back.
-    fn reply(self: Box<Self>, batch_failure: Option<&str>);
+    fn reply(self: Box<Self>, batch_failure: Option<&BatchFailure>);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Done,
+    Failed,
+    /// Failed for lack of space (SQLITE_FULL).
+    NoSpace,
+}
+
+/// Why a batch did not commit.
+#[derive(Debug)]
+struct BatchFailure {
+    message: String,
+    no_space: bool,
+}
+
+impl BatchFailure {
+    fn to_engine_error(&self) -> EngineError {
+        if self.no_space {
+            EngineError::Unavailable {
+                backend: NAME,
+                reason: FULL.to_owned(),
+            }
+        } else {
+            EngineError::internal(NAME, &self.message)
+        }
+    }
+}
+
+/// Whether writes fit: set when a write fails for lack of space, cleared by
+/// the next commit. Shared by the writer thread and readiness.
+#[derive(Debug, Default)]
+struct Space {
+    full: AtomicBool,
+    last_probe: Mutex<Option<Instant>>,
 }
 
 struct Pending<T, F, A> {
@@ -62,24 +105,33 @@ where
         self.weight
     }
 
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Connection) -> Ran {
+        let mut ran = Ran::Failed;
         let outcome = match self.work.take() {
             Some(work) => match catch_unwind(AssertUnwindSafe(|| work(conn))) {
-                Ok(result) => result.map_err(EngineError::from),
+                Ok(Ok(value)) => {
+                    ran = Ran::Done;
+                    Ok(value)
+                }
+                Ok(Err(err)) => {
+                    if err.is_full() {
+                        ran = Ran::NoSpace;
+                    }
+                    Err(EngineError::from(err))
+                }
                 Err(_) => Err(EngineError::internal(NAME, "a write command panicked")),
             },
             None => Err(EngineError::internal(NAME, "a write command ran twice")),
         };
-        let ok = outcome.is_ok();
         self.outcome = Some(outcome);
-        ok
+        ran
     }
 
-    fn reply(self: Box<Self>, batch_failure: Option<&str>) {
+    fn reply(self: Box<Self>, batch_failure: Option<&BatchFailure>) {
         let result = match (self.outcome, batch_failure) {
             // A command's own failure is the more precise answer.
             (Some(Err(err)), _) => Err(err),
-            (_, Some(failure)) => Err(EngineError::internal(NAME, failure)),
+            (_, Some(failure)) => Err(failure.to_engine_error()),
             (Some(Ok(value)), None) => {
                 if let Some(committed) = self.committed {
                     committed(&value);
@@ -100,6 +152,7 @@ where
 pub(super) struct Writer {
     sender: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    space: Arc<Space>,
 }
 
 impl fmt::Debug for Writer {
@@ -113,14 +166,51 @@ impl fmt::Debug for Writer {
 impl Writer {
     pub(super) fn spawn(conn: Connection) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE);
+        let space = Arc::new(Space::default());
+        let thread_space = Arc::clone(&space);
         let thread = std::thread::Builder::new()
             .name("hush-sqlite-writer".into())
-            .spawn(move || write_loop(&conn, receiver))
+            .spawn(move || write_loop(&conn, receiver, &thread_space))
             .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
+            space,
         })
+    }
+
+    /// Whether the last write failed for lack of space and none has
+    /// committed since.
+    pub(super) fn is_full(&self) -> bool {
+        self.space.full.load(Ordering::Acquire)
+    }
+
+    /// Tries a write of [`sql::PROBE_BYTES`] (at most once per
+    /// [`PROBE_INTERVAL`]; between probes it answers as the last did). Its
+    /// commit clears [`Writer::is_full`].
+    pub(super) async fn probe(&self) -> Result<(), EngineError> {
+        let due = {
+            let mut last = self
+                .space
+                .last_probe
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let due = last.is_none_or(|at| at.elapsed() >= PROBE_INTERVAL);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            return self.run(1, sql::probe_write).await;
+        }
+        if self.is_full() {
+            return Err(EngineError::Unavailable {
+                backend: NAME,
+                reason: FULL.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the writer thread is there to take commands.
@@ -177,7 +267,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_loop(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, space: &Space) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         let mut weight = first.weight();
@@ -191,15 +281,21 @@ fn write_loop(conn: &Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit(conn, &mut batch);
+        commit(conn, &mut batch, space);
     }
     tracing::debug!("sqlite writer thread stopping: the backend was dropped");
 }
 
 /// Runs one batch in one transaction and replies to each of its commands.
-fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
-    let failure = run_batch(conn, batch).err().map(|err| {
-        tracing::error!(commands = batch.len(), error = %err, "sqlite write batch failed");
+/// A failure that repeats (a full disk refuses every batch) is logged once
+/// per interval with a count.
+fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, space: &Space) {
+    static FAILURES: Throttle = Throttle::new(UNAVAILABLE_LOG_INTERVAL);
+    let outcome = run_batch(conn, batch);
+    let failure = outcome.result.err().map(|err| {
+        if let Some(unlogged) = FAILURES.admit() {
+            tracing::error!(commands = batch.len(), error = %err, failed_since_last_line = unlogged, "sqlite write batch failed");
+        }
         let rolled_back = if conn.is_autocommit() {
             Ok(())
         } else {
@@ -208,15 +304,51 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
         if let Err(err) = rolled_back {
             tracing::error!(error = %err, "sqlite rollback failed");
         }
-        format!("the write was not committed: {err}")
+        BatchFailure {
+            message: format!("the write was not committed: {err}"),
+            no_space: is_full(&err),
+        }
     });
+    let no_space = outcome.no_space || failure.as_ref().is_some_and(|f| f.no_space);
+    if no_space {
+        space.full.store(true, Ordering::Release);
+    } else if outcome.wrote {
+        space.full.store(false, Ordering::Release);
+    }
     tracing::trace!(commands = batch.len(), "sqlite write batch done");
     for job in batch.drain(..) {
-        job.reply(failure.as_deref());
+        job.reply(failure.as_ref());
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+/// What became of a batch: whether it committed rows, and whether any command
+/// in it failed for lack of space (such a command rolls back alone, and
+/// the rest may commit).
+struct BatchOutcome {
+    result: rusqlite::Result<()>,
+    wrote: bool,
+    no_space: bool,
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> BatchOutcome {
+    let mut no_space = false;
+    let changes = conn.total_changes();
+    let result = run_jobs(conn, batch, &mut no_space);
+    BatchOutcome {
+        // Only a commit that wrote rows proves that writes fit: one of
+        // adds that were all there already writes nothing.
+        wrote: result.as_ref().is_ok_and(|committed| *committed) && conn.total_changes() > changes,
+        result: result.map(|_| ()),
+        no_space,
+    }
+}
+
+/// Runs the batch's commands; `Ok(true)` when a transaction committed.
+fn run_jobs(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    no_space: &mut bool,
+) -> rusqlite::Result<bool> {
     execute(conn, "BEGIN IMMEDIATE")?;
     if let [job] = batch {
         // Alone in its batch, a command needs no savepoint: if it fails,
@@ -225,19 +357,25 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<
         // statement journal, a temporary file, which a profile of a bulk
         // import showed among the writer's largest costs
         // (`subjournalPageIfRequired`; docs/benchmarks.md).
-        if job.run(conn) {
-            return execute(conn, "COMMIT");
+        match job.run(conn) {
+            Ran::Done => return execute(conn, "COMMIT").map(|()| true),
+            Ran::NoSpace => *no_space = true,
+            Ran::Failed => {}
         }
         // Some failures (a full disk) end the transaction themselves.
         return if conn.is_autocommit() {
-            Ok(())
+            Ok(false)
         } else {
-            execute(conn, "ROLLBACK")
+            execute(conn, "ROLLBACK").map(|()| false)
         };
     }
     for job in batch.iter_mut() {
         execute(conn, "SAVEPOINT command")?;
-        if !job.run(conn) {
+        let ran = job.run(conn);
+        if ran == Ran::NoSpace {
+            *no_space = true;
+        }
+        if ran != Ran::Done {
             // If the failure ended the whole transaction (SQLite does that
             // for some errors, e.g. a full disk), there is no savepoint left
             // and this fails the batch, which is what is wanted.
@@ -245,7 +383,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<
         }
         execute(conn, "RELEASE command")?;
     }
-    execute(conn, "COMMIT")
+    execute(conn, "COMMIT").map(|()| true)
 }
 
 fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
