@@ -228,7 +228,7 @@ fn main() {
                 hush: format!("{rate:.0} rows/s ({seconds:.1} s)"),
                 baseline: "—".into(),
                 ratio: None,
-                target: "stated beside SQLite's (issue 6)",
+                target: "stated beside SQLite's",
                 met: None,
             });
             let seconds = hush.import(
@@ -277,8 +277,8 @@ struct Lookups<'a> {
 
 impl Lookups<'_> {
     /// One row per lookup path. `target` is the least ratio to the baseline;
-    /// the p99 bound applies where `p99_bound` says so (issue 8 sets it for
-    /// the SQLite cases).
+    /// the p99 bound applies where `p99_bound` says so (set for the SQLite
+    /// cases, docs/benchmarks.md).
     fn measure(&self, hush: u16, on: &str, target: f64, p99_bound: bool) -> Vec<Row> {
         let paths = [
             (

@@ -1,5 +1,5 @@
-//! Read-after-write across instances (issue 8: a faster read path must
-//! never serve a stale answer).
+//! Read-after-write across instances: a faster read path (the lookup
+//! index, the PostgreSQL mirror) must never serve a stale answer.
 //!
 //! - SQLite: one gateway serves a file. A second one on the same file is
 //!   refused at start-up, naming the file, so no write can reach the file
@@ -13,7 +13,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Gateway, bearer, config_toml, free_port, refused_start};
+use crate::support::{Gateway, bearer, config_toml, refused_start};
 
 const KEY: &str = "demo-v3-key";
 
@@ -28,13 +28,12 @@ async fn status(req: reqwest::RequestBuilder) -> StatusCode {
 #[tokio::test]
 async fn a_second_gateway_on_one_sqlite_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let config = dir.path().join("a.toml");
-    std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
-    let first = Gateway::start(&config, port, &[]).await;
+    std::fs::write(&config, config_toml(dir.path())).unwrap();
+    let first = Gateway::start(&config, &[]).await;
 
     let second = dir.path().join("b.toml");
-    std::fs::write(&second, config_toml(dir.path(), free_port())).unwrap();
+    std::fs::write(&second, config_toml(dir.path())).unwrap();
     let (code, stderr) = refused_start(Some(&second), &[]);
     assert_ne!(code, 0, "{stderr}");
     assert!(
@@ -71,10 +70,9 @@ async fn a_write_on_one_postgres_gateway_is_seen_by_the_next_read_on_the_other()
     let db = crate::pg::TempDatabase::create().await;
     let mut gateways = Vec::new();
     for name in ["a", "b"] {
-        let port = free_port();
         let config = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&config, crate::pg::config_toml(&db.url, port)).unwrap();
-        gateways.push(Gateway::start(&config, port, &[]).await);
+        std::fs::write(&config, crate::pg::config_toml(&db.url)).unwrap();
+        gateways.push(Gateway::start(&config, &[]).await);
     }
     let client = reqwest::Client::new();
     for round in 0..20 {

@@ -9,19 +9,13 @@ use crate::support::*;
 struct Setup {
     _dir: tempfile::TempDir,
     config: std::path::PathBuf,
-    port: u16,
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let config = dir.path().join("hush.toml");
-    std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
-    Setup {
-        _dir: dir,
-        config,
-        port,
-    }
+    std::fs::write(&config, config_toml(dir.path())).unwrap();
+    Setup { _dir: dir, config }
 }
 
 async fn add_bounce(client: &reqwest::Client, gw: &Gateway, email: &str) -> Value {
@@ -51,7 +45,7 @@ async fn list(client: &reqwest::Client, gw: &Gateway, query: &str) -> Value {
 async fn the_bounce_walkthrough_survives_a_restart() {
     let s = setup();
     let client = reqwest::Client::new();
-    let mut gw = Gateway::start(&s.config, s.port, &[]).await;
+    let mut gw = Gateway::start(&s.config, &[]).await;
     let record = add_bounce(&client, &gw, "walk+through@example.com").await;
     let created = record["created"].as_i64().unwrap();
     let listed = list(&client, &gw, "").await;
@@ -67,7 +61,7 @@ async fn the_bounce_walkthrough_survives_a_restart() {
     assert_eq!(outside["total"], 0);
 
     assert_eq!(gw.terminate().code(), Some(0), "SIGTERM is a clean stop");
-    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let gw = Gateway::start(&s.config, &[]).await;
     let after = list(&client, &gw, "").await;
     assert_eq!(
         after["bounces"][0], record,
@@ -88,7 +82,7 @@ async fn the_bounce_walkthrough_survives_a_restart() {
 async fn acknowledged_writes_survive_kill_9() {
     let s = setup();
     let client = reqwest::Client::new();
-    let mut gw = Gateway::start(&s.config, s.port, &[]).await;
+    let mut gw = Gateway::start(&s.config, &[]).await;
     let writes: Vec<_> = (0..40)
         .map(|i| {
             let client = client.clone();
@@ -112,7 +106,7 @@ async fn acknowledged_writes_survive_kill_9() {
     }
     assert_eq!(acknowledged, 40);
     gw.kill_hard();
-    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let gw = Gateway::start(&s.config, &[]).await;
     assert_eq!(
         list(&client, &gw, "?limit=500").await["total"],
         40,
@@ -124,7 +118,7 @@ async fn acknowledged_writes_survive_kill_9() {
 async fn refusals_are_in_the_v3_envelope_with_a_request_id() {
     let s = setup();
     let client = reqwest::Client::new();
-    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let gw = Gateway::start(&s.config, &[]).await;
     let cases = [
         (
             client
@@ -207,7 +201,7 @@ async fn refusals_are_in_the_v3_envelope_with_a_request_id() {
 async fn health_and_readiness() {
     let s = setup();
     let client = reqwest::Client::new();
-    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let gw = Gateway::start(&s.config, &[]).await;
     let health: Value = client
         .get(gw.url("/healthz"))
         .send()
@@ -226,11 +220,10 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn env_overrides_the_file() {
     let s = setup();
-    let other_port = free_port();
-    let listen = format!("127.0.0.1:{other_port}");
+    // Another address than the file's, still on a port the system picks.
+    let listen = "127.0.0.2:0".to_owned();
     let gw = Gateway::start(
         &s.config,
-        other_port,
         &[
             ("HUSH_SERVER__LISTEN", &listen),
             ("HUSH_STORAGE__BACKEND", "memory"),
@@ -249,13 +242,11 @@ async fn env_overrides_the_file() {
 #[tokio::test]
 async fn the_shipped_config_starts_and_warns_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let db = dir.path().join("hush.db");
     let shipped = repo_root().join("config/hush.toml");
-    let listen = format!("0.0.0.0:{port}");
+    let listen = "0.0.0.0:0".to_owned();
     let gw = Gateway::start(
         &shipped,
-        port,
         &[
             ("HUSH_SERVER__LISTEN", &listen),
             ("HUSH_STORAGE__PATH", db.to_str().unwrap()),
@@ -343,7 +334,7 @@ async fn unreadable_requests_are_one_counted_warning_not_errors() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let s = setup();
-    let gw = Gateway::start(&s.config, s.port, &[]).await;
+    let gw = Gateway::start(&s.config, &[]).await;
     let addr = gw.base.trim_start_matches("http://").to_owned();
     let huge_header = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
@@ -385,4 +376,97 @@ async fn unreadable_requests_are_one_counted_warning_not_errors() {
         (1..=2 * rounds * requests.len() as u64).contains(&refusals),
         "{counted}"
     );
+}
+
+/// Every path each API serves, with the methods it serves there.
+const SERVED: &[(&str, &[&str])] = &[
+    ("/v3/asm/suppressions/global/import", &["POST"]),
+    ("/v3/asm/suppressions/global", &["GET", "POST"]),
+    (
+        "/v3/asm/suppressions/global/a@example.com",
+        &["GET", "DELETE"],
+    ),
+    ("/v3/suppression/bounces/import", &["POST"]),
+    ("/v3/suppression/bounces", &["GET", "POST", "DELETE"]),
+    ("/v3/suppression/bounces/classifications", &["GET"]),
+    ("/v3/suppression/bounces/classifications/Content", &["GET"]),
+    ("/v3/suppression/bounces/a@example.com", &["GET", "DELETE"]),
+    ("/v3/suppression/spam_reports/import", &["POST"]),
+    ("/v3/suppression/spam_reports", &["GET", "POST", "DELETE"]),
+    (
+        "/v3/suppression/spam_reports/a@example.com",
+        &["GET", "DELETE"],
+    ),
+    ("/v3/suppression/blocks", &["GET", "DELETE"]),
+    ("/v3/suppression/blocks/a@example.com", &["GET", "DELETE"]),
+    ("/v3/suppression/invalid_emails", &["GET", "POST", "DELETE"]),
+    (
+        "/v3/suppression/invalid_emails/a@example.com",
+        &["GET", "DELETE"],
+    ),
+    ("/v3/suppression/unsubscribes", &["GET"]),
+    ("/v3/asm/suppressions", &["GET"]),
+    ("/v3/asm/suppressions/a@example.com", &["GET"]),
+    ("/v3/asm/groups", &["GET", "POST"]),
+    ("/v3/asm/groups/1", &["GET", "PATCH", "DELETE"]),
+    ("/v3/asm/groups/1/suppressions/search", &["POST"]),
+    ("/v3/asm/groups/1/suppressions", &["GET", "POST"]),
+    ("/v3/asm/groups/1/suppressions/a@example.com", &["DELETE"]),
+    ("/message-streams", &["GET", "POST"]),
+    ("/message-streams/outbound", &["GET", "PATCH"]),
+    ("/message-streams/outbound/archive", &["POST"]),
+    ("/message-streams/outbound/unarchive", &["POST"]),
+    ("/message-streams/outbound/suppressions", &["POST"]),
+    ("/message-streams/outbound/suppressions/dump", &["GET"]),
+    ("/message-streams/outbound/suppressions/delete", &["POST"]),
+    ("/api/v1/subaccount/suppression", &["GET", "POST", "DELETE"]),
+    ("/api/v1/subaccount/suppression/count", &["GET"]),
+];
+
+/// Every 405 of the three APIs names the methods the path serves in
+/// `Allow` (RFC 9110 §15.5.6), and is in the API's own error format.
+#[tokio::test]
+async fn every_405_says_what_the_path_allows_in_the_apis_format() {
+    let s = setup();
+    let gw = Gateway::start(&s.config, &[]).await;
+    let client = reqwest::Client::new();
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let mut refused = 0;
+    for (path, served) in SERVED {
+        for method in methods.iter().filter(|m| !served.contains(m)) {
+            let res = client
+                .request(method.parse().unwrap(), gw.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let allow = res
+                .headers()
+                .get("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let mut allowed: Vec<&str> = allow.split(", ").collect();
+            allowed.sort_unstable();
+            let mut expected = served.to_vec();
+            expected.sort_unstable();
+            assert_eq!(allowed, expected, "{method} {path}");
+            let body: Value = res.json().await.unwrap();
+            let in_format = if path.starts_with("/v3/") {
+                body["errors"][0]["message"].is_string()
+            } else if path.starts_with("/message-streams") {
+                body["ErrorCode"].is_number() && body["Message"].is_string()
+            } else {
+                body["error"]["message"].is_string()
+            };
+            assert!(in_format, "{method} {path}: {body}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 80, "{refused} refusals checked");
 }

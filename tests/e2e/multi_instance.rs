@@ -95,10 +95,9 @@ async fn two_instances_agree_under_concurrent_writes() {
     let dir = tempfile::tempdir().unwrap();
     // Both start at once: the schema migration must cope.
     let starts = (0..2).map(|i| {
-        let port = free_port();
         let config = dir.path().join(format!("hush-{i}.toml"));
-        std::fs::write(&config, config_toml(&db.url, port)).unwrap();
-        async move { Gateway::start(&config, port, &[]).await }
+        std::fs::write(&config, config_toml(&db.url)).unwrap();
+        async move { Gateway::start(&config, &[]).await }
     });
     let instances = futures_util::future::join_all(starts).await;
     let bases: Vec<String> = instances.iter().map(|gw| gw.base.clone()).collect();

@@ -68,11 +68,11 @@ impl Drop for TempDatabase {
 }
 
 /// A config for one instance on `url`, with the demo tenant's v3 key.
-pub fn config_toml(url: &str, port: u16) -> String {
+pub fn config_toml(url: &str) -> String {
     format!(
         r#"
 [server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 shutdown_timeout_secs = 5
 [storage]
 backend = "postgres"

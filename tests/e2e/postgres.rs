@@ -4,17 +4,16 @@
 
 use crate::support::*;
 
-fn setup() -> (tempfile::TempDir, std::path::PathBuf, u16) {
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let config = dir.path().join("hush.toml");
-    std::fs::write(&config, config_toml(dir.path(), port)).unwrap();
-    (dir, config, port)
+    std::fs::write(&config, config_toml(dir.path())).unwrap();
+    (dir, config)
 }
 
 #[test]
 fn postgres_settings_are_checked_at_start_naming_the_key() {
-    let (_dir, config, _) = setup();
+    let (_dir, config) = setup();
     let pg = ("HUSH_STORAGE__BACKEND", "postgres");
     let url = ("HUSH_STORAGE__URL", "postgres://hush@127.0.0.1:1/hush");
     let cases: [(&[(&str, &str)], &str); 4] = [
@@ -45,7 +44,7 @@ fn postgres_settings_are_checked_at_start_naming_the_key() {
 
 #[test]
 fn an_unreachable_database_stops_the_start_naming_it() {
-    let (_dir, config, _) = setup();
+    let (_dir, config) = setup();
     let (code, stderr) = refused_start(
         Some(&config),
         &[
@@ -88,14 +87,14 @@ mod with_server {
     /// PostgreSQL by environment alone.
     #[tokio::test]
     async fn the_bounce_walkthrough_on_postgres_survives_a_restart() {
-        let (dir, config, port) = setup();
+        let (dir, config) = setup();
         let db = TempDatabase::create().await;
         let env = [
             ("HUSH_STORAGE__BACKEND", "postgres"),
             ("HUSH_STORAGE__URL", db.url.as_str()),
         ];
         let client = reqwest::Client::new();
-        let mut gw = Gateway::start(&config, port, &env).await;
+        let mut gw = Gateway::start(&config, &env).await;
         let res = client
             .post(gw.url("/v3/suppression/bounces"))
             .header("Authorization", bearer("demo-v3-key"))
@@ -131,7 +130,7 @@ mod with_server {
             .get(0);
         assert_eq!(rows, 1, "the entry is in PostgreSQL");
 
-        let gw = Gateway::start(&config, port, &env).await;
+        let gw = Gateway::start(&config, &env).await;
         let after = list(&client, &gw, "").await;
         assert_eq!(
             after["bounces"][0], record,
@@ -154,14 +153,14 @@ mod with_server {
     /// connections, and the data is there.
     #[tokio::test]
     async fn lost_connections_are_replaced() {
-        let (_dir, config, port) = setup();
+        let (_dir, config) = setup();
         let db = TempDatabase::create().await;
         let env = [
             ("HUSH_STORAGE__BACKEND", "postgres"),
             ("HUSH_STORAGE__URL", db.url.as_str()),
         ];
         let client = reqwest::Client::new();
-        let gw = Gateway::start(&config, port, &env).await;
+        let gw = Gateway::start(&config, &env).await;
         let res = client
             .post(gw.url("/v3/suppression/bounces"))
             .header("Authorization", bearer("demo-v3-key"))

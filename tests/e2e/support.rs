@@ -12,9 +12,10 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A free loopback port. The listener is closed before hush binds it; on
-/// loopback, nothing else races for it in practice.
-pub fn free_port() -> u16 {
+/// A loopback port nobody listens on, for tests of an unreachable
+/// upstream. Gateways never use it: they bind port 0 and report the port
+/// they got ([`Gateway::start`]), so no other process can take it between.
+pub fn unused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,12 +24,12 @@ pub fn free_port() -> u16 {
 }
 
 /// A config with one tenant `demo` and the v3 keys of the default config,
-/// storing in `dir`.
-pub fn config_toml(dir: &Path, port: u16) -> String {
+/// storing in `dir`, listening on a port the system picks.
+pub fn config_toml(dir: &Path) -> String {
     format!(
         r#"
 [server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 shutdown_timeout_secs = 5
 [storage]
 backend = "sqlite"
@@ -72,14 +73,13 @@ impl TestGateway {
     /// Like [`Self::spawn`], in a folder the test has prepared (a
     /// `hush.db` written beforehand, for data no API can create).
     pub async fn spawn_in(dir: tempfile::TempDir, tenants_toml: &str) -> Self {
-        let port = free_port();
         let config = dir.path().join("hush.toml");
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n[log]\nformat = \"json\"\n{tenants_toml}",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n[log]\nformat = \"json\"\n{tenants_toml}",
             dir.path().join("hush.db").display()
         );
         std::fs::write(&config, toml).unwrap();
-        let gateway = Gateway::start(&config, port, &[]).await;
+        let gateway = Gateway::start(&config, &[]).await;
         Self { gateway, _dir: dir }
     }
 
@@ -98,11 +98,20 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `hush serve --config FILE` with extra environment, and waits
-    /// until `/healthz` answers.
-    pub async fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
+    /// until `/healthz` answers. The config's listen port is 0 (or set so
+    /// through the environment): hush binds a port the system picks and
+    /// logs it, and the test reads it from there.
+    pub async fn start(config: &Path, env: &[(&str, &str)]) -> Self {
         // Logs go to Cargo's scratch folder, never beside the config: the
         // shipped config lives in the repository.
-        let stderr_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hush-{port}.log"));
+        let stderr_path = tempfile::Builder::new()
+            .prefix("hush-")
+            .suffix(".log")
+            .tempfile_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut command = Command::new(HUSH);
         command
@@ -117,11 +126,47 @@ impl Gateway {
         let child = command.spawn().unwrap();
         let mut gateway = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
             stderr_path,
         };
+        gateway.base = format!("http://{}", gateway.bound_addr().await);
         gateway.wait_healthy().await;
         gateway
+    }
+
+    /// The address hush bound, from its `listening` line (JSON or text);
+    /// loopback when it listens on every address.
+    async fn bound_addr(&mut self) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.stderr();
+            let addr = log
+                .lines()
+                .filter(|l| l.contains("listening"))
+                .find_map(
+                    |line| match serde_json::from_str::<serde_json::Value>(line) {
+                        Ok(json) => json["addr"].as_str().map(str::to_owned),
+                        Err(_) => line
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("addr="))
+                            .map(str::to_owned),
+                    },
+                );
+            if let Some(mut addr) = addr.and_then(|a| a.parse::<std::net::SocketAddr>().ok()) {
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                return addr;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("hush exited with {status} before listening: {log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hush did not listen in time: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_healthy(&mut self) {

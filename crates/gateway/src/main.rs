@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 /// otherwise asks for transparent huge pages on its arenas, and each 2 MiB
 /// page counts whole in RSS however little of it is used; the 1,000,000-
 /// entry dump's peak went from 143–158 MiB to 95 MiB without them, the
-/// import's from 118 to 72, lookups unchanged (issue 8).
+/// import's from 118 to 72, lookups unchanged (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

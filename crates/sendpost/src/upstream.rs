@@ -18,6 +18,7 @@ use hush_model::{
     ScopeFilter, Suppression, SuppressionId, TenantId, Timestamp,
 };
 use hush_upstream::{Credential, Credentials, Idempotency, Upstream};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::contract::{CONTRACT_HEADER, Contract};
@@ -72,19 +73,23 @@ impl SendPostUpstream {
         search: Option<&str>,
         offset: usize,
     ) -> Result<Vec<WireSuppression>, EngineError> {
-        let url = self.http.url(PATH);
-        let mut query = vec![
-            ("from", day(window.0)),
-            ("to", day(window.1)),
-            ("limit", PAGE.to_string()),
-            ("offset", offset.to_string()),
-        ];
+        let mut url = format!(
+            "{}?from={}&to={}&limit={PAGE}&offset={offset}",
+            self.http.url(PATH),
+            day(window.0),
+            day(window.1)
+        );
+        // Percent-encoded as SendPost's SDK does (`urllib.parse.quote`: a
+        // space is `%20`, a plus `%2B`; §4.2), not form-encoded: SendPost
+        // reads a `+` in `search` as a plus, so a form-encoded space (as
+        // in `"john doe"@…`) would search for another address.
         if let Some(needle) = search {
-            query.push(("search", needle.to_owned()));
+            url.push_str("&search=");
+            url.extend(utf8_percent_encode(needle, NON_ALPHANUMERIC));
         }
         self.http
             .json(Idempotency::Idempotent, |c| {
-                c.get(&url).header(AUTH, key.expose()).query(&query)
+                c.get(&url).header(AUTH, key.expose())
             })
             .await
     }

@@ -16,7 +16,8 @@
 //! Why it is compact: a benchmark lookup that read SQLite cost about 20 µs
 //! of CPU in the gateway against 7 µs for one answered from memory
 //! (docs/benchmarks.md), and the same process must stay within 150 MB
-//! while it imports or dumps a 1,000,000-entry list (issue 8). So an
+//! while it imports or dumps a 1,000,000-entry list (the benchmark's
+//! memory limit, docs/benchmarks.md). So an
 //! address is one record of bytes in a chunked arena, not a tree of
 //! `String`s:
 //!

@@ -210,9 +210,17 @@ impl QueryPairs {
 /// `%25` and `%2F`, so one more decode gives the address, and a `+` stays a
 /// `+` (specs/sendgrid-v3.md §1.8).
 pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
-    let raw = req.match_info().get("email").unwrap_or_default();
-    // Percent-escapes that are not UTF-8 are refused, not replaced: a
-    // replaced character would name another address than the one sent.
+    // Every `{email}` is its path's last segment. It is read from the URI
+    // as sent: the router's own decoding replaces escapes that are not
+    // UTF-8 with U+FFFD, which would name another address than the one
+    // sent; such an address is refused instead.
+    let raw = req
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .filter(|_| req.match_info().get("email").is_some())
+        .unwrap_or_default();
     let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| {
         V3Error::bad_request(
             "email",

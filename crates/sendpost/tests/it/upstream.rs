@@ -119,6 +119,7 @@ mod conformance {
         ids_increase,
         list_pages_with_a_stable_order_and_total,
         list_matches_email_patterns,
+        odd_but_real_addresses_round_trip,
         scan_walks_everything_once,
         remove_ids_removes_chosen_entries,
         engine_splits_large_adds,

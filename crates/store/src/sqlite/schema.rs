@@ -118,7 +118,7 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     // lookups that read SQLite (docs/benchmarks.md). Lookups now come from
     // the lookup index, and those 24 MiB more over four readers were most
     // of what the 1,000,000-entry dump's peak RSS ranged over (130 to 158
-    // MiB against a limit of 150, issue 8); a tenant over the index's budget
+    // MiB against the benchmark's limit of 150); a tenant over the index's budget
     // pays the `pread`s again.
     conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

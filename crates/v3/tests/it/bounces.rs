@@ -479,3 +479,33 @@ async fn get_with_a_json_content_type_and_no_body_is_fine() {
         .insert_header(("Content-Type", "application/json"));
     assert_eq!(call(&app, req).await.0, StatusCode::NO_CONTENT);
 }
+
+/// SendGrid's bounce classifications sit beside `bounces/{email}`: they are
+/// refused as a feature hush lacks (501, named), not read as an address
+/// ("email address has no '@'"), and only for a valid key.
+#[actix_web::test]
+async fn bounce_classifications_are_a_501_not_an_address() {
+    let app = app(engine()).await;
+    for path in [
+        "/v3/suppression/bounces/classifications",
+        "/v3/suppression/bounces/classifications/Invalid%20Address",
+    ] {
+        let (status, error) = call(&app, get(path, READER)).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{path}: {error}");
+        let message = assert_envelope(&error, None);
+        assert!(message.contains("classifications"), "{message}");
+        let (status, _) = call(&app, get(path, "SG.nobody")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+/// A path address whose percent-escapes are not UTF-8 is refused, not
+/// read with replacement characters as some other address.
+#[actix_web::test]
+async fn a_path_address_that_is_not_utf8_is_a_400() {
+    let app = app(engine()).await;
+    let (status, error) = call(&app, get(&format!("{BOUNCES}/%FF%FE@example.com"), READER)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    let message = assert_envelope(&error, Some("email"));
+    assert!(message.contains("UTF-8"), "{message}");
+}

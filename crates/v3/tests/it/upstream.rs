@@ -132,6 +132,7 @@ mod seed_conformance {
         engine_scan_streams_in_batches,
         engine_splits_large_adds,
         list_matches_email_patterns,
+        odd_but_real_addresses_round_trip,
         remove_ids_removes_chosen_entries,
         remove_matching_removes_only_what_matches,
         scan_walks_everything_once,
@@ -147,6 +148,7 @@ mod sendgrid_conformance {
         engine_scan_streams_in_batches,
         engine_splits_large_adds,
         list_matches_email_patterns,
+        odd_but_real_addresses_round_trip,
         remove_ids_removes_chosen_entries,
         remove_matching_removes_only_what_matches,
         scan_walks_everything_once,
@@ -447,7 +449,7 @@ async fn get_once(fake: &MockServer, at: &str, body: serde_json::Value) {
         .await;
 }
 
-/// issue 7: one address costs a constant number of calls, through the
+/// One address costs a constant number of calls, through the
 /// per-address endpoints (specs/sendgrid-v3.md §2.1–§2.5, §2.8 A11), not
 /// page walks of every list.
 #[tokio::test]
