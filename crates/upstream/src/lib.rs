@@ -71,6 +71,30 @@ pub enum Idempotency {
     NotIdempotent,
 }
 
+/// Whether a base URL would carry credentials unencrypted off this
+/// machine: `http://` to a host that is not a loopback address or
+/// `localhost`.
+pub fn sends_credentials_in_clear(base_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = host.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    !loopback
+}
+
 /// A successful answer, read in full.
 #[derive(Debug)]
 pub struct Answer {
@@ -119,13 +143,26 @@ impl Upstream {
     /// `backend` names the backend in errors and logs, e.g.
     /// `upstream-postmark`.
     pub fn new(backend: &'static str, settings: UpstreamSettings) -> Result<Self, EngineError> {
+        // No redirect is followed: none of these APIs redirects, and
+        // reqwest strips only the standard auth headers when a redirect
+        // leaves the origin, so `X-Postmark-Server-Token` and
+        // `X-SubAccount-ApiKey` would go to whatever host a `Location`
+        // names. A 3xx is an upstream fault like any other non-2xx.
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hush/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EngineError::internal(backend, format!("HTTP client: {e}")))?;
+        if sends_credentials_in_clear(&settings.base_url) {
+            tracing::warn!(
+                backend,
+                base_url = %settings.base_url,
+                "the upstream base URL is http:// to a host that is not loopback: the tenant's provider credentials cross the network unencrypted; use https://"
+            );
+        }
         Ok(Self {
             backend,
             client,

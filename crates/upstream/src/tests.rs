@@ -338,3 +338,55 @@ async fn a_provider_that_does_not_answer_is_unavailable() {
     );
     drop(silent);
 }
+
+/// A provider that answers with a redirect to another host gets no second
+/// request there: the credentials in provider-specific headers would
+/// follow it (reqwest strips only the standard auth headers).
+#[tokio::test]
+async fn redirects_are_not_followed_so_credentials_stay_with_the_provider() {
+    let provider = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/thing"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/stolen", elsewhere.uri()).as_str()),
+        )
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let upstream = Upstream::new("upstream-test", settings(&provider, 1)).unwrap();
+    let url = upstream.url("/thing");
+    let err = upstream
+        .send(Idempotency::Idempotent, |c| {
+            c.get(&url).header("X-Postmark-Server-Token", "secret-token")
+        })
+        .await
+        .unwrap_err();
+    match err {
+        EngineError::Upstream { status, .. } => assert_eq!(status, Some(302)),
+        other => panic!("{other:?}"),
+    }
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+}
+
+#[test]
+fn only_cleartext_to_another_machine_is_flagged() {
+    for flagged in ["http://api.example.com", "http://10.1.2.3:8080/x", "http://[2001:db8::1]/"] {
+        assert!(sends_credentials_in_clear(flagged), "{flagged}");
+    }
+    for fine in [
+        "https://api.postmarkapp.com",
+        "http://127.0.0.1:9000",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "http://hush.localhost",
+    ] {
+        assert!(!sends_credentials_in_clear(fine), "{fine}");
+    }
+}
