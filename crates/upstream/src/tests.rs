@@ -364,7 +364,8 @@ async fn redirects_are_not_followed_so_credentials_stay_with_the_provider() {
     let url = upstream.url("/thing");
     let err = upstream
         .send(Idempotency::Idempotent, |c| {
-            c.get(&url).header("X-Postmark-Server-Token", "secret-token")
+            c.get(&url)
+                .header("X-Postmark-Server-Token", "secret-token")
         })
         .await
         .unwrap_err();
@@ -377,7 +378,11 @@ async fn redirects_are_not_followed_so_credentials_stay_with_the_provider() {
 
 #[test]
 fn only_cleartext_to_another_machine_is_flagged() {
-    for flagged in ["http://api.example.com", "http://10.1.2.3:8080/x", "http://[2001:db8::1]/"] {
+    for flagged in [
+        "http://api.example.com",
+        "http://10.1.2.3:8080/x",
+        "http://[2001:db8::1]/",
+    ] {
         assert!(sends_credentials_in_clear(flagged), "{flagged}");
     }
     for fine in [

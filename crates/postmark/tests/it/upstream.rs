@@ -127,6 +127,7 @@ mod conformance {
         engine_scan_streams_in_batches,
         engine_splits_large_adds,
         list_matches_email_patterns,
+        odd_but_real_addresses_round_trip,
         remove_ids_removes_chosen_entries,
         scan_walks_everything_once,
     );
@@ -355,11 +356,61 @@ async fn a_slow_upstream_is_a_timeout() {
 
 #[tokio::test]
 async fn deleting_a_group_is_refused_naming_the_backend() {
-    let engine = Engine::new(Arc::new(upstream("http://127.0.0.1:9".into(), 1)));
-    let err = engine
-        .delete_group(&tenant("t1"), hush_model::GroupId(5))
-        .await
-        .unwrap_err();
-    // Reading the group first fails to connect: nothing is dropped silently.
-    assert!(matches!(err, EngineError::Upstream { .. }), "{err:?}");
+    let fake = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/message-streams"))
+        .and(header("x-postmark-server-token", token("t1").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "MessageStreams": [
+                {"ID": "news", "ServerID": 1, "Name": "News", "Description": null,
+                 "MessageStreamType": "Broadcasts", "CreatedAt": "2024-01-02T00:00:00+00:00",
+                 "UpdatedAt": null, "ArchivedAt": null, "ExpectedPurgeDate": null,
+                 "SubscriptionManagementConfiguration": {"UnsubscribeHandlingType": "Postmark"}}
+            ],
+            "TotalCount": 1
+        })))
+        .expect(1..)
+        .mount(&fake)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&fake)
+        .await;
+    let engine = Engine::new(Arc::new(upstream(fake.uri(), 1)));
+    let news = group_id(&GroupKey::parse("news").unwrap());
+    // The group is found upstream, so the refusal is the backend's own.
+    let err = engine.delete_group(&tenant("t1"), news).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Unsupported {
+                backend: "upstream-postmark",
+                operation,
+            } if operation.starts_with("delete groups")
+        ),
+        "{err:?}"
+    );
+    let shown = hush_postmark::PostmarkError::from(err);
+    let response = actix_web::ResponseError::error_response(&shown);
+    assert_eq!(
+        response.status(),
+        actix_web::http::StatusCode::NOT_IMPLEMENTED
+    );
+    let message = shown.to_string();
+    assert!(
+        message.contains("upstream-postmark") && message.contains("delete groups"),
+        "{message}"
+    );
+    // Nothing was sent upstream to drop the stream.
+    let received = fake.received_requests().await.unwrap();
+    assert!(!received.is_empty());
+    assert!(
+        received.iter().all(|r| r.method.as_str() == "GET"),
+        "{:?}",
+        received
+            .iter()
+            .map(|r| (&r.method, r.url.path()))
+            .collect::<Vec<_>>()
+    );
 }

@@ -20,6 +20,10 @@ mod mirror;
 mod schema;
 mod sql;
 
+/// The backend's own listing SQL, for tests that EXPLAIN it.
+#[doc(hidden)]
+pub use sql::{Param as SqlParam, list_statements};
+
 use std::fmt;
 use std::str::FromStr as _;
 use std::sync::Arc;

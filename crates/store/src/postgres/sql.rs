@@ -157,9 +157,11 @@ fn to_i64(n: impl TryInto<i64>) -> i64 {
 // ---------------------------------------------------------------------------
 // Filters
 
-/// A value bound to a numbered placeholder.
-#[derive(Debug, Clone)]
-enum Param {
+/// A value bound to a numbered placeholder. Public (hidden) only so that
+/// tests can bind the parameters of [`list_statements`].
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
     Text(String),
     Int(i64),
     Small(i16),
@@ -487,13 +489,8 @@ pub(super) fn mirrored_entry(
     suppression_from_row(row, tenant).map(Some)
 }
 
-async fn select(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    mut clause: Clause,
-    limit: u32,
-    offset: u64,
-) -> Result<Vec<Suppression>, StoreError> {
+/// The page query of `clause`, and the clause with its paging parameters.
+fn select_statement(mut clause: Clause, limit: u32, offset: u64) -> (String, Clause) {
     let limit_param = clause.push(Param::Int(i64::from(limit)));
     let mut sql = format!(
         "SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE {} {NEWEST_FIRST} LIMIT {limit_param}",
@@ -503,8 +500,31 @@ async fn select(
         let offset_param = clause.push(Param::Int(to_i64(offset)));
         sql.push_str(&format!(" OFFSET {offset_param}"));
     }
+    (sql, clause)
+}
+
+async fn select(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    clause: Clause,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<Suppression>, StoreError> {
+    let (sql, clause) = select_statement(clause, limit, offset);
     let rows = clause.query(sql).fetch_all(conn).await?;
     suppressions_from_rows(&rows, tenant)
+}
+
+/// The count query of `clause` (the filter's own clause).
+fn count_statement(filter: &ListFilter, clause: &Clause) -> String {
+    let counted = match (filter.per_address, filter.scope) {
+        (false, _) => "count(*)",
+        (true, ScopeFilter::Global | ScopeFilter::Group(_)) => "count(DISTINCT email)",
+        (true, ScopeFilter::Any | ScopeFilter::GlobalAndGroup(_)) => {
+            "count(DISTINCT (group_id, email))"
+        }
+    };
+    format!("SELECT {counted} FROM suppressions WHERE {}", clause.sql)
 }
 
 /// How many entries, or with [`ListFilter::per_address`] how many addresses
@@ -514,14 +534,7 @@ async fn count_where(
     filter: &ListFilter,
     clause: &Clause,
 ) -> Result<u64, StoreError> {
-    let counted = match (filter.per_address, filter.scope) {
-        (false, _) => "count(*)",
-        (true, ScopeFilter::Global | ScopeFilter::Group(_)) => "count(DISTINCT email)",
-        (true, ScopeFilter::Any | ScopeFilter::GlobalAndGroup(_)) => {
-            "count(DISTINCT (group_id, email))"
-        }
-    };
-    let sql = format!("SELECT {counted} FROM suppressions WHERE {}", clause.sql);
+    let sql = count_statement(filter, clause);
     let count: i64 = clause.query(sql).fetch_one(conn).await?.try_get(0)?;
     Ok(to_u64(count))
 }
@@ -542,6 +555,25 @@ pub(super) async fn list(
         select(conn, tenant, clause, page.limit, page.offset).await?
     };
     Ok(Page { items, total })
+}
+
+/// The statements [`list`] runs for a page of `filter`, each with its
+/// parameters in placeholder order: the count, then the page (asked for
+/// even when the count would make it unnecessary). For tests that EXPLAIN
+/// the backend's own SQL to see which indexes serve a filter.
+#[doc(hidden)]
+pub fn list_statements(
+    tenant: &TenantId,
+    filter: &ListFilter,
+    page: PageRequest,
+) -> Vec<(String, Vec<Param>)> {
+    let count = Clause::filter(tenant, filter);
+    let (page_sql, page_clause) =
+        select_statement(Clause::listing(tenant, filter), page.limit, page.offset);
+    vec![
+        (count_statement(filter, &count), count.params),
+        (page_sql, page_clause.params),
+    ]
 }
 
 pub(super) async fn count(

@@ -22,6 +22,7 @@ mod writer;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
@@ -125,6 +126,8 @@ pub struct SqliteBackend {
     /// others.
     index: Arc<LookupIndex>,
     addresses: AddressFilter,
+    /// Lookups SQLite answered itself (see [`SqliteBackend::entry_reads`]).
+    entry_reads: AtomicU64,
     /// The lock on `<file>.lock`, held while the backend is open.
     _serving: File,
 }
@@ -163,6 +166,7 @@ impl SqliteBackend {
             readers,
             index,
             addresses,
+            entry_reads: AtomicU64::new(0),
             _serving: serving,
         })
     }
@@ -170,6 +174,15 @@ impl SqliteBackend {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many lookups SQLite has answered itself (the index off, or
+    /// their tenant over its budget, and the address filter unsure): shows,
+    /// in tests, that the lookup index serves. A test hook, like
+    /// `PostgresBackend::entry_reads`.
+    #[doc(hidden)]
+    pub fn entry_reads(&self) -> u64 {
+        self.entry_reads.load(Ordering::Relaxed)
     }
 
     /// Every tenant that has a suppression or a group, in order: what a
@@ -322,6 +335,7 @@ impl Backend for SqliteBackend {
             return Ok(Vec::new());
         }
         // A point read on the identity index: inline (see `run_inline`).
+        self.entry_reads.fetch_add(1, Ordering::Relaxed);
         self.readers
             .run_inline(|conn| sql::entries(conn, tenant, email))
     }

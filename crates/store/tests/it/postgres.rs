@@ -14,6 +14,7 @@ use hush_model::{
     BounceClass, Email, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin, Scope,
     ScopeFilter, StreamType, TenantId, Timestamp, UnsubscribeHandling,
 };
+use hush_store::postgres::SqlParam;
 use hush_store::{PostgresBackend, PostgresOptions};
 use sqlx::Row as _;
 
@@ -216,13 +217,51 @@ async fn concurrent_instances_keep_one_entry_per_identity() {
     assert_eq!(rows, 300, "one row per identity");
 }
 
+/// The statements of the other sessions of this test's database that are
+/// waiting for a lock.
+async fn lock_waits(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    sqlx::query(
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+/// Polls `decide` on the lock waits every 10 ms until it decides, at most
+/// 1000 times: a bounded wait, never a timing assumption.
+async fn when_locks<T>(
+    conn: &mut sqlx::PgConnection,
+    decide: impl Fn(&[String]) -> Option<T>,
+) -> Option<T> {
+    for _ in 0..1000 {
+        if let Some(decided) = decide(&lock_waits(conn).await) {
+            return Some(decided);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    None
+}
+
+fn waiting_in(waits: &[String], statement: &str) -> usize {
+    waits.iter().filter(|q| q.starts_with(statement)).count()
+}
+
 /// Adds into a group while another instance deletes it: afterwards no
-/// entry points at the deleted group.
+/// entry points at the deleted group. The interleaving is forced, not
+/// hoped for: a third session holds the tenant's version rows, which an
+/// add updates last, so the add is seen waiting with its group locked and
+/// its rows inserted but uncommitted; the delete then starts and is seen
+/// waiting for the add's group lock; only then is the add let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_racing_a_group_delete_leave_no_orphans() {
     let database = TempDatabase::create().await;
     let adder = Arc::new(database.backend().await);
-    let deleter = database.backend().await;
+    let deleter = Arc::new(database.backend().await);
     let t = tenant("t");
     let group = deleter
         .create_group(
@@ -239,30 +278,66 @@ async fn adds_racing_a_group_delete_leave_no_orphans() {
         )
         .await
         .unwrap();
+    let mut watcher = database.connection().await;
+    let mut holder = database.connection().await;
+    let mut held = sqlx::Connection::begin(&mut holder).await.unwrap();
+    // Every shard of the tenant's version (sql::VERSION_SHARDS is 16).
+    sqlx::query(
+        "INSERT INTO hush_tenant_versions (tenant, shard, version) \
+         SELECT $1, s::smallint, 0 FROM generate_series(0, 15) AS s \
+         ON CONFLICT (tenant, shard) DO UPDATE SET version = hush_tenant_versions.version",
+    )
+    .bind(t.as_str())
+    .execute(&mut *held)
+    .await
+    .unwrap();
     let adding = {
         let (adder, t) = (Arc::clone(&adder), t.clone());
         tokio::spawn(async move {
-            let mut unknown = 0;
-            for round in 0..40 {
-                let batch = (0..25)
-                    .map(|i| NewSuppression {
-                        scope: Scope::Group(group.id),
-                        kind: Kind::Unsubscribe,
-                        ..bounce(&format!("r{round}-{i}@x.com"), 5)
-                    })
-                    .collect();
-                for outcome in adder.add(&t, batch).await.unwrap() {
-                    if matches!(outcome, AddOutcome::UnknownGroup(_)) {
-                        unknown += 1;
-                    }
-                }
-            }
-            unknown
+            let batch = (0..25)
+                .map(|i| NewSuppression {
+                    scope: Scope::Group(group.id),
+                    kind: Kind::Unsubscribe,
+                    ..bounce(&format!("r{i}@x.com"), 5)
+                })
+                .collect();
+            adder.add(&t, batch).await.unwrap()
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert!(deleter.delete_group(&t, group.id).await.unwrap());
-    let unknown = adding.await.unwrap();
+    const BUMP: &str = "INSERT INTO hush_tenant_versions";
+    assert!(
+        when_locks(&mut watcher, |waits| (waiting_in(waits, BUMP) == 1)
+            .then_some(()))
+        .await
+        .is_some(),
+        "the add is in flight: its group locked, its rows inserted, not committed"
+    );
+    assert!(!adding.is_finished());
+    let deleting = {
+        let (deleter, t) = (Arc::clone(&deleter), t.clone());
+        tokio::spawn(async move { deleter.delete_group(&t, group.id).await.unwrap() })
+    };
+    // The delete waits for the add's lock on the group. Were the add not to
+    // hold one, the delete would get past its deletes and wait at its own
+    // version bump (or finish); the checks below then find the orphans the
+    // add commits.
+    let delete_waited = when_locks(&mut watcher, |waits| {
+        if waiting_in(waits, "DELETE FROM suppression_groups") == 1 {
+            Some(true)
+        } else if waiting_in(waits, BUMP) == 2 || deleting.is_finished() {
+            Some(false)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert!(
+        delete_waited.is_some(),
+        "the delete neither waited nor got past the group"
+    );
+    held.rollback().await.unwrap();
+    let outcomes = adding.await.unwrap();
+    assert!(deleting.await.unwrap(), "the group was there to delete");
     let left = adder
         .count(
             &t,
@@ -270,9 +345,65 @@ async fn adds_racing_a_group_delete_leave_no_orphans() {
         )
         .await
         .unwrap();
-    assert_eq!(left, 0, "no entry outlives its group ({unknown} refused)");
+    let rows: i64 = sqlx::query("SELECT count(*) FROM suppressions WHERE group_id = $1")
+        .bind(group.id.0)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((left, rows), (0, 0), "no entry outlives its group");
+    // The add did go in before the delete: it committed into the group,
+    // and the delete, which waited for it, took its entries along.
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, AddOutcome::Added { new: true, .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        delete_waited,
+        Some(true),
+        "the delete ran while the add was in flight"
+    );
 }
 
+/// The plan of each statement the backend runs to list a page of `filter`
+/// (`hush_store::postgres::list_statements`), with the same parameters.
+async fn listing_plans(
+    conn: &mut sqlx::PgConnection,
+    t: &TenantId,
+    filter: &ListFilter,
+) -> Vec<(String, String)> {
+    let page = hush_model::PageRequest {
+        limit: 50,
+        offset: 0,
+    };
+    let mut plans = Vec::new();
+    for (sql, params) in hush_store::postgres::list_statements(t, filter, page) {
+        let explain = format!("EXPLAIN {sql}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for param in params {
+            query = match param {
+                SqlParam::Text(text) => query.bind(text),
+                SqlParam::Int(n) => query.bind(n),
+                SqlParam::Small(n) => query.bind(n),
+            };
+        }
+        let lines: Vec<String> = query
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        plans.push((sql, lines.join("\n")));
+    }
+    plans
+}
+
+/// The backend's own listing SQL, as it runs it, is served by the indexes
+/// a filter needs: an address prefix and an exact address by a range of
+/// the identity index, a group's entries by the scope index.
 #[tokio::test]
 async fn filters_are_served_by_indexes() {
     let database = TempDatabase::create().await;
@@ -284,18 +415,62 @@ async fn filters_are_served_by_indexes() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let plan: Vec<String> = sqlx::query(
-        "EXPLAIN SELECT id FROM suppressions WHERE tenant = 't' \
-         AND email >= 'sales' AND email < 'salet'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.get(0))
-    .collect();
-    let plan = plan.join("\n");
-    assert!(plan.contains("suppressions_identity"), "{plan}");
+    let t = tenant("t");
+    let mut prefix = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+    prefix.email = Some(hush_model::EmailMatch::prefix("sales").unwrap());
+    let mut exact = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+    exact.email = Some(hush_model::EmailMatch::Exact(
+        Email::parse("sales@x.com").unwrap(),
+    ));
+    let group = ListFilter::new(
+        KindSet::family(hush_model::KindFamily::Unsubscribe),
+        ScopeFilter::Group(hush_model::GroupId(7)),
+    );
+    let cases = [
+        (
+            "prefix",
+            &prefix,
+            "suppressions_identity",
+            &["email >= 'sales'", "email < 'salet'"][..],
+        ),
+        (
+            "exact",
+            &exact,
+            "suppressions_identity",
+            &["email = 'sales@x.com'"][..],
+        ),
+        (
+            "group",
+            &group,
+            "suppressions_by_scope",
+            &["group_id = '7'", "family = 3"][..],
+        ),
+    ];
+    for (name, filter, index, conditions) in cases {
+        let plans = listing_plans(&mut conn, &t, filter).await;
+        assert_eq!(plans.len(), 2, "{name}: a count and a page");
+        for (sql, plan) in plans {
+            let seen = format!("{name}: {sql}\n{plan}");
+            assert!(!plan.contains("Seq Scan"), "{seen}");
+            assert!(
+                plan.contains(&format!("Scan using {index} on suppressions"))
+                    || plan.contains(&format!("Bitmap Index Scan on {index}")),
+                "{seen}"
+            );
+            // The filter's own conditions bound the index range, not merely
+            // filter the rows it yields.
+            let bounds: Vec<&str> = plan
+                .lines()
+                .filter(|line| line.trim_start().starts_with("Index Cond:"))
+                .collect();
+            for condition in conditions {
+                assert!(
+                    bounds.iter().any(|line| line.contains(condition)),
+                    "{seen}\nno index condition {condition}"
+                );
+            }
+        }
+    }
 }
 
 fn group_named(key: &str, name: &str, is_default: bool) -> NewGroup {

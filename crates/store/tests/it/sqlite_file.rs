@@ -437,7 +437,9 @@ fn bounce_of(address: &str, created: i64) -> NewSuppression {
 /// every kind of write (adds of each kind into the Global scope and into
 /// groups, removals by filter and by id, a group deleted with its entries),
 /// for two tenants, after a reopen (rebuilt from the file), with the index
-/// off, and for a tenant that outgrew the index's budget.
+/// off, and for a tenant that outgrew the index's budget. While the index
+/// covers a tenant, its lookups read nothing from SQLite
+/// (`SqliteBackend::entry_reads`); once it does not, they do.
 #[tokio::test]
 async fn the_lookup_index_answers_what_the_file_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -498,11 +500,17 @@ async fn the_lookup_index_answers_what_the_file_holds() {
             .await
             .unwrap();
         lookups_agree_with_the_file(&backend, &tenants, "after a re-add").await;
+        assert_eq!(
+            backend.entry_reads(),
+            0,
+            "every lookup above was answered by the index, none by SQLite"
+        );
     }
     // Rebuilt from the file at open.
     let expected = {
         let backend = open(&path);
         lookups_agree_with_the_file(&backend, &tenants, "after a reopen").await;
+        assert_eq!(backend.entry_reads(), 0, "the rebuilt index answers");
         let mut all = Vec::new();
         for t in &tenants {
             for n in 0..12 {
@@ -525,6 +533,7 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                 .add(&tenants[0], vec![bounce_of("u7@example.com", 7)])
                 .await
                 .unwrap();
+            let before = backend.entry_reads();
             assert_eq!(
                 backend
                     .entries(&tenants[0], &email("bulk29999@example.com"))
@@ -533,8 +542,21 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                     .len(),
                 1
             );
+            assert_eq!(backend.entry_reads(), before + 1, "over the budget");
         }
-        lookups_agree_with_the_file(&backend, &tenants, &format!("index of {mib} MiB")).await;
+        // Off, every tenant reads SQLite; over the budget, only the tenant
+        // that outgrew it does, and the other is still served by the index.
+        for (at, t) in tenants.iter().enumerate() {
+            let before = backend.entry_reads();
+            let step = format!("index of {mib} MiB");
+            lookups_agree_with_the_file(&backend, std::slice::from_ref(t), &step).await;
+            let reads = backend.entry_reads() - before;
+            if mib == 1 && at == 1 {
+                assert_eq!(reads, 0, "{step}: {t} is still in the index");
+            } else {
+                assert!(reads > 0, "{step}: {t} is not in the index: SQLite answers");
+            }
+        }
         if mib == 0 {
             let mut all = Vec::new();
             for t in &tenants {

@@ -1,9 +1,12 @@
+use std::time::Duration;
+
 use actix_http::Payload;
 use actix_http::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::test;
 use actix_web::web::Bytes;
-use hush_model::{Email, Kind, Origin, Scope};
+use hush_engine::ADD_BATCH;
+use hush_model::{Email, Kind, KindSet, ListFilter, Origin, Scope, ScopeFilter};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -33,7 +36,24 @@ where
     if then_fail {
         items.push(Err(PayloadError::Incomplete(None)));
     }
-    let stream: actix_http::BoxedPayloadStream = Box::pin(futures_util::stream::iter(items));
+    streamed_from(app, uri, Box::pin(futures_util::stream::iter(items))).await
+}
+
+/// Sends a CSV body read from a stream, which may still be arriving while
+/// the import runs.
+async fn streamed_from<S, B>(
+    app: &S,
+    uri: &str,
+    stream: actix_http::BoxedPayloadStream,
+) -> (StatusCode, Value)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
     let req = test::TestRequest::post()
         .uri(uri)
         .insert_header(("Authorization", format!("Bearer {WRITER}")))
@@ -205,18 +225,58 @@ async fn imports_refuse_json_bodies_and_read_only_keys() {
 
 #[actix_web::test]
 async fn a_large_streamed_import_commits_in_batches() {
-    let app = app(engine()).await;
-    let rows = 12_345;
-    // Chunk boundaries fall inside rows, as they do on a real socket.
+    let engine = engine();
+    let app = app(engine.clone()).await;
+    let rows: u64 = 12_345;
+    let batches: u64 = 2;
+    let committed_early = batches * ADD_BATCH as u64;
     let body: String = std::iter::once("email\n".to_owned())
         .chain((0..rows).map(|n| format!("user{n}@example.com\n")))
         .collect();
-    let chunks: Vec<String> = body
-        .as_bytes()
-        .chunks(1000)
-        .map(|c| String::from_utf8(c.to_vec()).unwrap())
-        .collect();
-    let (status, report) = streamed(&app, GLOBAL_IMPORT, chunks, false).await;
+    // The rows of the first two batches and the start of the next row: the
+    // rest of the body is held back until those batches are seen stored.
+    let cut = body.find(&format!("user{committed_early}@")).unwrap() + 8;
+    let (head, tail) = body.split_at(cut);
+    // Chunk boundaries fall inside rows, as they do on a real socket.
+    let chunks = |part: &str| -> Vec<String> {
+        part.as_bytes()
+            .chunks(1000)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect()
+    };
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let payload = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, PayloadError>(Bytes::from(chunk)), receiver))
+    });
+    let import = streamed_from(&app, GLOBAL_IMPORT, Box::pin(payload));
+    let uploader = async {
+        for chunk in chunks(head) {
+            sender.send(chunk).unwrap();
+        }
+        // The body is not finished, so whatever is stored now was committed
+        // mid-upload. Bounded wait: 1000 polls, 10 ms apart.
+        let everything = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+        let mut seen = 0;
+        for _ in 0..1000 {
+            seen = engine.count(&tenant("demo"), &everything).await.unwrap();
+            if seen >= committed_early {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for chunk in chunks(tail) {
+            sender.send(chunk).unwrap();
+        }
+        drop(sender);
+        seen
+    };
+    let ((status, report), seen_mid_upload) = futures_util::join!(import, uploader);
+    assert_eq!(
+        seen_mid_upload, committed_early,
+        "whole batches are stored while the body is still arriving, the rest is not"
+    );
+    assert!(seen_mid_upload > 0 && seen_mid_upload < rows);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(report["imported"], rows);
     let (_, list) = call(&app, get("/v3/asm/suppressions/global?limit=1", READER)).await;
