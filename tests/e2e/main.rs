@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod abuse;
 mod coherence;
 mod copy;
 mod cross_api;

@@ -53,6 +53,12 @@ pub struct ServerConfig {
     pub workers: usize,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// How long a request body may take before its first bytes, and the
+    /// grace on top of the minimum rate after them (guard.rs).
+    pub body_timeout_secs: u64,
+    /// The slowest a request body may arrive on average, in bytes a
+    /// second, once the grace is spent.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,8 @@ impl Default for ServerConfig {
             max_import_bytes: 1 << 30,
             workers: 0,
             shutdown_timeout_secs: 30,
+            body_timeout_secs: 10,
+            body_min_bytes_per_sec: 1024,
         }
     }
 }
@@ -428,6 +436,18 @@ impl Config {
             return Err(ConfigError::new(
                 "server.max_body_bytes",
                 format!("{} is too small; at least 1024", self.server.max_body_bytes),
+            ));
+        }
+        if self.server.body_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "server.body_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.server.body_min_bytes_per_sec == 0 {
+            return Err(ConfigError::new(
+                "server.body_min_bytes_per_sec",
+                "must be at least 1",
             ));
         }
         if self.storage.backend == BackendKind::Sqlite && self.storage.path.as_os_str().is_empty() {

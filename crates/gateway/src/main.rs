@@ -2,6 +2,7 @@
 
 mod config;
 mod copy;
+mod guard;
 mod log_lines;
 mod server;
 mod telemetry;

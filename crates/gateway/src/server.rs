@@ -15,7 +15,7 @@ use hush_v3::{V3Profile, V3State};
 use serde_json::json;
 
 use crate::config::{Api, BackendKind, Config, ResolvedKey};
-use crate::telemetry;
+use crate::{guard, telemetry};
 
 /// Opens the backend the config names, and, when tenants override it, the
 /// others too behind a router that serves each tenant from its own.
@@ -172,9 +172,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     warn_about_demo_tokens(&config);
     let listen = config.server.listen;
     let shared = gateway.clone();
+    let pace = guard::BodyPace {
+        grace: std::time::Duration::from_secs(config.server.body_timeout_secs),
+        min_bytes_per_sec: config.server.body_min_bytes_per_sec,
+    };
     let mut server = HttpServer::new(move || {
         let gateway = shared.clone();
         App::new()
+            .wrap(from_fn(move |req, next| guard::guard(pace, req, next)))
             // Also merges doubled and trims trailing slashes
             // (telemetry::normalize_path).
             .wrap(from_fn(telemetry::request_id))

@@ -1,8 +1,6 @@
 //! What every API crate shares about serving HTTP, and nothing about any
 //! one provider's wire format: each API passes in how it words a refusal.
 
-use std::future::Future;
-
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
 use actix_web::http::header::{ALLOW, HeaderValue};
@@ -102,25 +100,55 @@ impl Endpoint {
         let refusal = self.refusal;
         self.resource
             .default_service(web::to(move |req: HttpRequest| {
-                refuse(refusal, req, allow.clone())
+                std::future::ready(refuse(refusal, &req, allow.clone()))
             }))
     }
 }
 
-fn refuse(
-    refusal: Refusal,
-    req: HttpRequest,
-    allow: HeaderValue,
-) -> impl Future<Output = HttpResponse> {
-    let mut res = refusal(&req);
+fn refuse(refusal: Refusal, req: &HttpRequest, allow: HeaderValue) -> HttpResponse {
+    let mut res = refusal(req);
     res.headers_mut().insert(ALLOW, allow);
-    std::future::ready(res)
+    res
 }
 
 impl HttpServiceFactory for Endpoint {
     fn register(self, config: &mut AppService) {
         self.into_resource().register(config);
     }
+}
+
+/// What the gateway refuses before any API's handler runs. Each API words
+/// it in its own error format (`refuse` in each API crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayRefusal {
+    /// A request body sent with a `Content-Encoding` other than
+    /// `identity`: no client of these APIs compresses what it sends, and
+    /// decoding is where a small body becomes a large one.
+    EncodedBody(String),
+}
+
+impl GatewayRefusal {
+    /// The message every API shows.
+    pub fn message(&self) -> String {
+        match self {
+            Self::EncodedBody(encoding) => format!(
+                "request bodies with Content-Encoding {encoding:?} are not accepted; send the body uncompressed"
+            ),
+        }
+    }
+}
+
+/// The message of a 408: a body that stopped arriving, or arrived slower
+/// than the server's minimum rate.
+pub const BODY_TIMEOUT_MESSAGE: &str = "the request body did not arrive in time (server.body_timeout_secs, server.body_min_bytes_per_sec)";
+
+/// Whether a body read failed because the body did not arrive in time (the
+/// gateway's pacing, which fails the stream with `TimedOut`).
+pub fn is_body_timeout(err: &actix_web::Error) -> bool {
+    matches!(
+        err.as_error::<actix_web::error::PayloadError>(),
+        Some(actix_web::error::PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut
+    )
 }
 
 /// How long a client is told to wait after a 503, in seconds. Short:

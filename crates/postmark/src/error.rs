@@ -102,6 +102,10 @@ pub enum PostmarkError {
     #[error("The request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
+    RequestTimeout,
+    #[error("{0}")]
     NotImplemented(String),
     #[error("The {0} upstream provider failed.")]
     BadGateway(&'static str),
@@ -156,6 +160,8 @@ impl PostmarkError {
             Self::RouteNotFound
             | Self::MethodNotAllowed
             | Self::PayloadTooLarge(_)
+            | Self::UnsupportedMediaType(_)
+            | Self::RequestTimeout
             | Self::NotImplemented(_)
             | Self::BadGateway(_)
             | Self::GatewayTimeout(_)
@@ -231,6 +237,8 @@ impl ResponseError for PostmarkError {
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,

@@ -109,6 +109,7 @@ impl FromRequest for RawBody {
                 .map(Self)
                 .map_err(|err| match err.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => PostmarkError::PayloadTooLarge(limit),
+                    _ if hush_http::is_body_timeout(&err) => PostmarkError::RequestTimeout,
                     _ => PostmarkError::InvalidJson("the request body could not be read".into()),
                 })
         })

@@ -62,6 +62,24 @@ fn endpoint(path: &str) -> Endpoint {
     Endpoint::new(path, method_not_allowed)
 }
 
+/// A refusal the gateway makes before routing, in Postmark's format.
+pub fn refuse(refusal: &hush_http::GatewayRefusal) -> HttpResponse {
+    let err = match refusal {
+        hush_http::GatewayRefusal::EncodedBody(_) => {
+            PostmarkError::UnsupportedMediaType(refusal.message())
+        }
+    };
+    actix_web::ResponseError::error_response(&err)
+}
+
+/// Whether a request is for Postmark's API: it carries a Postmark token,
+/// or its path is Postmark's.
+pub fn is_postmark_request(req: &HttpRequest) -> bool {
+    speaks_postmark(req)
+        || req.path() == "/message-streams"
+        || req.path().starts_with("/message-streams/")
+}
+
 /// The router's 404 in Postmark's format.
 pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&PostmarkError::RouteNotFound)

@@ -52,13 +52,18 @@ pub enum SendPostError {
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
+    RequestTimeout,
+    #[error("{0}")]
     NotImplemented(String),
     #[error("the {0} upstream provider failed")]
     BadGateway(&'static str),
     #[error("the {0} upstream provider did not answer in time")]
     GatewayTimeout(&'static str),
-    /// No `Retry-After`: urllib3 would silently retry GET and DELETE on a
-    /// 503 that carries one (§7).
+    /// With `Retry-After: 5`, as every API's 503 (hush_http): urllib3
+    /// then retries a GET or DELETE up to three times, 5 s apart (§7),
+    /// which both are safe to repeat; a create is not retried.
     #[error("service unavailable")]
     Unavailable,
     #[error("internal server error")]
@@ -101,9 +106,11 @@ impl SendPostError {
                 ("authentication_failed", "authentication_error")
             }
             Self::InvalidBody { .. } => ("validation_error", "invalid_request_error"),
-            Self::InvalidParam { .. } | Self::MethodNotAllowed | Self::PayloadTooLarge(_) => {
-                ("invalid_request", "invalid_request_error")
-            }
+            Self::InvalidParam { .. }
+            | Self::MethodNotAllowed
+            | Self::PayloadTooLarge(_)
+            | Self::UnsupportedMediaType(_)
+            | Self::RequestTimeout => ("invalid_request", "invalid_request_error"),
             Self::NotFound(_) => ("resource_not_found", "not_found_error"),
             Self::Conflict(_) => ("resource_exists", "conflict_error"),
             Self::NotImplemented(_)
@@ -168,6 +175,8 @@ impl ResponseError for SendPostError {
             Self::Conflict(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,

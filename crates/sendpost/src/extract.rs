@@ -34,6 +34,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SendPostJson<T> {
                 .await
                 .map_err(|err| match err.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => SendPostError::PayloadTooLarge(limit),
+                    _ if hush_http::is_body_timeout(&err) => SendPostError::RequestTimeout,
                     _ => SendPostError::invalid_body("body", "the request body could not be read"),
                 })?;
             if bytes.iter().all(u8::is_ascii_whitespace) {

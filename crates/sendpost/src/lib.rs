@@ -75,6 +75,17 @@ fn endpoint(path: &str) -> Endpoint {
     Endpoint::new(path, method_not_allowed)
 }
 
+/// A refusal the gateway makes before routing, in the SendPost envelope
+/// with the contract echoed.
+pub fn refuse(req: &HttpRequest, refusal: &hush_http::GatewayRefusal) -> HttpResponse {
+    let err = match refusal {
+        hush_http::GatewayRefusal::EncodedBody(_) => {
+            SendPostError::UnsupportedMediaType(refusal.message())
+        }
+    };
+    contract::respond(req, &err)
+}
+
 /// The router's 404 in the SendPost envelope, with the contract echoed; the
 /// gateway answers unknown paths with it for SendPost callers.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {

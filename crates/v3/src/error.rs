@@ -71,6 +71,8 @@ pub enum V3Error {
     MethodNotAllowed,
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
+    RequestTimeout,
     #[error("{0}")]
     NotImplemented(String),
     #[error("the {0} upstream provider failed")]
@@ -159,6 +161,7 @@ impl ResponseError for V3Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) | Self::ImportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,

@@ -53,6 +53,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalV3Json<T> {
                 .await
                 .map_err(|err| match err.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => V3Error::PayloadTooLarge(limit),
+                    _ if hush_http::is_body_timeout(&err) => V3Error::RequestTimeout,
                     _ => V3Error::bad_request("body", "the request body could not be read"),
                 })?;
             match bytes.iter().find(|b| !b.is_ascii_whitespace()) {

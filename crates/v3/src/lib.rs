@@ -165,6 +165,16 @@ fn endpoint(path: &str) -> Endpoint {
     Endpoint::new(path, method_not_allowed)
 }
 
+/// A refusal the gateway makes before routing, in the v3 envelope.
+pub fn refuse(refusal: &hush_http::GatewayRefusal) -> HttpResponse {
+    let err = match refusal {
+        hush_http::GatewayRefusal::EncodedBody(_) => {
+            V3Error::UnsupportedMediaType(refusal.message())
+        }
+    };
+    actix_web::ResponseError::error_response(&err)
+}
+
 /// The router's 404 in the v3 envelope.
 pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&V3Error::route_not_found())

@@ -1,0 +1,151 @@
+//! What every request passes before any API sees it: no encoded bodies,
+//! and bodies that keep arriving.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::header::CONTENT_ENCODING;
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
+use futures_util::Stream;
+use hush_http::GatewayRefusal;
+use tokio::time::{Instant, Sleep};
+
+/// How fast a request body must arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// Allowed before the first byte, and on top of the rate after it.
+    pub grace: Duration,
+    /// The least average rate, in bytes a second.
+    pub min_bytes_per_sec: u64,
+}
+
+impl BodyPace {
+    /// When a body that started at `start` and has delivered `received`
+    /// bytes must have delivered more: the grace, plus the time those
+    /// bytes may take at the least rate. A trickle of a byte every few
+    /// seconds, or a declared length the client never sends, runs out of
+    /// it; a large import at any honest speed does not.
+    fn deadline(&self, start: Instant, received: u64) -> Instant {
+        let earned = Duration::from_secs_f64(received as f64 / self.min_bytes_per_sec as f64);
+        start + self.grace + earned
+    }
+}
+
+/// The middleware: refuses a body with a `Content-Encoding` other than
+/// `identity` in the caller's API format (415), and paces every body.
+///
+/// No SDK of these APIs compresses what it sends, and decoding is where a
+/// 1 MB body becomes 1 GB before any limit sees it, so hush decodes
+/// nothing: actix-web is built without request decompression, and an
+/// encoded body is refused here before it is read.
+pub async fn guard(
+    pace: BodyPace,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let encoding = req
+        .headers()
+        .get_all(CONTENT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        .map(str::to_owned);
+    if let Some(encoding) = encoding {
+        let refusal = GatewayRefusal::EncodedBody(encoding);
+        let response = refuse(req.request(), &refusal);
+        return Ok(req.into_response(response));
+    }
+    let payload = req.take_payload();
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(Paced::new(payload, pace)),
+    });
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// A gateway refusal in the format of the API the caller speaks, told as
+/// the fallback tells it (server.rs).
+pub fn refuse(req: &HttpRequest, refusal: &GatewayRefusal) -> HttpResponse {
+    if hush_postmark::is_postmark_request(req) {
+        return hush_postmark::refuse(refusal);
+    }
+    if hush_sendpost::speaks_sendpost(req) {
+        return hush_sendpost::refuse(req, refusal);
+    }
+    hush_v3::refuse(refusal)
+}
+
+/// A request body that fails with `TimedOut` when it falls behind its
+/// [`BodyPace`].
+struct Paced {
+    inner: Payload,
+    pace: BodyPace,
+    start: Instant,
+    received: u64,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Paced {
+    fn new(inner: Payload, pace: BodyPace) -> Self {
+        let start = Instant::now();
+        Self {
+            inner,
+            pace,
+            start,
+            received: 0,
+            timer: Box::pin(tokio::time::sleep_until(pace.deadline(start, 0))),
+        }
+    }
+}
+
+impl Stream for Paced {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.received += chunk.len() as u64;
+                let deadline = this.pace.deadline(this.start, this.received);
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    hush_http::BODY_TIMEOUT_MESSAGE,
+                ))))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_with_what_arrived() {
+        let pace = BodyPace {
+            grace: Duration::from_secs(10),
+            min_bytes_per_sec: 1024,
+        };
+        let start = Instant::now();
+        assert_eq!(pace.deadline(start, 0), start + Duration::from_secs(10));
+        assert_eq!(
+            pace.deadline(start, 10 * 1024),
+            start + Duration::from_secs(20)
+        );
+    }
+}
