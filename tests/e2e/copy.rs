@@ -319,4 +319,55 @@ mod with_server {
             "{again}"
         );
     }
+
+    /// Text with a NUL character, stored in SQLite before hush refused it
+    /// at its edges, is copied to PostgreSQL (whose `text` cannot hold
+    /// one) without the NUL and reported, and the rest of the copy goes on.
+    #[tokio::test]
+    async fn nul_characters_are_cleaned_and_counted_on_the_way_to_postgres() {
+        use hush_engine::Backend as _;
+        use hush_model::{BounceClass, Email, Kind, NewSuppression, Origin, Scope, Timestamp};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = TempDatabase::create().await;
+        let src = dir.path().join("src.db");
+        let source = open_sqlite(&src);
+        let t = tenant("t1");
+        let items = (0..200)
+            .map(|n| NewSuppression {
+                email: Email::parse(&format!("n{n}@example.com")).unwrap(),
+                scope: Scope::Global,
+                kind: Kind::Bounce {
+                    class: BounceClass::Hard,
+                    status: Some("5.1.1".into()),
+                    reason: Some(if n == 7 {
+                        "550\0 nul".into()
+                    } else {
+                        "550 ok".into()
+                    }),
+                },
+                origin: Origin::Recipient,
+                created_at: Timestamp::from_nanos(1_700_000_000_000_000_000 + n),
+            })
+            .collect();
+        source.add(&t, items).await.unwrap();
+        drop(source);
+        let out = run_copy(&format!("sqlite:{}", src.display()), &db.url, 64);
+        assert!(out.contains("suppressions: 200 copied"), "{out}");
+        assert!(
+            out.contains("1 entr(ies) or group(s) copied with NUL characters removed"),
+            "{out}"
+        );
+        let pg = PostgresBackend::connect(PostgresOptions::from_url(&db.url).unwrap())
+            .await
+            .unwrap();
+        let entries = pg
+            .entries(&t, &Email::parse("n7@example.com").unwrap())
+            .await
+            .unwrap();
+        match &entries[0].kind {
+            Kind::Bounce { reason, .. } => assert_eq!(reason.as_deref(), Some("550 nul")),
+            other => panic!("{other:?}"),
+        }
+    }
 }

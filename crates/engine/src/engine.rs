@@ -401,6 +401,12 @@ impl Engine {
 
 fn check_group_name(raw: &str) -> Result<String, EngineError> {
     let name = raw.trim();
+    if hush_model::has_nul(name) {
+        return Err(EngineError::InvalidGroup {
+            field: "name",
+            message: "a group name must not contain a NUL character".into(),
+        });
+    }
     if name.is_empty() {
         return Err(EngineError::InvalidGroup {
             field: "name",
@@ -420,6 +426,12 @@ fn check_group_name(raw: &str) -> Result<String, EngineError> {
 }
 
 fn check_group_description(description: &str) -> Result<(), EngineError> {
+    if hush_model::has_nul(description) {
+        return Err(EngineError::InvalidGroup {
+            field: "description",
+            message: "a group description must not contain a NUL character".into(),
+        });
+    }
     let length = description.chars().count();
     if length > GROUP_DESCRIPTION_MAX {
         return Err(EngineError::InvalidGroup {

@@ -30,7 +30,7 @@ use anyhow::{Context as _, anyhow, bail};
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
     GroupChanges, GroupId, KindSet, ListFilter, NewGroup, NewSuppression, ScanCursor, Scope,
-    ScopeFilter, TenantId,
+    ScopeFilter, TenantId, has_nul,
 };
 use hush_store::{PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -209,6 +209,10 @@ pub struct Summary {
     /// Items a destination provider refused, with its reasons.
     pub suppressions_refused: u64,
     pub refusals: Vec<String>,
+    /// Entries and groups whose text held a NUL character, copied without
+    /// it: stored before hush refused NUL at its edges, and unstorable in
+    /// PostgreSQL (`hush_model::has_nul`).
+    pub nul_cleaned: u64,
 }
 
 impl fmt::Display for Summary {
@@ -228,6 +232,13 @@ impl fmt::Display for Summary {
                 f,
                 "; not held by the destination: {} group(s) with {} suppression(s)",
                 self.groups_skipped, self.suppressions_skipped
+            )?;
+        }
+        if self.nul_cleaned > 0 {
+            write!(
+                f,
+                "; {} entr(ies) or group(s) copied with NUL characters removed from their text",
+                self.nul_cleaned
             )?;
         }
         if self.suppressions_refused > 0 {
@@ -304,7 +315,12 @@ async fn copy_groups(
         summary.groups_skipped += groups.len() as u64;
         return Ok(ids);
     }
-    for group in groups {
+    for mut group in groups {
+        if has_nul(&group.name) || has_nul(&group.description) {
+            group.name = group.name.replace('\0', "");
+            group.description = group.description.replace('\0', "");
+            summary.nul_cleaned += 1;
+        }
         if let Some(existing) = to.group_by_key(tenant, &group.key).await? {
             ids.insert(group.id, existing.id);
             summary.groups_existing += 1;
@@ -382,10 +398,14 @@ async fn copy_suppressions(
                     )
                 })?),
             };
+            let (kind, cleaned) = entry.kind.without_nul();
+            if cleaned {
+                summary.nul_cleaned += 1;
+            }
             items.push(NewSuppression {
                 email: entry.email,
                 scope,
-                kind: entry.kind,
+                kind,
                 origin: entry.origin,
                 created_at: entry.created_at,
             });

@@ -23,6 +23,6 @@ pub use query::{
     ScanCursor, ScopeFilter,
 };
 pub use suppression::{
-    BounceClass, Kind, KindFamily, KindSet, NewSuppression, Origin, Scope, Suppression,
+    BounceClass, Kind, KindFamily, KindSet, NewSuppression, Origin, Scope, Suppression, has_nul,
 };
 pub use timestamp::{Timestamp, TimestampError};

@@ -61,7 +61,50 @@ pub enum Kind {
     Manual,
 }
 
+/// The one rule for text on every backend: no NUL character. PostgreSQL's
+/// `text` cannot hold one, so hush refuses it at every API's edge (a 400
+/// naming the field, as the providers refuse it) rather than let SQLite
+/// store what PostgreSQL and `hush copy` then cannot.
+pub fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
 impl Kind {
+    /// The kind with any NUL removed from its texts, and whether there was
+    /// one: for data stored before the rule (`hush copy` cleans it).
+    pub fn without_nul(self) -> (Self, bool) {
+        let mut cleaned = false;
+        let mut clean = |text: Option<String>| {
+            text.map(|t| {
+                if has_nul(&t) {
+                    cleaned = true;
+                    t.replace('\0', "")
+                } else {
+                    t
+                }
+            })
+        };
+        let kind = match self {
+            Self::Bounce {
+                class,
+                status,
+                reason,
+            } => Self::Bounce {
+                class,
+                status: clean(status),
+                reason: clean(reason),
+            },
+            Self::Invalid { reason } => Self::Invalid {
+                reason: clean(reason),
+            },
+            Self::SpamComplaint { source } => Self::SpamComplaint {
+                source: clean(source),
+            },
+            other => other,
+        };
+        (kind, cleaned)
+    }
+
     pub fn family(&self) -> KindFamily {
         match self {
             Self::Bounce { .. } => KindFamily::Bounce,

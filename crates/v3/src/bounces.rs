@@ -27,9 +27,7 @@ pub async fn create(
         )
     })?;
     let reason = optional_text("reason", body.reason)?;
-    let status = body
-        .status
-        .filter(|s| !s.is_empty())
+    let status = optional_text("status", body.status)?
         .or_else(|| reason.as_deref().and_then(enhanced_status));
     let kind = Kind::Bounce {
         class,

@@ -16,7 +16,7 @@ use hush_engine::Importer;
 use hush_model::{BounceClass, Email, Kind, NewSuppression, Origin, Scope};
 
 use crate::auth::{V3Key, Write};
-use crate::lists::TEXT_MAX;
+use crate::lists::text_problem;
 use crate::wire::{ImportReport, ImportRowError, enhanced_status};
 use crate::{V3Error, V3State};
 
@@ -198,17 +198,15 @@ impl Progress {
         let detail = match field(columns.detail) {
             None => None,
             Some(Ok("")) => None,
-            Some(Ok(text)) if text.chars().count() > TEXT_MAX => {
+            Some(Ok(text)) => {
                 let column = self.target.detail_column().unwrap_or("detail");
-                let raw = raw_email.to_owned();
-                self.reject(
-                    record.line,
-                    &raw,
-                    format!("{column} is longer than {TEXT_MAX} characters"),
-                );
-                return Ok(());
+                if let Some(problem) = text_problem(column, text) {
+                    let raw = raw_email.to_owned();
+                    self.reject(record.line, &raw, problem);
+                    return Ok(());
+                }
+                Some(text.to_owned())
             }
-            Some(Ok(text)) => Some(text.to_owned()),
             Some(Err(_)) => {
                 let raw = raw_email.to_owned();
                 self.reject(record.line, &raw, "the row is not UTF-8 text".into());

@@ -346,16 +346,29 @@ pub async fn delete_many<L: GlobalList>(
     }
 }
 
-/// Checks optional free text: empty is none, too long is a 400.
+/// Checks optional free text: empty is none; too long, or holding a NUL
+/// character (`hush_model::has_nul`), is a 400.
 pub fn optional_text(field: &str, raw: Option<String>) -> Result<Option<String>, V3Error> {
     let text = raw.filter(|r| !r.is_empty());
-    if text.as_ref().is_some_and(|r| r.chars().count() > TEXT_MAX) {
-        return Err(V3Error::bad_request(
-            field,
-            format!("{field} is longer than {TEXT_MAX} characters"),
-        ));
+    if let Some(text) = &text {
+        text_problem(field, text)
+            .map_or(Ok(()), |message| Err(V3Error::bad_request(field, message)))?;
     }
     Ok(text)
+}
+
+/// What is wrong with a free text field, if anything: the rule of the JSON
+/// bodies and of the CSV imports.
+pub fn text_problem(field: &str, text: &str) -> Option<String> {
+    if text.chars().count() > TEXT_MAX {
+        return Some(format!("{field} is longer than {TEXT_MAX} characters"));
+    }
+    if hush_model::has_nul(text) {
+        return Some(format!(
+            "{field} contains a NUL character, which no text may"
+        ));
+    }
+    None
 }
 
 /// Adds one global entry made by the caller and returns it as stored:

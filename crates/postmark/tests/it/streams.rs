@@ -529,3 +529,30 @@ async fn names_are_unique_per_tenant_but_a_stream_keeps_its_own() {
     let (status, reply) = call(&app, post("/message-streams", &twin)).await;
     assert_error(status, &reply, StatusCode::UNPROCESSABLE_ENTITY, 1223);
 }
+
+/// A NUL character in a stream's name or description is refused (422),
+/// on create and on edit: PostgreSQL cannot store one.
+#[actix_web::test]
+async fn nul_characters_in_stream_texts_are_refused() {
+    let app = app(engine().await).await;
+    for body in [
+        json!({"ID": "nul-name", "Name": "N\u{0}ul", "MessageStreamType": "Broadcasts"}),
+        json!({"ID": "nul-desc", "Name": "Nul", "Description": "d\u{0}", "MessageStreamType": "Broadcasts"}),
+    ] {
+        let (status, error) = call(&app, post("/message-streams", &body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
+        assert!(
+            error["Message"].as_str().unwrap().contains("NUL"),
+            "{error}"
+        );
+    }
+    let (status, error) = call(
+        &app,
+        patch(
+            "/message-streams/outbound",
+            &json!({"Name": "Out\u{0}bound"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+}

@@ -381,3 +381,70 @@ async fn row_numbers_follow_bare_cr_line_endings() {
         .collect();
     assert_eq!(rows, [&json!(2), &json!(4)], "{report}");
 }
+
+/// A NUL character is refused in every text field, as PostgreSQL cannot
+/// store one: a 400 naming the field for a JSON body, and the row alone
+/// for an import, whose other rows are kept.
+#[actix_web::test]
+async fn nul_characters_are_refused_naming_the_field_and_imports_keep_the_other_rows() {
+    let engine = engine();
+    let app = app(engine.clone()).await;
+    let cases = [
+        (
+            "/v3/suppression/bounces",
+            json!({"email": "a@example.com", "reason": "550\u{0}x"}),
+            "reason",
+        ),
+        (
+            "/v3/suppression/bounces",
+            json!({"email": "a@example.com", "status": "5.1\u{0}.1"}),
+            "status",
+        ),
+        (
+            "/v3/suppression/spam_reports",
+            json!({"email": "a@example.com", "source": "f\u{0}bl"}),
+            "source",
+        ),
+        (
+            "/v3/suppression/bounces",
+            json!({"email": "a\u{0}@example.com"}),
+            "email",
+        ),
+        (
+            "/v3/asm/groups",
+            json!({"name": "N\u{0}ews", "description": "d"}),
+            "name",
+        ),
+        (
+            "/v3/asm/groups",
+            json!({"name": "News", "description": "d\u{0}"}),
+            "description",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) = call(&app, post(path, WRITER, &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {error}");
+        assert_envelope(&error, Some(field));
+    }
+    let mut rows = String::from("email,reason\n");
+    for n in 0..200 {
+        let reason = if n == 99 {
+            "550 \u{0} nul"
+        } else {
+            "550 unknown"
+        };
+        rows.push_str(&format!("r{n}@example.com,{reason}\n"));
+    }
+    let (status, report) = call(&app, csv(BOUNCES_IMPORT, WRITER, &rows)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["imported"], 199, "{report}");
+    assert_eq!(report["skipped"], 1);
+    assert_eq!(report["errors"][0]["row"], 101, "the header is row 1");
+    assert!(
+        report["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("NUL"),
+        "{report}"
+    );
+}
