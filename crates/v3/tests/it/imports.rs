@@ -448,3 +448,55 @@ async fn nul_characters_are_refused_naming_the_field_and_imports_keep_the_other_
         "{report}"
     );
 }
+
+/// The reply's error list is bounded in bytes, not only in count: values
+/// are echoed cut to 254 characters, and listing stops at 256 KiB, while
+/// `skipped` counts every bad row.
+#[actix_web::test]
+async fn the_error_list_is_bounded_in_bytes() {
+    let app = app_with_import_limit(engine(), 1 << 30).await;
+    let huge = "x".repeat(60_000);
+    let mut rows = String::from("email,reason\n");
+    for n in 0..1_100 {
+        rows.push_str(&format!("{n}{huge},r\n"));
+    }
+    let req = csv(BOUNCES_IMPORT, WRITER, &rows);
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bytes = test::read_body(res).await;
+    assert!(
+        bytes.len() <= 300 * 1024,
+        "a reply of {} bytes",
+        bytes.len()
+    );
+    let report: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(report["imported"], 0);
+    assert_eq!(report["skipped"], 1_100, "every bad row is counted");
+    let errors = report["errors"].as_array().unwrap();
+    assert!(!errors.is_empty());
+    for error in errors {
+        assert!(
+            error["email"].as_str().unwrap().chars().count() <= 255,
+            "{error}"
+        );
+        assert!(
+            error["error"].as_str().unwrap().chars().count() <= 255,
+            "{error}"
+        );
+    }
+}
+
+/// A body that declares a length over the limit is refused before any of
+/// it is read: nothing is imported.
+#[actix_web::test]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let app = app_with_import_limit(engine(), 2048).await;
+    let body: String = (0..205).map(|n| format!("u{n:04}@example.com\n")).collect();
+    let req =
+        csv(GLOBAL_IMPORT, WRITER, &body).insert_header(("Content-Length", body.len().to_string()));
+    let (status, error) = call(&app, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    assert!(assert_envelope(&error, None).contains("2048"));
+    let (_, list) = call(&app, get("/v3/asm/suppressions/global", READER)).await;
+    assert_eq!(list["total"], 0, "nothing was imported");
+}
