@@ -3,10 +3,14 @@
 # binary, CA certificates and curl (for the health check).
 #
 #   docker build -t hush .
-#   docker run -p 8080:8080 -e HUSH_SERVER__LISTEN=0.0.0.0:8080 hush
+#   docker run -p 8080:8080 -v $PWD/my-hush.toml:/etc/hush/hush.toml:ro hush
 #
-# Configuration comes from /etc/hush/hush.toml (mount your own) and HUSH_…
-# environment variables (docs/configuration.md).
+# Configuration comes from /etc/hush/hush.toml (mount your own, with your
+# tenants and tokens of at least 16 characters) and HUSH_… environment
+# variables (docs/configuration.md). The image's default config holds the
+# README's demo tokens, which a gateway listening on 0.0.0.0 refuses unless
+# HUSH_SERVER__ALLOW_DEMO_TOKENS=true, for a port published on the host's
+# loopback only (-p 127.0.0.1:8080:8080).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

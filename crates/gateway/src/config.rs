@@ -39,6 +39,10 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
 }
 
+/// The shortest token a gateway listening beyond loopback accepts: one a
+/// client cannot guess (the demo tokens are shorter, and are refused there).
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -59,6 +63,10 @@ pub struct ServerConfig {
     /// The slowest a request body may arrive on average, in bytes a
     /// second, once the grace is spent.
     pub body_min_bytes_per_sec: u64,
+    /// Lets the demo tokens serve although `listen` is beyond loopback:
+    /// for a container that must listen on 0.0.0.0 but whose port is
+    /// published on the host's loopback only (docker-compose.yml).
+    pub allow_demo_tokens: bool,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +79,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 30,
             body_timeout_secs: 10,
             body_min_bytes_per_sec: 1024,
+            allow_demo_tokens: false,
         }
     }
 }
@@ -348,7 +357,6 @@ pub struct ResolvedKey {
     pub api: Api,
     pub digest: TokenDigest,
     pub permissions: Permissions,
-    pub is_demo: bool,
     /// v3 only.
     pub shape: hush_v3::Shape,
 }
@@ -542,10 +550,31 @@ impl Config {
             for (k, key) in tenant.keys.iter().enumerate() {
                 let at = |field: &str| format!("tenants[{t}].keys[{k}].{field}");
                 let digest = match (&key.token, &key.token_sha256) {
-                    (Some(token), None) if !token.trim().is_empty() => TokenDigest::of(token),
-                    (Some(_), None) => {
+                    (Some(token), None) if token.trim().is_empty() => {
                         return Err(ConfigError::new(at("token"), "must not be empty"));
                     }
+                    // Every API trims the token a client sends, so one with
+                    // spaces around it could never authenticate.
+                    (Some(token), None) if token.trim() != token => {
+                        return Err(ConfigError::new(
+                            at("token"),
+                            "has spaces or line breaks around it, so no request could ever match it; remove them",
+                        ));
+                    }
+                    (Some(token), None)
+                        if !self.server.listen.ip().is_loopback()
+                            && token.chars().count() < MIN_TOKEN_CHARS
+                            && !DEMO_TOKENS.contains(&token.as_str()) =>
+                    {
+                        return Err(ConfigError::new(
+                            at("token"),
+                            format!(
+                                "is {} characters long; a gateway that listens beyond loopback needs tokens of at least {MIN_TOKEN_CHARS} (random, e.g. `openssl rand -hex 24`)",
+                                token.chars().count()
+                            ),
+                        ));
+                    }
+                    (Some(token), None) => TokenDigest::of(token),
                     (None, Some(hex)) => TokenDigest::from_hex(hex.trim()).ok_or_else(|| {
                         ConfigError::new(at("token_sha256"), "must be 64 hexadecimal digits")
                     })?,
@@ -573,15 +602,25 @@ impl Config {
                     Some(scopes) => {
                         let mut list = Vec::new();
                         for scope in scopes {
-                            list.push(Permission::parse_scope(scope).ok_or_else(|| {
+                            let permission = Permission::parse_scope(scope).ok_or_else(|| {
                                 ConfigError::new(
                                     at("scopes"),
                                     format!(
                                         "unknown scope {scope:?}; the scopes are suppressions.read and suppressions.write"
                                     ),
                                 )
-                            })?);
+                            })?;
+                            if list.contains(&permission) {
+                                return Err(ConfigError::new(
+                                    at("scopes"),
+                                    format!("{scope:?} is listed twice"),
+                                ));
+                            }
+                            list.push(permission);
                         }
+                        // Only v3 checks scopes: a Postmark or SendPost key
+                        // may do everything, so anything less than both
+                        // scopes would be a promise it does not keep.
                         if key.api != Api::V3 && list.len() != 2 {
                             return Err(ConfigError::new(
                                 at("scopes"),
@@ -594,12 +633,23 @@ impl Config {
                 if key.shape.is_some() && key.api != Api::V3 {
                     return Err(ConfigError::new(at("shape"), "only v3 keys have a shape"));
                 }
+                // The demo tokens are printed in the README: anyone who
+                // can reach a gateway beyond loopback could use them.
+                let listens_beyond_loopback = !self.server.listen.ip().is_loopback();
+                if listens_beyond_loopback
+                    && !self.server.allow_demo_tokens
+                    && demo.contains(&digest)
+                {
+                    return Err(ConfigError::new(
+                        at("token"),
+                        "is one of the demo tokens published in the README, and server.listen is not a loopback address: replace it (or, for a container published on the host's loopback only, set server.allow_demo_tokens)",
+                    ));
+                }
                 keys.push(ResolvedKey {
                     tenant: tenant.id.clone(),
                     api: key.api,
                     digest,
                     permissions,
-                    is_demo: demo.contains(&digest),
                     shape: key.shape.unwrap_or_default(),
                 });
             }

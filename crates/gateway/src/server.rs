@@ -169,7 +169,6 @@ fn key_table<P>(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let backend = open_backend(&config).await?;
     let gateway = Gateway::new(&config, backend).await?;
-    warn_about_demo_tokens(&config);
     let listen = config.server.listen;
     let shared = gateway.clone();
     let pace = guard::BodyPace {
@@ -200,21 +199,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn warn_about_demo_tokens(config: &Config) {
-    if config.server.listen.ip().is_loopback() {
-        return;
-    }
-    let demo_in_use = config
-        .resolve_keys()
-        .is_ok_and(|keys| keys.iter().any(|k| k.is_demo));
-    if demo_in_use {
-        tracing::warn!(
-            listen = %config.server.listen,
-            "the demo tenant's tokens are configured and the gateway listens beyond loopback: anyone who reads the README can use them; replace them in config"
-        );
-    }
 }
 
 async fn healthz() -> HttpResponse {
