@@ -146,7 +146,7 @@ struct Columns {
 }
 
 impl Progress {
-    fn reject(&mut self, row: u64, email: &str, error: String) {
+    fn reject(&mut self, row: u64, email: &str, error: &str) {
         self.skipped += 1;
         if self.errors.len() >= ERRORS_MAX || self.error_bytes >= ERRORS_BYTES_MAX {
             return;
@@ -154,7 +154,7 @@ impl Progress {
         let listed = ImportRowError {
             row,
             email: echo(email),
-            error: echo(&error),
+            error: echo(error),
         };
         self.error_bytes += listed.email.len() + listed.error.len() + 40;
         self.errors.push(listed);
@@ -196,7 +196,7 @@ impl Progress {
         let raw_email = match field(Some(columns.email)) {
             Some(Ok(raw)) => raw,
             Some(Err(_)) => {
-                self.reject(record.line, "", "the row is not UTF-8 text".into());
+                self.reject(record.line, "", "the row is not UTF-8 text");
                 return Ok(());
             }
             None => "",
@@ -204,7 +204,7 @@ impl Progress {
         let email = match Email::parse(raw_email) {
             Ok(email) => email,
             Err(err) => {
-                self.reject(record.line, raw_email, err.to_string());
+                self.reject(record.line, raw_email, &err.to_string());
                 return Ok(());
             }
         };
@@ -215,14 +215,14 @@ impl Progress {
                 let column = self.target.detail_column().unwrap_or("detail");
                 if let Some(problem) = text_problem(column, text) {
                     let raw = raw_email.to_owned();
-                    self.reject(record.line, &raw, problem);
+                    self.reject(record.line, &raw, &problem);
                     return Ok(());
                 }
                 Some(text.to_owned())
             }
             Some(Err(_)) => {
                 let raw = raw_email.to_owned();
-                self.reject(record.line, &raw, "the row is not UTF-8 text".into());
+                self.reject(record.line, &raw, "the row is not UTF-8 text");
                 return Ok(());
             }
         };
