@@ -468,9 +468,95 @@ async fn an_unreachable_upstream_is_a_502_in_each_callers_format() {
         "the log was flushed: {log}"
     );
     assert!(!log.contains("b-sendpost-key"));
-    // Not ready: a load balancer routing by /readyz sends nothing here.
+    // Ready but degraded: `stay` is served from SQLite, and a balancer
+    // must not take it down with `acme`'s provider. The provider is named.
     let ready = c.get(format!("{}/readyz", a.base())).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["backends"][0]["backend"], "sqlite", "{ready}");
+    assert_eq!(ready["backends"][0]["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["backends"][1]["backend"], "upstream-sendpost",
+        "{ready}"
+    );
+    assert_eq!(ready["backends"][1]["status"], "unavailable", "{ready}");
+}
+
+/// A provider that refuses connections at start-up (one with streams,
+/// which hush prepares for each tenant at start) no longer stops the
+/// gateway: the other tenant is served, the unreachable one answers 502 in
+/// each caller's format, and when the provider is the default backend the
+/// gateway starts and reports itself unavailable.
+#[tokio::test]
+async fn a_provider_down_at_start_up_stops_only_its_own_tenant() {
+    let dead = format!("http://127.0.0.1:{}", unused_port());
+    for provider in ["postmark", "v3"] {
+        let a = TestGateway::spawn(&a_tenants(provider, &dead, "b-key")).await;
+        let c = Client::new();
+        let (status, body) = send(
+            postmark(
+                &c,
+                a.base(),
+                "a-stay-token",
+                Method::POST,
+                "/message-streams/outbound/suppressions",
+            )
+            .json(&changes(&["kept@example.com"])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{provider}: {body}");
+        let (status, body) = send(postmark(
+            &c,
+            a.base(),
+            "a-postmark-token",
+            Method::GET,
+            "/message-streams/outbound/suppressions/dump",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{provider}: {body}");
+        assert!(body["ErrorCode"].is_number(), "{body}");
+        let (status, body) = send(v3(
+            &c,
+            a.base(),
+            "a-v3-key",
+            Method::GET,
+            "/v3/suppression/bounces",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{provider}: {body}");
+        assert!(body["errors"].is_array(), "{body}");
+        let ready: Value = c
+            .get(format!("{}/readyz", a.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["status"], "degraded", "{provider}: {ready}");
+    }
+    // The default backend itself down: the gateway still starts, and says
+    // it is not ready.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"upstream\"\n[storage.upstream]\nprovider = \"postmark\"\nbase_url = \"{dead}\"\nretry_max_attempts = 1\n[log]\nformat = \"json\"\n[[tenants]]\nid = \"acme\"\nupstream_token = \"b-key\"\n[[tenants.keys]]\napi = \"postmark\"\ntoken = \"a-postmark-token\"\n"
+        ),
+    )
+    .unwrap();
+    let gw = crate::support::Gateway::start(&config, &[]).await;
+    let ready = Client::new().get(gw.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        gw.log_with("trying it again in the background")
+            .await
+            .contains("trying it again"),
+        "{}",
+        gw.stderr()
+    );
 }
 
 #[tokio::test]

@@ -73,6 +73,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether the backend can serve requests now (`/readyz`).
     async fn ready(&self) -> Result<(), EngineError>;
 
+    /// Readiness of each backend behind this one, the default first: one
+    /// for a plain backend, one per distinct backend for a router that
+    /// serves tenants from several (`/readyz` reports each).
+    async fn readiness(&self) -> Vec<(&'static str, Result<(), EngineError>)> {
+        vec![(self.name(), self.ready().await)]
+    }
+
     /// Adds suppressions atomically: either every outcome is stored and
     /// durable when this returns, or an error is returned and nothing is.
     async fn add(

@@ -65,6 +65,11 @@ impl Engine {
         self.backend.ready().await
     }
 
+    /// Readiness of each backend, the default first (`Backend::readiness`).
+    pub async fn readiness(&self) -> Vec<(&'static str, Result<(), EngineError>)> {
+        self.backend.readiness().await
+    }
+
     /// Makes sure a tenant has what every tenant has from the start: the
     /// Postmark default stream `outbound` (DESIGN.md). Safe to call on every
     /// start and from several instances at once.

@@ -99,10 +99,20 @@ impl Gateway {
     pub async fn new(config: &Config, backend: Arc<dyn Backend>) -> anyhow::Result<Self> {
         let engine = Engine::new(backend);
         for tenant in &config.tenants {
-            engine
-                .bootstrap_tenant(&tenant.id)
-                .await
-                .with_context(|| format!("preparing tenant {}", tenant.id))?;
+            match engine.bootstrap_tenant(&tenant.id).await {
+                Ok(()) => {}
+                // A provider that cannot be reached now must not keep every
+                // other tenant from being served: the tenant's requests
+                // answer 502/503 until it can, and its default stream is
+                // made then.
+                Err(err) if is_unreachable(&err) => {
+                    tracing::warn!(tenant = %tenant.id, error = %err, "the tenant's provider cannot be reached; serving the others, and trying it again in the background");
+                    tokio::spawn(bootstrap_later(engine.clone(), tenant.id.clone()));
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| format!("preparing tenant {}", tenant.id));
+                }
+            }
         }
         let keys = config.resolve_keys()?;
         let v3 = web::Data::new(V3State {
@@ -141,6 +151,36 @@ impl Gateway {
             .service(hush_sendpost::scope(self.sendpost.clone()))
             .service(hush_postmark::scope(self.postmark.clone()))
             .default_service(web::to(fallback));
+    }
+}
+
+/// Whether a failure is a provider or database that does not answer now,
+/// rather than a fault of the configuration or the store.
+fn is_unreachable(err: &hush_engine::EngineError) -> bool {
+    matches!(
+        err,
+        hush_engine::EngineError::Unavailable { .. }
+            | hush_engine::EngineError::Upstream { .. }
+            | hush_engine::EngineError::UpstreamTimeout { .. }
+    )
+}
+
+/// Retries a tenant's bootstrap until its provider answers: every 5 s,
+/// doubling to at most 5 minutes.
+async fn bootstrap_later(engine: Engine, tenant: hush_model::TenantId) {
+    let mut wait = std::time::Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(wait).await;
+        match engine.bootstrap_tenant(&tenant).await {
+            Ok(()) => {
+                tracing::info!(%tenant, "the tenant's provider answers again; its default stream is in place");
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(%tenant, error = %err, "the tenant's provider still cannot be reached");
+                wait = (wait * 2).min(std::time::Duration::from_secs(300));
+            }
+        }
     }
 }
 
@@ -205,28 +245,63 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// 200 while the default backend (the one most tenants are served from)
+/// answers and can write, else 503 with `Retry-After`. Each backend is
+/// listed with its own state: a tenant's own upstream that is down makes
+/// the status `degraded`, not unavailable, since a balancer that took the
+/// instance out would take every other tenant with it.
 async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
-    match engine.ready().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({"status": "ready", "backend": engine.backend_name()}))
-        }
-        Err(err) => {
-            // Balancers ask every few seconds: logged once per interval.
-            static NOT_READY: hush_engine::Throttle =
-                hush_engine::Throttle::new(hush_engine::UNAVAILABLE_LOG_INTERVAL);
-            if let Some(unlogged) = NOT_READY.admit() {
+    let each = engine.readiness().await;
+    let backends: Vec<serde_json::Value> = each
+        .iter()
+        .map(|(name, state)| match state {
+            Ok(()) => json!({"backend": name, "status": "ready"}),
+            Err(err) => json!({"backend": name, "status": "unavailable", "reason": reason(err)}),
+        })
+        .collect();
+    let failing: Vec<&hush_engine::EngineError> = each
+        .iter()
+        .filter_map(|(_, state)| state.as_ref().err())
+        .collect();
+    if !failing.is_empty() {
+        // Balancers ask every few seconds: logged once per interval.
+        static NOT_READY: hush_engine::Throttle =
+            hush_engine::Throttle::new(hush_engine::UNAVAILABLE_LOG_INTERVAL);
+        if let Some(unlogged) = NOT_READY.admit() {
+            for err in &failing {
                 tracing::warn!(error = %err, not_ready_since_last_line = unlogged, "not ready");
             }
-            let reason = match &err {
-                hush_engine::EngineError::Unavailable { reason, .. } => reason.clone(),
-                _ => "the store did not answer".to_owned(),
-            };
+        }
+    }
+    match each.first() {
+        Some((name, Err(err))) => {
             hush_http::with_retry_after(HttpResponse::ServiceUnavailable().json(json!({
                 "status": "unavailable",
-                "backend": engine.backend_name(),
-                "reason": reason,
+                "backend": name,
+                "reason": reason(err),
+                "backends": backends,
             })))
         }
+        _ => {
+            let status = if failing.is_empty() {
+                "ready"
+            } else {
+                "degraded"
+            };
+            HttpResponse::Ok().json(json!({
+                "status": status,
+                "backend": engine.backend_name(),
+                "backends": backends,
+            }))
+        }
+    }
+}
+
+/// Why a backend is not ready, in words safe to show anyone.
+fn reason(err: &hush_engine::EngineError) -> String {
+    match err {
+        hush_engine::EngineError::Unavailable { reason, .. } => reason.clone(),
+        _ => "the store did not answer".to_owned(),
     }
 }
 

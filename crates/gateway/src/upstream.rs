@@ -323,12 +323,25 @@ impl Backend for TenantRouter {
         self.of(tenant).name()
     }
 
+    /// The default backend's: a tenant served elsewhere whose backend is
+    /// down must not take every other tenant out of a load balancer with
+    /// it (`readiness` reports it).
     async fn ready(&self) -> Result<(), EngineError> {
-        self.default.ready().await?;
+        self.default.ready().await
+    }
+
+    async fn readiness(&self) -> Vec<(&'static str, Result<(), EngineError>)> {
+        let mut distinct: Vec<&Arc<dyn Backend>> = vec![&self.default];
         for backend in self.routes.values() {
-            backend.ready().await?;
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, backend)) {
+                distinct.push(backend);
+            }
         }
-        Ok(())
+        let mut each = Vec::with_capacity(distinct.len());
+        for backend in distinct {
+            each.push((backend.name(), backend.ready().await));
+        }
+        each
     }
 
     async fn add(
