@@ -239,3 +239,82 @@ async fn slow_and_lying_bodies_are_timed_out_and_oversized_ones_refused_unread()
         .unwrap();
     assert_eq!(listed["total"], 1, "{listed}");
 }
+
+async fn link_with(base: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = Client::new()
+        .get(format!("{base}/v3/suppression/bounces?limit=1"))
+        .header("Authorization", bearer("sg-key-0123456789"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.headers()["link"].to_str().unwrap().to_owned()
+}
+
+/// `Link` headers are built from forwarded headers only when a trusted
+/// proxy sent them, and then only with an http(s) scheme and a real host.
+#[tokio::test]
+async fn link_headers_believe_forwarded_headers_only_from_trusted_proxies() {
+    let tenants = |trusted: &str| {
+        format!(
+            "{trusted}[[tenants]]\nid = \"demo\"\n  [[tenants.keys]]\n  api = \"v3\"\n  token = \"sg-key-0123456789\"\n  shape = \"sendgrid\"\n"
+        )
+    };
+    let evil = [
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "javascript"),
+        ("Forwarded", "proto=javascript;host=evil.example"),
+    ];
+    // Nobody trusted: the request's own scheme and host.
+    let gw = TestGateway::spawn(&tenants("")).await;
+    let own = gw.base().to_owned();
+    let link = link_with(&own, &evil).await;
+    assert!(
+        link.starts_with(&format!("<{own}/v3/suppression/bounces?")),
+        "{link}"
+    );
+    assert!(
+        !link.contains("evil") && !link.contains("javascript"),
+        "{link}"
+    );
+    let link = link_with(
+        &own,
+        &[
+            ("X-Forwarded-Host", "api.example.com"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    )
+    .await;
+    assert!(!link.contains("api.example.com"), "untrusted: {link}");
+    drop(gw);
+    // Loopback trusted, as a proxy on the same machine would be: its
+    // headers count, but only a web scheme and a real host.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.0/8\", \"::1\"]\n[storage]\npath = \"{}\"\n[log]\nformat = \"json\"\n{}",
+            dir.path().join("hush.db").display(),
+            tenants("")
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&config, &[]).await;
+    let link = link_with(
+        &gw.base,
+        &[
+            ("X-Forwarded-Host", "api.example.com"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    )
+    .await;
+    assert!(
+        link.starts_with("<https://api.example.com/v3/suppression/bounces?"),
+        "{link}"
+    );
+    let link = link_with(&gw.base, &evil).await;
+    assert!(!link.contains("javascript"), "{link}");
+    assert!(link.starts_with("<http://"), "{link}");
+}

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// The slowest a request body may arrive on average, in bytes a
     /// second, once the grace is spent.
     pub body_min_bytes_per_sec: u64,
+    /// Peers whose `Forwarded` and `X-Forwarded-*` headers are believed:
+    /// the reverse proxies in front of hush (addresses or CIDR blocks).
+    /// Anyone else's are removed before routing (guard.rs).
+    pub trusted_proxies: Vec<String>,
     /// Lets the demo tokens serve although `listen` is beyond loopback:
     /// for a container that must listen on 0.0.0.0 but whose port is
     /// published on the host's loopback only (docker-compose.yml).
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             body_timeout_secs: 10,
             body_min_bytes_per_sec: 1024,
             allow_demo_tokens: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -439,7 +444,29 @@ impl Config {
         }
     }
 
+    /// `server.trusted_proxies`, parsed: each an address (`10.0.0.7`) or a
+    /// CIDR block (`10.0.0.0/8`, `fd00::/8`).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let raw = raw.trim();
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            format!("server.trusted_proxies[{i}]"),
+                            format!("{raw:?} is not an IP address or a CIDR block"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.trusted_proxies()?;
         if self.server.max_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "server.max_body_bytes",

@@ -1,5 +1,6 @@
-//! What every request passes before any API sees it: no encoded bodies,
-//! and bodies that keep arriving.
+//! What every request passes before any API sees it: forwarded headers
+//! only from trusted proxies, no encoded bodies, and bodies that keep
+//! arriving.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,18 +39,112 @@ impl BodyPace {
     }
 }
 
-/// The middleware: refuses a body with a `Content-Encoding` other than
-/// `identity` in the caller's API format (415), and paces every body.
+/// What the guard enforces.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub pace: BodyPace,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The headers through which a proxy says who the client is and what it
+/// asked for. actix-web believes them from anyone (`ConnectionInfo`), and
+/// SendGrid-shape `Link` headers are built from them.
+const FORWARDED_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+impl Guard {
+    /// Removes the forwarded headers of a peer that is not a trusted
+    /// proxy, and from a trusted one any that name a scheme other than
+    /// `http`/`https` or a host that is not a host: a client must not
+    /// choose the scheme and host of the links hush answers with
+    /// (`X-Forwarded-Proto: javascript` made `Link: <javascript://…>`).
+    fn sanitize_forwarded(&self, req: &mut ServiceRequest) {
+        let trusted = req.peer_addr().is_some_and(|peer| {
+            self.trusted_proxies
+                .iter()
+                .any(|net| net.contains(&peer.ip()))
+        });
+        let headers = req.headers_mut();
+        if !trusted {
+            for name in FORWARDED_HEADERS {
+                headers.remove(name);
+            }
+            return;
+        }
+        let bad_proto = headers
+            .get_all("x-forwarded-proto")
+            .any(|v| !v.to_str().is_ok_and(is_web_scheme));
+        if bad_proto {
+            headers.remove("x-forwarded-proto");
+        }
+        let bad_host = headers
+            .get_all("x-forwarded-host")
+            .any(|v| !v.to_str().is_ok_and(is_authority));
+        if bad_host {
+            headers.remove("x-forwarded-host");
+        }
+        let bad_forwarded = headers
+            .get_all("forwarded")
+            .any(|v| !v.to_str().is_ok_and(forwarded_is_sane));
+        if bad_forwarded {
+            headers.remove("forwarded");
+        }
+    }
+}
+
+fn is_web_scheme(value: &str) -> bool {
+    let value = value.trim();
+    value.eq_ignore_ascii_case("http") || value.eq_ignore_ascii_case("https")
+}
+
+/// A host, optionally with a port: letters, digits, `.`, `-`, or a
+/// bracketed IPv6 address.
+fn is_authority(value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// RFC 7239: every `proto` is http or https, and every `host` an
+/// authority.
+fn forwarded_is_sane(value: &str) -> bool {
+    value.split([',', ';']).all(|pair| {
+        let Some((name, raw)) = pair.split_once('=') else {
+            return pair.trim().is_empty();
+        };
+        let raw = raw.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "proto" => is_web_scheme(raw),
+            "host" => is_authority(raw),
+            _ => true,
+        }
+    })
+}
+
+/// The middleware: drops forwarded headers hush must not believe, refuses
+/// a body with a `Content-Encoding` other than `identity` in the caller's
+/// API format (415), and paces every body.
 ///
 /// No SDK of these APIs compresses what it sends, and decoding is where a
 /// 1 MB body becomes 1 GB before any limit sees it, so hush decodes
 /// nothing: actix-web is built without request decompression, and an
 /// encoded body is refused here before it is read.
 pub async fn guard(
-    pace: BodyPace,
+    guard: std::rc::Rc<Guard>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    guard.sanitize_forwarded(&mut req);
+    let pace = guard.pace;
     let encoding = req
         .headers()
         .get_all(CONTENT_ENCODING)
@@ -134,6 +229,20 @@ impl Stream for Paced {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_web_schemes_and_hosts_are_believed() {
+        assert!(is_web_scheme("https") && is_web_scheme(" HTTP "));
+        assert!(!is_web_scheme("javascript") && !is_web_scheme("https, javascript"));
+        assert!(is_authority("api.example.com:8443") && is_authority("[::1]:80"));
+        assert!(!is_authority("evil.example/x") && !is_authority("a b") && !is_authority(""));
+        assert!(forwarded_is_sane(
+            "for=192.0.2.60;proto=https;host=api.example.com"
+        ));
+        assert!(forwarded_is_sane("for=192.0.2.60, for=198.51.100.17"));
+        assert!(!forwarded_is_sane("for=192.0.2.60;proto=javascript"));
+        assert!(!forwarded_is_sane("host=\"evil.example/<x>\""));
+    }
 
     #[test]
     fn the_deadline_grows_with_what_arrived() {

@@ -211,14 +211,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::new(&config, backend).await?;
     let listen = config.server.listen;
     let shared = gateway.clone();
-    let pace = guard::BodyPace {
-        grace: std::time::Duration::from_secs(config.server.body_timeout_secs),
-        min_bytes_per_sec: config.server.body_min_bytes_per_sec,
+    let guard = guard::Guard {
+        pace: guard::BodyPace {
+            grace: std::time::Duration::from_secs(config.server.body_timeout_secs),
+            min_bytes_per_sec: config.server.body_min_bytes_per_sec,
+        },
+        trusted_proxies: config.trusted_proxies()?,
     };
     let mut server = HttpServer::new(move || {
         let gateway = shared.clone();
         App::new()
-            .wrap(from_fn(move |req, next| guard::guard(pace, req, next)))
+            .wrap(from_fn({
+                let guard = std::rc::Rc::new(guard.clone());
+                move |req, next| guard::guard(std::rc::Rc::clone(&guard), req, next)
+            }))
             // Also merges doubled and trims trailing slashes
             // (telemetry::normalize_path).
             .wrap(from_fn(telemetry::request_id))
