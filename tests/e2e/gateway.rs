@@ -532,3 +532,62 @@ async fn every_405_says_what_the_path_allows_in_the_apis_format() {
     }
     assert!(refused > 80, "{refused} refusals checked");
 }
+
+/// Request lines name the route's template, never the path, and stand a
+/// keyed hash (`log.address_hash_key`) in for the address: addresses are
+/// personal data, and paths carry them.
+#[tokio::test]
+async fn request_lines_carry_route_templates_and_address_hashes_not_addresses() {
+    use hmac::{KeyInit as _, Mac as _};
+
+    let s = setup();
+    let gw = Gateway::start(
+        &s.config,
+        &[("HUSH_LOG__ADDRESS_HASH_KEY", "log-key-for-test")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    add_bounce(&client, &gw, "Secret.Person+x@example.com").await;
+    for path in [
+        "/v3/suppression/bounces/secret.person+x@example.com",
+        "/v3/suppression/bounces/Secret.Person%2Bx%40example.com",
+        "/v3/suppression/bounce/secret.person+x@example.com",
+    ] {
+        client
+            .get(gw.url(path))
+            .header("Authorization", bearer("demo-v3-key"))
+            .header("X-Request-Id", "last-of-three")
+            .send()
+            .await
+            .unwrap();
+    }
+    let log = gw.log_with("last-of-three").await;
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "request")
+        .collect();
+    assert!(!log.to_lowercase().contains("secret.person"), "{log}");
+    assert!(!log.to_lowercase().contains("secret.person%2bx"), "{log}");
+    let mut mac = hmac::Hmac::<sha2_hmac::Sha256>::new_from_slice(b"log-key-for-test").unwrap();
+    mac.update(b"secret.person+x@example.com");
+    let expected = hex::encode(&mac.finalize().into_bytes()[..8]);
+    let reads: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["path"] == "/v3/suppression/bounces/{email}")
+        .collect();
+    assert_eq!(reads.len(), 2, "{lines:?}");
+    for read in reads {
+        assert_eq!(
+            read["address"],
+            expected.as_str(),
+            "one address, one hash: {read}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["path"] == "/v3/suppression/bounce/{address}" && l["status"] == 404),
+        "an unmatched path has its address segments replaced: {lines:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! message naming the key.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -142,8 +143,8 @@ impl Default for StorageConfig {
     }
 }
 
-impl std::fmt::Debug for StorageConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may hold a password: only where it points is shown.
         let url = self.postgres_options().ok().map(|o| o.location());
         f.debug_struct("StorageConfig")
@@ -280,6 +281,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter: `info`, `hush=debug,actix_web=warn`, …
     pub level: String,
+    /// The key of the hash that stands for an address in request lines
+    /// (telemetry.rs); empty: a random key per start.
+    pub address_hash_key: SecretText,
 }
 
 impl Default for LogConfig {
@@ -287,7 +291,29 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+            address_hash_key: SecretText::default(),
         }
+    }
+}
+
+/// A secret from the config that never prints.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "(unset)"
+        } else {
+            "(set)"
+        })
     }
 }
 
@@ -339,8 +365,8 @@ pub struct KeyConfig {
     pub shape: Option<hush_v3::Shape>,
 }
 
-impl std::fmt::Debug for KeyConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A token never reaches a log, not even through a debug print.
         f.debug_struct("KeyConfig")
             .field("api", &self.api)

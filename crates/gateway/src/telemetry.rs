@@ -33,6 +33,15 @@ pub fn init(config: &LogConfig) -> FlushGuard {
     let level = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let key = match config.address_hash_key.expose() {
+        "" => {
+            let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+            [a.as_bytes().as_slice(), b.as_bytes().as_slice()].concat()
+        }
+        set => set.as_bytes().to_vec(),
+    };
+    // A second init (tests) keeps the first key.
+    let _ = ADDRESS_KEY.set(key);
     let (writer, guard) = BatchedStderr::start();
     let lines = match config.format {
         LogFormat::Text => fmt::layer()
@@ -124,19 +133,68 @@ pub async fn request_id(
     // gateway.rs: requests are logged with their id); `log.level = "warn"`
     // drops it. Lines written while serving carry the id too
     // (`hush_engine::request`).
-    let path = uri.path();
+    // The route's template, never the path: paths carry addresses, which
+    // are personal data. The address is a keyed hash, enough to follow
+    // one address through the log without writing it.
+    let route = res.request().match_pattern();
+    let address = res.request().match_info().get("email").map(address_hash);
+    let path = match &route {
+        Some(route) => std::borrow::Cow::Borrowed(route.as_str()),
+        None => scrubbed(uri.path()),
+    };
+    let address = address.as_deref().unwrap_or("");
     // A 503's cause (a full disk, an unreachable database) is logged by
     // the backend once per interval; a line per refused request at warn
     // would repeat it for every retry.
     if status >= 500 && status != 503 {
-        tracing::warn!(request_id = %id, %method, path = %path, status, micros, "request failed");
+        tracing::warn!(request_id = %id, %method, path = %path, address, status, micros, "request failed");
     } else {
-        tracing::info!(request_id = %id, %method, path = %path, status, micros, "request");
+        tracing::info!(request_id = %id, %method, path = %path, address, status, micros, "request");
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// The key of [`address_hash`], set once by [`init`].
+static ADDRESS_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// What stands for an address in the log: the first 16 hex digits of
+/// HMAC-SHA-256 over it (percent-decoded, trimmed, lowercased), keyed by
+/// `log.address_hash_key` or a key drawn at start. The same address gives
+/// the same hash for as long as the key stays.
+pub fn address_hash(raw: &str) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let address = decoded.trim().to_lowercase();
+    let key = ADDRESS_KEY.get().map_or(&[][..], Vec::as_slice);
+    let Ok(mut mac) = hmac::Hmac::<sha2_hmac::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(address.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    hex::encode(&digest[..8])
+}
+
+/// A path no route matched, with every segment that may hold an address
+/// (an `@`, raw or percent-encoded) replaced: a mistyped route can still
+/// carry one.
+fn scrubbed(path: &str) -> std::borrow::Cow<'_, str> {
+    if !(path.contains('@') || path.contains("%40")) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|s| {
+            if s.contains('@') || s.contains("%40") {
+                "{address}"
+            } else {
+                s
+            }
+        })
+        .collect();
+    std::borrow::Cow::Owned(segments.join("/"))
 }
 
 /// SDKs build `//v3/…` from a host with a trailing slash, and SendPost
