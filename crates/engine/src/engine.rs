@@ -17,6 +17,11 @@ use crate::{AddOutcome, Backend, Capabilities, EngineError};
 pub const GROUP_NAME_MAX: usize = 100;
 /// Postmark allows 1000 (code 1231); v3 narrows it to 500 in its own crate.
 pub const GROUP_DESCRIPTION_MAX: usize = 1000;
+/// Addresses whose entries one store call removes in
+/// [`Engine::remove_addresses`].
+pub const REMOVE_BATCH: usize = 1000;
+/// Lookups [`Engine::remove_addresses`] keeps in flight.
+const LOOKUPS_AT_ONCE: usize = 32;
 /// How many suppressions one backend call adds at most; larger adds (CSV
 /// imports) are split so no single transaction grows without bound.
 pub const ADD_BATCH: usize = 5_000;
@@ -216,6 +221,46 @@ impl Engine {
         let mut filter = ListFilter::new(kinds, scope);
         filter.email = Some(hush_model::EmailMatch::Exact(email.clone()));
         self.backend.remove_matching(tenant, &filter).await
+    }
+
+    /// Removes the entries of many addresses in one scope and of the given
+    /// kinds; returns how many went. The addresses are read (the lookup
+    /// path: memory on SQLite and PostgreSQL) and their entries removed
+    /// by id, [`REMOVE_BATCH`] addresses to a store call, each call one
+    /// transaction. A removal one transaction per address ran 420 s for
+    /// 10,000 addresses on PostgreSQL. When the caller goes away the
+    /// future is dropped between calls: what was removed stays removed,
+    /// and nothing is half done.
+    pub async fn remove_addresses(
+        &self,
+        tenant: &TenantId,
+        emails: &[Email],
+        scope: Scope,
+        kinds: KindSet,
+    ) -> Result<u64, EngineError> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let mut removed = 0;
+        for chunk in emails.chunks(REMOVE_BATCH) {
+            // Read a few at a time: PostgreSQL's lookup mirror answers every
+            // lookup waiting at a step in one statement.
+            let found: Vec<Vec<Suppression>> = futures_util::stream::iter(chunk)
+                .map(|email| self.backend.entries(tenant, email))
+                .buffered(LOOKUPS_AT_ONCE)
+                .try_collect()
+                .await?;
+            let mut ids: Vec<SuppressionId> = found
+                .into_iter()
+                .flatten()
+                .filter(|s| s.scope == scope && kinds.contains(&s.kind))
+                .map(|s| s.id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if !ids.is_empty() {
+                removed += self.backend.remove_ids(tenant, &ids).await?;
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes every entry a filter matches (v3 `delete_all`).

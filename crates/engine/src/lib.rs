@@ -15,6 +15,8 @@ pub mod request;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
 pub use backend::{AddOutcome, Backend, Capabilities};
-pub use engine::{ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
+pub use engine::{
+    ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec, REMOVE_BATCH,
+};
 pub use error::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL, log_unavailable};
 pub use import::Importer;

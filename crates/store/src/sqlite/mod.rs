@@ -185,6 +185,13 @@ impl SqliteBackend {
         self.entry_reads.load(Ordering::Relaxed)
     }
 
+    /// How many write transactions have committed: tests count them to
+    /// show that a bulk change is a few transactions, not one per address.
+    #[doc(hidden)]
+    pub fn write_commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
     /// Every tenant that has a suppression or a group, in order: what a
     /// copy of the whole store walks (the `Backend` trait is per tenant).
     pub async fn tenants(&self) -> Result<Vec<TenantId>, EngineError> {

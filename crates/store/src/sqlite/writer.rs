@@ -76,12 +76,14 @@ impl BatchFailure {
     }
 }
 
-/// Whether writes fit: set when a write fails for lack of space, cleared by
-/// the next commit. Shared by the writer thread and readiness.
+/// What the writer thread tells the rest: whether writes fit (set when a
+/// write fails for lack of space, cleared by the next commit that writes
+/// rows), and how many transactions it committed.
 #[derive(Debug, Default)]
 struct Space {
     full: AtomicBool,
     last_probe: Mutex<Option<Instant>>,
+    commits: std::sync::atomic::AtomicU64,
 }
 
 struct Pending<T, F, A> {
@@ -177,6 +179,11 @@ impl Writer {
             thread: Some(thread),
             space,
         })
+    }
+
+    /// How many write transactions have committed.
+    pub(super) fn commits(&self) -> u64 {
+        self.space.commits.load(Ordering::Relaxed)
     }
 
     /// Whether the last write failed for lack of space and none has
@@ -309,6 +316,9 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, space: &Space) {
             no_space: is_full(&err),
         }
     });
+    if outcome.committed {
+        space.commits.fetch_add(1, Ordering::Relaxed);
+    }
     let no_space = outcome.no_space || failure.as_ref().is_some_and(|f| f.no_space);
     if no_space {
         space.full.store(true, Ordering::Release);
@@ -326,6 +336,7 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, space: &Space) {
 /// the rest may commit).
 struct BatchOutcome {
     result: rusqlite::Result<()>,
+    committed: bool,
     wrote: bool,
     no_space: bool,
 }
@@ -334,10 +345,12 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> BatchOutcome {
     let mut no_space = false;
     let changes = conn.total_changes();
     let result = run_jobs(conn, batch, &mut no_space);
+    let committed = result.as_ref().is_ok_and(|committed| *committed);
     BatchOutcome {
+        committed,
         // Only a commit that wrote rows proves that writes fit: one of
         // adds that were all there already writes nothing.
-        wrote: result.as_ref().is_ok_and(|committed| *committed) && conn.total_changes() > changes,
+        wrote: committed && conn.total_changes() > changes,
         result: result.map(|_| ()),
         no_space,
     }

@@ -618,3 +618,43 @@ async fn a_row_that_does_not_decode_leaves_its_tenant_to_sqlite() {
     assert!(backend.entries(&t, &email("u2@example.com")).await.is_err());
     lookups_agree_with_the_file(&backend, &[other], "the other tenant").await;
 }
+
+/// A bulk removal of many addresses is a few transactions, one per
+/// `REMOVE_BATCH` addresses, not one per address (which ran 420 s for
+/// 10,000 addresses on PostgreSQL); it removes exactly the entries of
+/// those addresses in that scope and of those kinds.
+#[tokio::test]
+async fn removing_many_addresses_is_one_transaction_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(open(&dir.path().join("hush.db")));
+    let engine = hush_engine::Engine::new(Arc::clone(&backend) as Arc<dyn Backend>);
+    let t = tenant();
+    let items: Vec<NewSuppression> = (0..2_600)
+        .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
+        .collect();
+    backend.add(&t, items).await.unwrap();
+    let before = backend.write_commits();
+    let doomed: Vec<Email> = (0..2_500)
+        .map(|n| email(&format!("bulk{n}@example.com")))
+        .collect();
+    let removed = engine
+        .remove_addresses(&t, &doomed, Scope::Global, KindSet::ALL)
+        .await
+        .unwrap();
+    assert_eq!(removed, 2_500);
+    let commits = backend.write_commits() - before;
+    assert_eq!(
+        commits,
+        2_500_u64.div_ceil(hush_engine::REMOVE_BATCH as u64),
+        "one transaction per batch of addresses"
+    );
+    assert_eq!(backend.count(&t, &everything()).await.unwrap(), 100);
+    assert!(
+        backend
+            .entries(&t, &email("bulk2500@example.com"))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+}

@@ -79,10 +79,22 @@ pub async fn app_with_import_limit(
     Response = ServiceResponse<impl MessageBody>,
     Error = actix_web::Error,
 > {
+    app_with_limits(engine, BODY_LIMIT, import_limit).await
+}
+
+pub async fn app_with_limits(
+    engine: Engine,
+    body_limit: usize,
+    import_limit: u64,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
     let state = web::Data::new(V3State {
         engine,
         keys: keys(),
-        body_limit: BODY_LIMIT,
+        body_limit,
         import_limit,
     });
     test::init_service(
