@@ -1,4 +1,4 @@
-//! Whatever one API writes, the others read (DESIGN.md, the mapping table):
+//! Whatever one API writes, the others read (docs/mapping.md):
 //! all three APIs against one gateway, one tenant.
 
 use std::collections::BTreeMap;

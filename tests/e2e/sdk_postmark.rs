@@ -1,7 +1,7 @@
-//! The Postmark SDKs against a real gateway (specs/postmark.md §6, §9): npm
+//! The Postmark SDKs against a real gateway (docs/api/postmark.md): npm
 //! `postmark`, PyPI `postmark-python`, and `postmarker` through
-//! `client.call`; and the cross-API promises of DESIGN.md between v3 and
-//! Postmark.
+//! `client.call`; and the cross-API promises of docs/mapping.md between v3
+//! and Postmark.
 //!
 //! Some entries cannot be made through any API on purpose: a recipient's
 //! spam complaint and unsubscribe, an operator's block. The gateway's SQLite
@@ -241,7 +241,7 @@ impl Both {
     }
 }
 
-/// DESIGN.md: what one API writes, the others read.
+/// docs/mapping.md: what one API writes, the others read.
 #[tokio::test]
 async fn v3_and_postmark_share_one_set_of_suppressions() {
     let dir = seeded_dir().await;

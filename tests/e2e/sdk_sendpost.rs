@@ -1,5 +1,5 @@
 //! The official SendPost Python SDKs against a real gateway
-//! (specs/sendpost.md §2, §9): `sendpost` 3.0.0 for the v1 contract and
+//! (docs/api/sendpost.md): `sendpost` 3.0.0 for the v1 contract and
 //! `sendpost-python-sdk` 2.0.1 for the legacy one. Both import as
 //! `sendpost_python_sdk`, so each has its own environment.
 

@@ -1,10 +1,12 @@
-//! The official SendGrid SDKs against a real gateway (specs/sendgrid-v3.md
-//! §4): Python `sendgrid` and Node `@sendgrid/client`.
+//! The official SendGrid SDKs against a real gateway: Python `sendgrid`
+//! (sendgrid/sendgrid-python) and Node `@sendgrid/client`
+//! (sendgrid/sendgrid-nodejs).
 
 use crate::sdk::{node_env, python_env, run_script};
 use crate::support::TestGateway;
 
-/// Keys start with `SG.` so the Node client does not warn (spec §1.2).
+/// Keys start with `SG.` so the Node client does not warn (its `setApiKey`
+/// warns otherwise).
 const TENANTS: &str = r#"
 [[tenants]]
 id = "sdk"

@@ -1,5 +1,5 @@
-//! SendPost through the real binary: what it shares with v3 (DESIGN.md
-//! mapping table), and the wire conventions the gateway itself provides
+//! SendPost through the real binary: what it shares with v3
+//! (docs/mapping.md), and the wire conventions the gateway itself provides
 //! (path normalisation, the fallback's format).
 
 use reqwest::{Client, StatusCode};
@@ -141,7 +141,7 @@ async fn each_sendpost_reason_lands_where_design_maps_it_in_v3() {
     assert_eq!(bounce["created"], hard_created.div_euclid(NANOS));
     assert_eq!(bounce["reason"], "");
     // Manual, unsubscribe and spam are not bounces; they are in the v3
-    // lists DESIGN.md maps them to (the Postmark dump is checked in
+    // lists docs/mapping.md maps them to (the Postmark dump is checked in
     // tests/e2e/cross_api.rs).
     for address in [
         "manual@example.com",
@@ -239,10 +239,11 @@ async fn a_v3_bounce_reads_in_sendpost_as_reason_2() {
     }
 }
 
-/// Issue 5 §7: `created` in SendPost is v3's seconds × 10⁹ plus the
-/// sub-second part, exactly. No API takes a caller's sub-second time, so
-/// the entry is written into the gateway's SQLite file before it starts,
-/// with a known sub-second part, and read back through both APIs.
+/// `created` in SendPost is v3's seconds × 10⁹ plus the sub-second part,
+/// exactly (docs/mapping.md, SendPost `created`). No API takes a caller's
+/// sub-second time, so the entry is written into the gateway's SQLite file
+/// before it starts, with a known sub-second part, and read back through both
+/// APIs.
 #[tokio::test]
 async fn a_v3_bounce_keeps_its_nanoseconds_in_sendpost() {
     use hush_model::{
@@ -351,7 +352,8 @@ async fn a_sendpost_delete_removes_the_address_from_v3() {
 async fn the_gateway_answers_sendpost_callers_in_sendpost_format() {
     let apis = Apis::spawn().await;
     // Trailing and double slashes reach the routes (the SDK with a host
-    // ending in `/`, legacy SDKs' trailing slashes: specs/sendpost.md §2).
+    // ending in `/`, legacy SDKs' trailing slashes: docs/api/sendpost.md,
+    // "Paths").
     let (status, created) = apis
         .sendpost(
             reqwest::Method::POST,

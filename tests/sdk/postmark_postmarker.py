@@ -102,8 +102,9 @@ refused(1410, "POST", "/message-streams/outbound/suppressions/delete", data=many
 refused(1409, "POST", "/message-streams/outbound/suppressions")
 refused(1409, "POST", "/message-streams/outbound/suppressions", data={"Suppressions": "a@example.com"})
 # A malformed item is that item's Failed, never the whole request's 1409
-# (specs/postmark.md §10); the good address beside it is stored. With no
-# address to echo, the item echoes "", and a non-string its JSON text.
+# (docs/mapping.md, "Postmark malformed items"); the good address beside it is
+# stored. With no address to echo, the item echoes "", and a non-string its
+# JSON text.
 odd = pm.call("POST", "/message-streams/outbound/suppressions", data={"Suppressions": [
     {"EmailAddress": "odd.ok@example.com"}, {}, {"EmailAddress": None}, {"EmailAddress": 5}]})
 check([(s["EmailAddress"], s["Status"], s["Message"]) for s in odd["Suppressions"]] == [
@@ -138,8 +139,9 @@ check(pm.call("GET", "/message-streams", MessageStreamType="broadcasts")["TotalC
 refused(1221, "POST", "/message-streams", data={"ID": "x", "Name": "X", "MessageStreamType": "Fax"})
 refused(1222, "POST", "/message-streams", data={"Name": "X", "MessageStreamType": "Broadcasts"})
 refused(1223, "POST", "/message-streams", data={"ID": "x", "MessageStreamType": "Broadcasts"})
-# A new stream is Transactional or Broadcasts (§3.2); Broadcasts must keep
-# unsubscribe handling (§3.1), on create and on edit.
+# A new stream is Transactional or Broadcasts, and Broadcasts must keep
+# unsubscribe handling, on create and on edit (Postmark API docs, "Message
+# Streams API").
 refused(1221, "POST", "/message-streams", data={"ID": "in", "Name": "In", "MessageStreamType": "Inbound"})
 refused(1239, "POST", "/message-streams", data={
     "ID": "x", "Name": "X", "MessageStreamType": "Broadcasts",

@@ -133,7 +133,8 @@ with postmark.sync.ServerClient(TOKEN, base_url=BASE, retries=0, timeout=30) as 
             ValidationException, 422, 1233)
     refused(lambda: c.stream.create("all", "X", MessageStreamType.TRANSACTIONAL),
             ValidationException, 422, 1237)
-    # Broadcasts streams require unsubscribe management (§3.1; code 1239).
+    # Broadcasts streams require unsubscribe management (Postmark API docs,
+    # "Message Streams API"; code 1239).
     refused(lambda: c.stream.create("news", "News", MessageStreamType.BROADCASTS,
                                     unsubscribe_handling_type=UnsubscribeHandlingType.NONE),
             ValidationException, 422, 1239)

@@ -1,8 +1,9 @@
 // The suppressions and message-streams calls through the official Node
-// Postmark SDK (postmark@5.1.0), unchanged but for its host
-// (specs/postmark.md §9). The gateway was seeded with entries no Postmark
-// call can make: a spam complaint, a recipient unsubscribe, an operator
-// block and a hard bounce (see tests/e2e/sdk_postmark.rs).
+// Postmark SDK (postmark@5.1.0), unchanged but for its host (`useHttps:
+// false` and `requestHost`: docs/api/postmark.md). The gateway was seeded
+// with entries no Postmark call can make: a spam complaint, a recipient
+// unsubscribe, an operator block and a hard bounce (see
+// tests/e2e/sdk_postmark.rs).
 const assert = require('node:assert/strict');
 const postmark = require('postmark');
 const { Models, Errors } = postmark;
@@ -127,7 +128,8 @@ function statuses(result) {
   assert.deepEqual(await dumped({ emailAddress: 'u0@example.com' }), []);
 
   // postmark.js drops an undefined EmailAddress and sends {} for that item:
-  // only that item fails, and the good address beside it is stored (spec §10).
+  // only that item fails, and the good address beside it is stored
+  // (docs/mapping.md, "Postmark malformed items").
   const partial = await client.createSuppressions('outbound', {
     Suppressions: [{ EmailAddress: 'partial.ok@example.com' }, { EmailAddress: undefined }],
   });
@@ -166,8 +168,8 @@ function statuses(result) {
     'transactional-dev', 'Again', 'Transactional')), Errors.ApiInputError, 422, 1230);
   await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
     'Bad ID', 'Bad', 'Transactional')), Errors.ApiInputError, 422, 1227);
-  // A new stream is Transactional or Broadcasts (spec §3.2), and Broadcasts
-  // keep unsubscribe management (§3.1: 1239).
+  // A new stream is Transactional or Broadcasts, and Broadcasts keep
+  // unsubscribe management (1239; Postmark API docs, "Message Streams API").
   await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
     'inbound', 'Inbound', 'Inbound')), Errors.ApiInputError, 422, 1221);
   await refused(() => client.createMessageStream(new Models.CreateMessageStreamRequest(
@@ -200,7 +202,8 @@ function statuses(result) {
   await refused(() => client.editMessageStream('nope', new Models.UpdateMessageStreamRequest('x')),
     Errors.ApiInputError, 422, 1226);
 
-  // A plus address survives the query string (spec §8.1: %2B) and the body.
+  // A plus address survives the query string (postmark.js sends it as %2B)
+  // and the body.
   const plus = await client.createSuppressions('outbound', { Suppressions: [{ EmailAddress: 'x+y@example.com' }] });
   assert.deepEqual(statuses(plus), [['x+y@example.com', 'Suppressed', null]]);
   assert.deepEqual(await dumped({ emailAddress: 'x+y@example.com' }), ['x+y@example.com']);

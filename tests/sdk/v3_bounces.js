@@ -1,5 +1,5 @@
 // The bounce slice through the official Node SendGrid client, unchanged but
-// for its base URL (specs/sendgrid-v3.md §4.2: setApiKey first).
+// for its base URL (setApiKey first: it resets the base URL).
 const assert = require('node:assert/strict');
 const { Client } = require('@sendgrid/client');
 

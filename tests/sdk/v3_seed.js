@@ -1,6 +1,7 @@
-// Seed 001 beyond bounces (spam reports, global unsubscribes, groups, group
-// suppressions, CSV imports) through the official Node SendGrid client,
-// unchanged but for its base URL (specs/sendgrid-v3.md §4.2).
+// The seed shape (docs/api/v3.md) beyond bounces (spam reports, global
+// unsubscribes, groups, group suppressions, CSV imports) through the
+// official Node SendGrid client, unchanged but for its base URL (set after
+// setApiKey, which resets it).
 const assert = require('node:assert/strict');
 const { Client } = require('@sendgrid/client');
 

@@ -1,5 +1,5 @@
-// The `sendgrid` shape (specs/sendgrid-v3.md §0, §2) through the official
-// Node SendGrid client, written as code against SendGrid itself would be.
+// The `sendgrid` shape (docs/api/v3.md) through the official Node SendGrid
+// client, written as code against SendGrid itself would be.
 const assert = require('node:assert/strict');
 const { Client } = require('@sendgrid/client');
 
@@ -91,7 +91,8 @@ const enc = encodeURIComponent;
   assert.deepEqual(r.body, {});
   r = await call(c, { method: 'DELETE', url: '/v3/asm/suppressions/global/nobody@example.com' });
   assert.equal(r.status, 204);
-  // GET on the global path: hush's alias of the unsubscribes list (spec §2.0).
+  // GET on the global path: hush's alias of the unsubscribes list
+  // (docs/api/v3.md).
   r = await call(ro, { method: 'GET', url: '/v3/asm/suppressions/global', qs: { limit: 5 } });
   assert.equal(r.status, 200);
   assert.deepEqual(r.body.map((u) => u.email), ['node@example.com']);

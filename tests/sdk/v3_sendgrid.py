@@ -96,7 +96,8 @@ r = ro.asm.suppressions._("global")._("nobody@example.com").get()
 expect(r.status_code == 200 and body(r) == {}, "global check: absent is 200 {}")
 r = glob._("nobody@example.com").delete()
 expect(r.status_code == 204, "DELETE global absent is 204")
-# GET on the global path: hush's alias of the unsubscribes list (spec §2.0).
+# GET on the global path: hush's alias of the unsubscribes list
+# (docs/api/v3.md).
 r = ro.asm.suppressions._("global").get(query_params={"limit": 1})
 expect(r.status_code == 200 and len(body(r)) == 1 and set(body(r)[0]) == {"created", "email"}
        and 'rel="last"; title="2"' in r.headers["Link"], f"GET global is the unsubscribes list {body(r)}")

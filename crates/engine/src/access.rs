@@ -1,7 +1,8 @@
 //! API keys: which tenant a presented token belongs to, and what it may do.
 //!
 //! Each API crate keeps a [`KeyTable`] of its own keys, so a key for one API
-//! is never accepted by another (DESIGN.md, "Tenants and keys").
+//! is never accepted by another (docs/configuration.md,
+//! `tenants[].keys[].api`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What a key may do. v3 names them `suppressions.read` and
-/// `suppressions.write` (seed 001, "Required permission").
+/// `suppressions.write` (docs/api/v3.md, "Authentication").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
     Read,

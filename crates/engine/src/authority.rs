@@ -1,8 +1,8 @@
 //! Who may change which suppression. An API whose deletes are guarded by the
-//! origin of an entry (Postmark: DESIGN.md, "Deletes go by the rules of the
-//! API that asks"; specs/postmark.md §2.4) asks the engine to change an
-//! address under an [`Authority`]; the engine looks at every entry the
-//! caller can see and either changes all of them or none.
+//! origin of an entry (Postmark: docs/mapping.md, "Deletes", after the rules
+//! Postmark's Suppressions API and postmark-php document) asks the engine to
+//! change an address under an [`Authority`]; the engine looks at every entry
+//! the caller can see and either changes all of them or none.
 
 use std::collections::{HashMap, HashSet};
 
@@ -56,9 +56,9 @@ pub enum GuardedRemoval {
     ///
     /// Also when the store itself kept an entry it was told to remove: an
     /// upstream provider may refuse one item of a batch (Postmark answers
-    /// `Failed` per item, specs/postmark.md §2.3). The provider is then the
-    /// authority that said no; `protected` is the entry still there, and
-    /// the address's other entries may be gone.
+    /// `Failed` per item: Postmark API docs, "Suppressions API"). The
+    /// provider is then the authority that said no; `protected` is the entry
+    /// still there, and the address's other entries may be gone.
     Refused { protected: Box<Suppression> },
 }
 
@@ -158,7 +158,8 @@ impl Engine {
 
     /// Adds each item unless its address already holds, within `visible`,
     /// an entry that `authority` may not change: a customer cannot turn a
-    /// spam complaint into its own manual block (specs/postmark.md §2.2).
+    /// spam complaint into its own manual block (Postmark's create answers
+    /// `Failed` for one: Postmark API docs, "Suppressions API").
     /// One outcome per item, in order; the adds are one store call.
     pub async fn add_with_authority(
         &self,

@@ -40,12 +40,13 @@ impl Capabilities {
 pub enum AddOutcome {
     /// Stored. `new` is false when an entry with the same identity was
     /// already there; that entry is returned unchanged, keeping its id and
-    /// creation time (DESIGN.md: adding twice keeps one entry).
+    /// creation time (docs/mapping.md, "Re-adding").
     Added { suppression: Suppression, new: bool },
     /// The item's group does not exist (or was deleted meanwhile).
     UnknownGroup(GroupId),
     /// An upstream provider refused this one item and took the others
-    /// (Postmark answers `Failed` per item, specs/postmark.md §2.2);
+    /// (Postmark answers `Failed` per item: Postmark API docs, "Suppressions
+    /// API");
     /// `message` is the provider's reason. hush's own stores never refuse.
     Refused { message: String },
 }

@@ -12,8 +12,8 @@ use hush_model::{
 
 use crate::{AddOutcome, Backend, Capabilities, EngineError};
 
-/// Group names are 1–100 characters in both v3 (seed 001) and Postmark
-/// (specs/postmark.md §3.1, code 1224).
+/// Group names are 1–100 characters in both v3 (docs/api/v3.md, "Groups")
+/// and Postmark (its API docs' error code 1224).
 pub const GROUP_NAME_MAX: usize = 100;
 /// Postmark allows 1000 (code 1231); v3 narrows it to 500 in its own crate.
 pub const GROUP_DESCRIPTION_MAX: usize = 1000;
@@ -29,7 +29,7 @@ pub const ADD_BATCH: usize = 5_000;
 const KEY_ATTEMPTS: u32 = 100;
 
 /// A group to create, as an API asks for it. Without a key, one is derived
-/// from the name (DESIGN.md, "Streams and groups").
+/// from the name (docs/architecture.md, "The engine's rules").
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
     pub key: Option<GroupKey>,
@@ -76,8 +76,8 @@ impl Engine {
     }
 
     /// Makes sure a tenant has what every tenant has from the start: the
-    /// Postmark default stream `outbound` (DESIGN.md). Safe to call on every
-    /// start and from several instances at once.
+    /// Postmark default stream `outbound` (docs/architecture.md). Safe to
+    /// call on every start and from several instances at once.
     pub async fn bootstrap_tenant(&self, tenant: &TenantId) -> Result<(), EngineError> {
         if !self.backend.capabilities_for(tenant).groups {
             return Ok(());
@@ -378,8 +378,8 @@ impl Engine {
     }
 
     /// Deletes a group and its suppressions. The default stream `outbound`
-    /// stays: Postmark's default streams cannot be deleted (specs/postmark.md
-    /// §3), and it is a stream of every tenant.
+    /// stays: Postmark's default streams cannot be deleted (Postmark API
+    /// docs, "Message Streams API"), and it is a stream of every tenant.
     pub async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<(), EngineError> {
         let group = self.group(tenant, id).await?;
         if group.key.as_str() == DEFAULT_STREAM_KEY {

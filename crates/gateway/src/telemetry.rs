@@ -198,11 +198,11 @@ fn scrubbed(path: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// SDKs build `//v3/…` from a host with a trailing slash, and SendPost
-/// clients add trailing slashes (specs/sendgrid-v3.md §4.1,
-/// specs/sendpost.md §10): doubled slashes are merged and trailing ones
-/// trimmed before routing, as actix's `NormalizePath::trim` does. Done here,
-/// and only for a path that needs it, because `NormalizePath` copies and
-/// runs a regex over every path (a profile of the lookup benchmark,
+/// clients add trailing slashes (sendgrid-python given a host ending in `/`;
+/// docs/api/sendpost.md, "Paths"): doubled slashes are merged and trailing
+/// ones trimmed before routing, as actix's `NormalizePath::trim` does. Done
+/// here, and only for a path that needs it, because `NormalizePath` copies
+/// and runs a regex over every path (a profile of the lookup benchmark,
 /// docs/benchmarks.md).
 fn normalize_path(req: &mut ServiceRequest) {
     let path = req.path();

@@ -15,8 +15,8 @@ const MAX_LABEL: usize = 63;
 /// An email address that has been trimmed, lowercased and checked.
 ///
 /// The lowercased form is the identity of a suppression: `Bob@Example.com`
-/// and `bob@example.com` are one entry. Providers disagree on case (the v3
-/// spec §3 calls it undocumented), so hush matches case-insensitively and
+/// and `bob@example.com` are one entry. Providers disagree on case (SendGrid
+/// documents no rule at all), so hush matches case-insensitively and
 /// stores the lowercase form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);

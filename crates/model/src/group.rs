@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::{GroupId, GroupKey, TenantId, Timestamp};
 
-/// The Postmark stream type of a group (specs/postmark.md §3.1). Groups
+/// The Postmark stream type of a group (`MessageStreamType` in Postmark's
+/// API docs, "Message Streams API", postmarkapp.com/developer). Groups
 /// made through v3 are `Broadcasts`: an unsubscribe group is what Postmark
 /// calls a broadcast stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -56,7 +57,7 @@ impl UnsubscribeHandling {
     }
 
     /// Broadcasts require unsubscribe management; the others default to none
-    /// (specs/postmark.md §3.1).
+    /// (Postmark API docs, "Message Streams API").
     pub fn default_for(stream_type: StreamType) -> Self {
         match stream_type {
             StreamType::Broadcasts => Self::Postmark,
@@ -112,8 +113,8 @@ pub struct GroupChanges {
 impl Group {
     /// Applies changes in place; the id, tenant, key, stream type and
     /// creation time never change (a Postmark stream's `ID` and type are
-    /// fixed, specs/postmark.md §3.2). Moving the default flag off other
-    /// groups is the store's job, since it spans rows.
+    /// fixed: Postmark's edit takes neither). Moving the default flag off
+    /// other groups is the store's job, since it spans rows.
     pub fn apply(&mut self, changes: GroupChanges) {
         let GroupChanges {
             name,

@@ -79,8 +79,9 @@ impl fmt::Display for GroupId {
 pub struct SuppressionId(pub i64);
 
 /// The textual key of a group. Postmark shows it as the message stream `ID`,
-/// so it follows Postmark's rules (specs/postmark.md §3.1): lowercase
-/// `[a-z][a-z0-9_-]*`, at most 30 characters, no `pm-` prefix, not `all`.
+/// so it follows Postmark's rules (its API docs' error codes 1227, 1233 and
+/// 1237): lowercase `[a-z][a-z0-9_-]*`, at most 30 characters, no `pm-`
+/// prefix, not `all`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct GroupKey(String);
 

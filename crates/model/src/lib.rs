@@ -1,7 +1,8 @@
 //! hush's canonical model: the types every API maps onto and every backend
 //! stores. Pure: no I/O, no HTTP, no async.
 //!
-//! See DESIGN.md, "The canonical model".
+//! docs/architecture.md lists these types and the engine's rules;
+//! docs/mapping.md says how each API shows them.
 
 mod email;
 mod group;

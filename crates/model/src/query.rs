@@ -9,7 +9,7 @@ pub enum ScopeFilter {
     Global,
     Group(GroupId),
     /// A Postmark dump of stream S shows the tenant's global entries plus
-    /// S's own (DESIGN.md mapping table).
+    /// S's own (docs/mapping.md).
     GlobalAndGroup(GroupId),
 }
 
@@ -29,11 +29,12 @@ impl ScopeFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailMatch {
     Exact(Email),
-    /// v3 `email` (specs/sendgrid-v3.md §2.1: a prefix match).
+    /// v3 `email`: a prefix match (SendGrid's `EmailPartialMatch`).
     Prefix(String),
-    /// SendPost `search` (specs/sendpost.md §4.2: a substring match).
+    /// SendPost `search`: a substring match (SendPost API reference,
+    /// docs.sendpost.io/api-reference/suppression/get-all-suppressions).
     Contains(String),
-    /// v3 `email` with SendGrid's `%` wildcard (specs/sendgrid-v3.md §2.1):
+    /// v3 `email` with SendGrid's `%` wildcard (its `EmailPartialMatch`):
     /// a prefix in which each `%` stands for any run of characters. Holds
     /// the parts between the `%`s, in order: the address starts with the
     /// first and contains the others after it, in order. Other characters,
@@ -69,12 +70,12 @@ impl EmailMatch {
     }
 
     /// A literal substring, not trimmed (SendPost's `search` is a
-    /// substring as sent, specs/sendpost.md §4.2).
+    /// substring as sent, docs/mapping.md, "SendPost `search`").
     pub fn contains(raw: &str) -> Result<Self, FilterError> {
         Ok(Self::Contains(needle(raw)?))
     }
 
-    /// A SendGrid `email` filter (specs/sendgrid-v3.md §2.1): a prefix in
+    /// A SendGrid `email` filter (its `EmailPartialMatch`): a prefix in
     /// which `%` stands for any run of characters, a plain prefix when it
     /// has none. A run of `%`s is one wildcard.
     pub fn pattern(raw: &str) -> Result<Self, FilterError> {
@@ -155,9 +156,9 @@ pub struct ListFilter {
     /// One row per address: of the entries that match, only the newest of
     /// each `(scope, email)` is listed, scanned and counted, so paging and
     /// totals count addresses. A list of addresses (v3's global and group
-    /// unsubscribes, seed 001) shows an address with both an Unsubscribe and
-    /// a Manual entry once. Removals ignore it: removing an address removes
-    /// every entry the rest of the filter matches.
+    /// unsubscribes, docs/api/v3.md) shows an address with both an
+    /// Unsubscribe and a Manual entry once. Removals ignore it: removing an
+    /// address removes every entry the rest of the filter matches.
     pub per_address: bool,
 }
 

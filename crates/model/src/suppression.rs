@@ -12,8 +12,8 @@ pub enum Scope {
     Group(GroupId),
 }
 
-/// Bounce classes, as v3's `bounce_type` names them (seed 001, "Bounce
-/// types").
+/// Bounce classes, as v3's `bounce_type` names them (docs/api/v3.md,
+/// `POST /v3/suppression/bounces`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum BounceClass {
     Hard,
@@ -170,8 +170,8 @@ impl KindFamily {
 }
 
 /// A set of kinds to select, finer than families because v3's `sendgrid`
-/// shape lists hard and soft bounces apart from blocks (DESIGN.md,
-/// "Blocks in the sendgrid shape").
+/// shape lists hard and soft bounces apart from blocks (docs/mapping.md,
+/// docs/api/v3.md, "The `sendgrid` shape").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct KindSet(u8);
 
@@ -238,7 +238,7 @@ impl KindSet {
 }
 
 /// Who caused a suppression. Postmark's delete rules turn on it
-/// (specs/postmark.md §2.4).
+/// (docs/mapping.md, "Deletes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Origin {
     /// The address's owner or their mailbox: a bounce, a complaint, an

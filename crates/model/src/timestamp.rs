@@ -11,7 +11,8 @@ const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SECOND;
 
 /// A point in time, in nanoseconds since the Unix epoch (UTC).
 ///
-/// Nanoseconds because SendPost shows them (seed 004); v3 shows whole seconds
+/// Nanoseconds because SendPost shows them (SendPost API reference, "Create
+/// Suppressions": `created` is UNIX epoch nanoseconds); v3 shows whole seconds
 /// and Postmark RFC 3339, both derived from this one value, so a timestamp
 /// written by one API reads the same through the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -46,7 +47,7 @@ impl Timestamp {
     }
 
     /// The last nanosecond of the given second, for inclusive upper bounds
-    /// given in seconds (v3 `end_time`, spec §1.9).
+    /// given in seconds (v3 `end_time`, inclusive: docs/api/v3.md).
     pub fn end_of_unix_second(seconds: i64) -> Self {
         Self(
             seconds
@@ -94,7 +95,8 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with an explicit offset, e.g.
     /// `2026-04-23T10:00:00.123456789+00:00`; the fraction is omitted when
-    /// zero. Postmark's clients need the offset (specs/postmark.md §2.1), and
+    /// zero. Postmark's clients need the offset (postmark-python parses
+    /// `CreatedAt` as a datetime; Postmark's docs always show one), and
     /// `Z` is not accepted by every .NET parser of theirs, so hush writes
     /// `+00:00`.
     pub fn to_rfc3339_offset(self) -> String {

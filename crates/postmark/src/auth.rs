@@ -9,8 +9,8 @@ use hush_model::TenantId;
 
 use crate::{PostmarkError, PostmarkState};
 
-/// The header every endpoint here needs (specs/postmark.md §1.1). Header
-/// names are matched case-insensitively by the HTTP layer.
+/// The header every endpoint here needs (Postmark API docs, "API overview").
+/// Header names are matched case-insensitively by the HTTP layer.
 pub const SERVER_TOKEN_HEADER: &str = "X-Postmark-Server-Token";
 
 /// An authenticated Postmark caller: a server token resolved to its tenant.
@@ -44,7 +44,7 @@ fn authenticate(req: &HttpRequest) -> Result<PostmarkServer, PostmarkError> {
     })
 }
 
-/// The token, trimmed as postmark.js trims it (specs/postmark.md §6.1).
+/// The token, trimmed as postmark.js trims it.
 fn server_token(req: &HttpRequest) -> Option<&str> {
     let token = req
         .headers()
@@ -55,8 +55,8 @@ fn server_token(req: &HttpRequest) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-/// Postmark's account-level header (specs/postmark.md §1.1). hush serves no
-/// account endpoints, but a caller sending it speaks Postmark.
+/// Postmark's account-level header (Postmark API docs, "API overview"). hush
+/// serves no account endpoints, but a caller sending it speaks Postmark.
 pub const ACCOUNT_TOKEN_HEADER: &str = "X-Postmark-Account-Token";
 
 /// Whether a request speaks Postmark, for the gateway's fallback: it carries

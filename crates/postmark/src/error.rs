@@ -2,16 +2,18 @@
 //!
 //! Every Postmark error, the router's 404 and 405 included, is
 //! `{"ErrorCode":n,"Message":"…"}` with `Content-Type: application/json`
-//! (specs/postmark.md §0.3, §1.3). Both keys are always present: postmarker
-//! raises `KeyError` without either (§1.5). Validation and "not found" use
-//! HTTP 422 with a Postmark code, never 404.
+//! (Postmark API docs, "API overview"). Both keys are always present:
+//! postmarker raises `KeyError` without either. Validation and "not found"
+//! use HTTP 422 with a Postmark code, never 404. The codes are those of the
+//! API overview's error code table.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use hush_engine::EngineError;
 use serde::{Deserialize, Serialize};
 
-/// The error body every SDK reads (specs/postmark.md §1.5).
+/// The error body every SDK reads (postmark.js, postmark-python,
+/// postmarker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     #[serde(rename = "ErrorCode")]
@@ -21,7 +23,7 @@ pub struct ErrorBody {
 }
 
 /// The message-stream rules that have their own Postmark codes
-/// (specs/postmark.md §3.2, "Rules and errors").
+/// (Postmark API docs, "API overview", codes 1221–1241).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamRule {
     InvalidType,
@@ -63,36 +65,37 @@ impl StreamRule {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostmarkError {
-    /// specs/postmark.md §5, code 10: the text Postmark sends without a token.
+    /// Code 10: the text Postmark sends without a token.
     #[error("Request does not contain a valid Server token.")]
     MissingToken,
-    /// §5, code 10: the text Postmark sends for a wrong token.
+    /// Code 10: the text Postmark sends for a wrong token.
     #[error(
         "The Server Token you provided in the X-Postmark-Server-Token request header was invalid. Please verify that you are using a valid token."
     )]
     InvalidToken,
-    /// §2.1, code 1404.
+    /// Code 1404.
     #[error("Parameter 'SuppressionReason' is invalid.")]
     InvalidReason,
-    /// §2.1, code 1405.
+    /// Code 1405.
     #[error("Parameter 'Origin' is invalid.")]
     InvalidOrigin,
     /// A query value Postmark documents no code for (a date, a boolean).
-    /// hush uses 1407, Postmark's generic suppression-request failure (§5).
+    /// hush uses 1407, Postmark's generic suppression-request failure.
     #[error("Parameter '{name}' is invalid: {detail}")]
     InvalidParameter { name: String, detail: String },
-    /// §2.2, code 1409.
+    /// Code 1409.
     #[error("A proper request body must be provided.")]
     BadSuppressionsBody,
-    /// §2.2, code 1410.
+    /// Code 1410.
     #[error("You cannot provide more than the maximum number of suppressions for this request.")]
     TooManySuppressions,
-    /// §3.2, code 1226, verbatim from Postmark's live tests.
+    /// Code 1226, verbatim from Postmark's live tests (postmark-php's
+    /// integration tests).
     #[error("The message stream for the provided 'ID' was not found.")]
     StreamNotFound,
     #[error("{message}")]
     Stream { rule: StreamRule, message: String },
-    /// §5, code 402.
+    /// Code 402.
     #[error("Invalid JSON: {0}")]
     InvalidJson(String),
     #[error("The requested resource was not found.")]
@@ -111,7 +114,7 @@ pub enum PostmarkError {
     BadGateway(&'static str),
     #[error("The {0} upstream provider did not answer in time.")]
     GatewayTimeout(&'static str),
-    /// §5, code 100: Postmark's maintenance answer, which postmark-python
+    /// Code 100: Postmark's maintenance answer, which postmark-python
     /// retries.
     #[error("The service is temporarily unavailable.")]
     Unavailable,
@@ -127,7 +130,7 @@ impl PostmarkError {
         }
     }
 
-    /// §3.2, code 1230.
+    /// Code 1230.
     pub fn id_taken(key: &str) -> Self {
         Self::stream(
             StreamRule::IdTaken,
@@ -144,7 +147,8 @@ impl PostmarkError {
 
     /// The `ErrorCode`. Errors Postmark has no code for (the router's 404
     /// and 405, 413, 500, 501) carry 0, which every SDK reads as "no
-    /// specific code" and classifies by the HTTP status (§1.5).
+    /// specific code" and classifies by the HTTP status (postmark.js,
+    /// postmark-python, postmarker).
     pub fn error_code(&self) -> u32 {
         match self {
             Self::MissingToken | Self::InvalidToken => 10,
@@ -177,7 +181,7 @@ impl From<EngineError> for PostmarkError {
             EngineError::GroupNotFound(_) => Self::StreamNotFound,
             EngineError::GroupKeyTaken(key) => Self::id_taken(&key),
             // hush keeps stream names unique because v3 shows them as group
-            // names, which are unique there (seed 001).
+            // names, which are unique there (docs/api/v3.md, "Groups").
             EngineError::GroupNameTaken(name) => Self::stream(
                 StreamRule::NameRequired,
                 format!("A message stream named {name:?} already exists; names are unique."),

@@ -13,7 +13,8 @@ use crate::{PostmarkError, PostmarkState};
 
 /// The query string's pairs. Postmark's SDKs disagree on the case of every
 /// name (`SuppressionReason`, `suppressionReason`, `fromdate`, `fromDate`,
-/// `FromDate`: specs/postmark.md §2.1), so names are matched ignoring case.
+/// `FromDate`: postmark.js, postmark-python, postmark-php), so names are
+/// matched ignoring case.
 #[derive(Debug)]
 pub struct QueryPairs(Vec<(String, String)>);
 
@@ -38,7 +39,7 @@ impl QueryPairs {
     }
 
     /// A boolean, `true`/`false` in any case: postmarker users pass Python
-    /// `True` (specs/postmark.md §3.2).
+    /// `True` (postmarker sends query values as given).
     pub fn boolean(&self, name: &str) -> Result<Option<bool>, PostmarkError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
@@ -55,11 +56,10 @@ impl QueryPairs {
         }
     }
 
-    /// A date bound: `YYYY-MM-DD` as a whole UTC day (DESIGN.md, "Dates and
-    /// time zones"), its first or last nanosecond as `end` says, or a full
-    /// RFC 3339 date-time as given; a date-time without an offset (how
-    /// postmark-python formats the bounce API's dates, specs/postmark.md §4)
-    /// is read as UTC.
+    /// A date bound: `YYYY-MM-DD` as a whole UTC day (docs/mapping.md,
+    /// "Postmark dates"), its first or last nanosecond as `end` says, or a
+    /// full RFC 3339 date-time as given; a date-time without an offset (how
+    /// postmark-python formats the Bounce API's dates) is read as UTC.
     pub fn date_bound(&self, name: &str, end: bool) -> Result<Option<Timestamp>, PostmarkError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
@@ -83,7 +83,8 @@ impl QueryPairs {
 
 /// A request body, possibly empty. The Content-Type is not checked: the
 /// SDKs send bodiless POSTs with `application/json`, with no Content-Type at
-/// all, or `{}` (specs/postmark.md §0.6), and Postmark's 415 must not apply.
+/// all, or `{}` (docs/api/postmark.md, "Conventions"), and Postmark's 415
+/// must not apply.
 #[derive(Debug)]
 pub struct RawBody(pub web::Bytes);
 

@@ -1,11 +1,19 @@
-//! The Postmark suppressions API (seed 003, specs/postmark.md) over hush's
-//! shared engine: message-stream suppressions (dump, create, delete with a
-//! status per item) and the message-stream calls the SDKs make, with
-//! Postmark's `{"ErrorCode","Message"}` errors.
+//! The Postmark suppressions API (docs/api/postmark.md) over hush's shared
+//! engine: message-stream suppressions (dump, create, delete with a status
+//! per item) and the message-stream calls the SDKs make, with Postmark's
+//! `{"ErrorCode","Message"}` errors.
+//!
+//! Postmark's behaviour is cited from its API docs (postmarkapp.com/developer):
+//! "Suppressions API" (postmarkapp.com/developer/api/suppressions-api),
+//! "Message Streams API", "Bounce API", and "API overview" for
+//! authentication and the error codes; what the SDKs do, from their sources:
+//! postmark.js (ActiveCampaign/postmark.js), postmark-python
+//! (ActiveCampaign/postmark-python), postmarker (Stranger6667/postmarker)
+//! and postmark-php (ActiveCampaign/postmark-php).
 //!
 //! Postmark serves at the host root, and postmarker cannot use a path
-//! prefix (specs/postmark.md §6.2), so the routes live under
-//! `/message-streams` at the root.
+//! prefix (it joins its paths onto `root_api_url` with `urljoin`, which
+//! drops one), so the routes live under `/message-streams` at the root.
 
 pub mod auth;
 mod error;

@@ -1,6 +1,6 @@
-//! `/message-streams` (specs/postmark.md §3): message streams are canonical
-//! groups, the stream `ID` being the group's key and `Name` its name
-//! (DESIGN.md, "Streams and groups").
+//! `/message-streams` (Postmark API docs, "Message Streams API"): message
+//! streams are canonical groups, the stream `ID` being the group's key and
+//! `Name` its name (docs/api/postmark.md, "Message streams").
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hush_engine::{Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec};
@@ -21,7 +21,7 @@ use crate::wire::{
 use crate::{PostmarkError, PostmarkState};
 
 /// "A Server may have up to 10 Streams, including the default ones"
-/// (specs/postmark.md §3).
+/// (Postmark API docs, "Message Streams API").
 pub const MAX_STREAMS: usize = 10;
 
 /// Postmark's `ServerID` for a tenant: a stable positive integer, the first
@@ -52,7 +52,8 @@ fn shown(group: &Group, tenant: &TenantId) -> MessageStream {
 }
 
 /// A JSON body for the stream calls; an empty one is `{}` (postmark.js
-/// sends `{}`, the Python clients nothing: specs/postmark.md §0.6).
+/// sends `{}`, the Python clients nothing: docs/api/postmark.md,
+/// "Conventions").
 fn json_body<T: DeserializeOwned + Default>(body: &RawBody) -> Result<T, PostmarkError> {
     if body.is_blank() {
         return Ok(T::default());
@@ -143,8 +144,8 @@ pub async fn create(
 }
 
 /// `PATCH /message-streams/{id}`: `Name`, `Description` and the
-/// unsubscribe handling; the ID and type never change (specs/postmark.md
-/// §3.2).
+/// unsubscribe handling; the ID and type never change (Postmark's edit takes
+/// neither: Postmark API docs, "Message Streams API").
 pub async fn edit(
     server: PostmarkServer,
     state: web::Data<PostmarkState>,
@@ -167,7 +168,7 @@ pub async fn edit(
         .map(unsubscribe_handling)
         .transpose()?;
     // The type never changes, so a Broadcasts stream keeps its unsubscribe
-    // management (specs/postmark.md §3.1).
+    // management (Postmark API docs, "Message Streams API").
     check_handling(group.stream_type, handling)?;
     let changes = GroupChanges {
         name,
@@ -222,8 +223,8 @@ pub async fn archive(
 
 /// `POST /message-streams/{id}/unarchive`: the stream with `ArchivedAt`
 /// null. hush never purges, so every archived stream can come back, while
-/// there is room: an archived stream does not count towards the limit of 10
-/// (§3), so unarchiving one is refused with 1225 when 10 others are
+/// there is room: an archived stream does not count towards Postmark's
+/// limit of 10, so unarchiving one is refused with 1225 when 10 others are
 /// unarchived, as creating one would be. Unarchiving a stream that is not
 /// archived changes nothing and is always answered.
 pub async fn unarchive(
@@ -247,7 +248,8 @@ pub async fn unarchive(
     Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
 }
 
-/// A new stream's ID, each rule with its own code (specs/postmark.md §3.2).
+/// A new stream's ID, each rule with its own code (Postmark API docs, "API
+/// overview", error codes).
 fn stream_key(raw: Option<&str>) -> Result<GroupKey, PostmarkError> {
     let raw = raw.unwrap_or_default();
     GroupKey::parse(raw).map_err(|err| {
@@ -299,7 +301,8 @@ fn check_description(description: &str) -> Result<(), PostmarkError> {
 }
 
 /// Whether another unarchived stream fits: "A Server may have up to 10
-/// Streams, including the default ones" (specs/postmark.md §3; code 1225).
+/// Streams, including the default ones" (Postmark API docs, "Message Streams
+/// API"; code 1225).
 /// Archived streams do not count, so archiving one makes room.
 fn check_room(groups: &[Group]) -> Result<(), PostmarkError> {
     if groups.iter().filter(|g| g.archived_at.is_none()).count() >= MAX_STREAMS {
@@ -313,7 +316,8 @@ fn check_room(groups: &[Group]) -> Result<(), PostmarkError> {
     Ok(())
 }
 
-/// The `MessageStreamType` of the list filter: any of the three (§3.2).
+/// The `MessageStreamType` of the list filter: any of the three (Postmark
+/// API docs, "Message Streams API").
 fn stream_type(raw: &str) -> Result<StreamType, PostmarkError> {
     StreamType::parse(raw).ok_or_else(|| {
         PostmarkError::stream(
@@ -325,10 +329,10 @@ fn stream_type(raw: &str) -> Result<StreamType, PostmarkError> {
     })
 }
 
-/// A new stream's type: `Transactional` or `Broadcasts` only (§3.2's create
-/// row). A server's one Inbound stream comes with it (§3), so `Inbound` is
-/// as invalid here as a missing or unknown type, with the same code (1221)
-/// and the same text.
+/// A new stream's type: `Transactional` or `Broadcasts` only (Postmark API
+/// docs, "Message Streams API", create). A server's one Inbound stream comes
+/// with it, so `Inbound` is as invalid here as a missing or unknown type,
+/// with the same code (1221) and the same text.
 fn new_stream_type(raw: Option<&str>) -> Result<StreamType, PostmarkError> {
     match raw.and_then(StreamType::parse) {
         Some(kind @ (StreamType::Transactional | StreamType::Broadcasts)) => Ok(kind),
@@ -344,9 +348,9 @@ fn new_stream_type(raw: Option<&str>) -> Result<StreamType, PostmarkError> {
     }
 }
 
-/// "Broadcasts require unsubscribe management" (§3.1): a Broadcasts stream
-/// may not be given `None` (code 1239, "handling type unsupported for this
-/// stream type", §3.2).
+/// "Broadcasts require unsubscribe management" (Postmark API docs, "Message
+/// Streams API"): a Broadcasts stream may not be given `None` (code 1239,
+/// "handling type unsupported for this stream type").
 fn check_handling(
     kind: StreamType,
     handling: Option<UnsubscribeHandling>,

@@ -1,5 +1,5 @@
-//! `/message-streams/{stream}/suppressions…` (seed 003): the dump, create
-//! and delete, with a status per item.
+//! `/message-streams/{stream}/suppressions…` (Postmark API docs,
+//! "Suppressions API"): the dump, create and delete, with a status per item.
 
 use std::collections::HashMap;
 
@@ -21,7 +21,8 @@ use crate::wire::{
 };
 use crate::{PostmarkError, PostmarkState};
 
-/// Create and delete take at most 50 addresses (seed 003).
+/// Create and delete take at most 50 addresses (Postmark API docs,
+/// "Suppressions API").
 pub const MAX_CHANGES: usize = 50;
 /// Rows fetched from the store per step of a dump, and written per chunk.
 const DUMP_BATCH: u32 = 1_000;
@@ -29,7 +30,7 @@ const DUMP_BATCH: u32 = 1_000;
 const NO_AUTHORITY: &str = "You do not have the required authority to change this suppression.";
 const INVALID_ADDRESS: &str = "An invalid email address was provided.";
 
-/// The kinds a `SuppressionReason` filter selects (DESIGN.md mapping table).
+/// The kinds a `SuppressionReason` filter selects (docs/mapping.md).
 fn kinds_of(reason: SuppressionReason) -> KindSet {
     match reason {
         SuppressionReason::HardBounce => {
@@ -42,8 +43,9 @@ fn kinds_of(reason: SuppressionReason) -> KindSet {
     }
 }
 
-/// The dump's filters (seed 003; specs/postmark.md §2.1). `count` and
-/// `offset`, which postmark.js always sends, are not read.
+/// The dump's filters (Postmark API docs, "Suppressions API", "Suppression
+/// dump"). `count` and `offset`, which postmark.js always sends, are not
+/// read.
 fn dump_filter(query: &QueryPairs, stream: ScopeFilter) -> Result<ListFilter, PostmarkError> {
     let kinds = match query.get("SuppressionReason") {
         None => KindSet::ALL,
@@ -58,7 +60,8 @@ fn dump_filter(query: &QueryPairs, stream: ScopeFilter) -> Result<ListFilter, Po
     filter.created_to = query.date_bound("todate", true)?;
     // A whole address matches exactly (ignoring case, as addresses are
     // stored lowercase); anything else is a fragment matched anywhere, which
-    // is how integrators describe Postmark's filter (specs/postmark.md §11.2).
+    // is how integrators describe Postmark's filter (its docs say only
+    // "Filter by email address"; docs/mapping.md).
     // Fragments are literal (no wildcards) and bounded like every filter.
     filter.email = query
         .get("EmailAddress")
@@ -72,8 +75,8 @@ fn dump_filter(query: &QueryPairs, stream: ScopeFilter) -> Result<ListFilter, Po
 }
 
 /// `GET /message-streams/{stream}/suppressions/dump`: the tenant's global
-/// entries plus the stream's own (DESIGN.md). The body is written as the
-/// rows arrive from a keyset scan, so a dump of any size takes bounded
+/// entries plus the stream's own (docs/mapping.md). The body is written as
+/// the rows arrive from a keyset scan, so a dump of any size takes bounded
 /// memory.
 pub async fn dump(
     server: PostmarkServer,
@@ -127,7 +130,7 @@ fn dump_body(
 /// The addresses of a create or delete, checked as Postmark does: a JSON
 /// object with a `Suppressions` array (else 1409) of at most 50 (else 1410).
 /// Items are not checked here: a malformed one is its own `Failed`
-/// (specs/postmark.md §10; `SuppressionAddress`).
+/// (docs/mapping.md, "Postmark malformed items"; `SuppressionAddress`).
 fn parse_changes(body: &RawBody) -> Result<Vec<SuppressionAddress>, PostmarkError> {
     let changes: SuppressionChanges =
         serde_json::from_slice(&body.0).map_err(|_| PostmarkError::BadSuppressionsBody)?;
@@ -147,9 +150,9 @@ enum Verdict {
 }
 
 /// Answers every item in request order, duplicates included, echoing each
-/// address as it was sent (seed 003; specs/postmark.md §10). `change` gets
-/// each distinct valid address once, in order, and returns one verdict per
-/// address, so a whole request is one store write.
+/// address as it was sent (as in the examples of Postmark's "Suppressions
+/// API"). `change` gets each distinct valid address once, in order, and
+/// returns one verdict per address, so a whole request is one store write.
 async fn each_address(
     items: Vec<SuppressionAddress>,
     change: impl AsyncFnOnce(Vec<Email>) -> Result<Vec<Verdict>, PostmarkError>,
@@ -198,7 +201,7 @@ async fn each_address(
 }
 
 /// `POST /message-streams/{stream}/suppressions`: a manual, customer-made
-/// suppression in the stream's group (DESIGN.md mapping table), refused
+/// suppression in the stream's group (docs/mapping.md), refused
 /// over an entry the customer may not change, such as a spam complaint.
 pub async fn create(
     server: PostmarkServer,
@@ -245,9 +248,9 @@ pub async fn create(
 
 /// `POST /message-streams/{stream}/suppressions/delete`: removes what the
 /// stream's dump shows for each address, under the customer's authority
-/// (DESIGN.md, "Deletes go by the rules of the API that asks"). Removing a
-/// bounce is reactivating it, for every API. An address with nothing to
-/// delete is `Deleted` too (seed 003's example).
+/// (docs/mapping.md, "Deletes"). Removing a bounce is reactivating it, for
+/// every API. An address with nothing to delete is `Deleted` too (as in the
+/// example of "Delete a Suppression" in Postmark's "Suppressions API").
 pub async fn delete(
     server: PostmarkServer,
     state: web::Data<PostmarkState>,

@@ -1,23 +1,24 @@
 //! hush in front of Postmark: the engine's [`Backend`] over Postmark's
-//! suppressions and message-streams APIs (specs/postmark.md §2, §3), spoken
-//! with this crate's own wire types.
+//! suppressions and message-streams APIs (Postmark API docs, "Suppressions
+//! API" and "Message Streams API"; cited as in lib.rs), spoken with this
+//! crate's own wire types.
 //!
 //! Where things live (docs/backends.md): a group is the message stream whose
 //! `ID` is the group's key; global entries live in the default stream
 //! `outbound`, and entries read from `outbound` are global. Postmark keeps
-//! one suppression per address and stream, with three reasons; every
-//! create makes a `ManualSuppression` of `Customer` origin (§2.2), so a
-//! bounce or spam report added through hush is stored as a manual
-//! suppression. Postmark keeps no ids for suppressions: hush derives a
-//! stable one from the stream, the address and the reason.
+//! one suppression per address and stream, with three reasons; every create
+//! makes a `ManualSuppression` of `Customer` origin (postmark-php's wiki,
+//! "Managing Suppressions"), so a bounce or spam report added through hush is
+//! stored as a manual suppression. Postmark keeps no ids for suppressions:
+//! hush derives a stable one from the stream, the address and the reason.
 //!
 //! What it costs (docs/backends.md, "Upstream request counts"): Postmark's
-//! dump has no paging (`count` and `offset` are ignored, §2.1), so a dump
-//! is always a stream's whole filtered list. An address is read with the
-//! dump's `EmailAddress` filter, one dump per stream; a scan reads each
-//! stream's dump once per scan, not once per page; and a removal by id
-//! finds the address and stream of each id without a dump when the entry
-//! was read just before, as the engine's guarded deletes do.
+//! dump has no paging (`count` and `offset` are ignored: its docs have
+//! neither), so a dump is always a stream's whole filtered list. An address
+//! is read with the dump's `EmailAddress` filter, one dump per stream; a scan
+//! reads each stream's dump once per scan, not once per page; and a removal
+//! by id finds the address and stream of each id without a dump when the
+//! entry was read just before, as the engine's guarded deletes do.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -43,11 +44,12 @@ use crate::wire::{
 pub const BACKEND: &str = "upstream-postmark";
 
 const AUTH: &str = "X-Postmark-Server-Token";
-/// Addresses per create or delete call (§2.2: more than 50 is code 1410).
+/// Addresses per create or delete call (Postmark API docs, "Suppressions
+/// API": at most 50; more is code 1410).
 pub const BATCH: usize = 50;
-/// §3.2: an unknown stream.
+/// Code 1226: an unknown stream.
 const STREAM_NOT_FOUND: u32 = 1226;
-/// §3.2: the stream ID is taken.
+/// Code 1230: the stream ID is taken.
 const STREAM_ID_TAKEN: u32 = 1230;
 /// How many entries' streams are remembered for removals by id; past it,
 /// the memory starts over. An id it has forgotten costs a full dump.
@@ -71,7 +73,7 @@ pub struct PostmarkUpstream {
 /// parts only save upstream requests: a miss does what a first call does.
 #[derive(Debug)]
 struct Memory {
-    /// The stream and address behind an id (ids are derived, §2.1 has
+    /// The stream and address behind an id (ids are derived: a dump row has
     /// none), for the entries of single-address reads: the engine's guarded
     /// deletes read an address's entries, then remove some of them by id.
     located: Mutex<HashMap<(TenantId, SuppressionId), (GroupKey, Email)>>,
@@ -181,7 +183,8 @@ impl PostmarkUpstream {
             tenant: tenant.clone(),
             name: stream.name.clone(),
             description: stream.description.clone().unwrap_or_default(),
-            // Postmark has no default stream to choose (§3).
+            // Postmark has no default stream to choose (its streams have no
+            // such flag).
             is_default: false,
             stream_type: StreamType::parse(&stream.message_stream_type)
                 .ok_or_else(|| fault(format!("stream type {:?}", stream.message_stream_type)))?,
@@ -223,7 +226,8 @@ impl PostmarkUpstream {
         self.group_of(tenant, &stream).map(Some)
     }
 
-    /// A client error's Postmark body (§1.5), or `None` for a success.
+    /// A client error's Postmark body (`{"ErrorCode","Message"}`: Postmark
+    /// API docs, "API overview"), or `None` for a success.
     fn client_error(&self, answer: &Answer) -> Result<Option<ErrorBody>, EngineError> {
         if answer.status.is_success() {
             return Ok(None);
@@ -285,8 +289,8 @@ impl PostmarkUpstream {
 
     /// Every entry the filter matches, newest first, each with the stream it
     /// was read from: one dump per stream the scope reads. An exact address
-    /// is sent as the dump's `EmailAddress` filter (§2.1), and the entries
-    /// of such a read are remembered for a removal by id.
+    /// is sent as the dump's `EmailAddress` filter ("Suppression dump"), and
+    /// the entries of such a read are remembered for a removal by id.
     async fn collect_located(
         &self,
         tenant: &TenantId,
@@ -303,8 +307,8 @@ impl PostmarkUpstream {
         if let Some(origin) = filter.origin {
             query.push(("Origin", crate::wire::origin_name(origin).to_owned()));
         }
-        // Postmark's dates are inclusive days (§2.1); the exact bounds are
-        // applied below.
+        // Postmark's dates are inclusive days ("Suppression dump"); the exact
+        // bounds are applied below.
         if let Some(from) = filter.created_from {
             query.push(("fromdate", day(from)));
         }
@@ -357,7 +361,7 @@ impl PostmarkUpstream {
                     .collect(),
             };
             // Suppressing or deleting an address twice leaves it the same
-            // (§2.4's table), so both may be retried.
+            // (docs/backends.md, "Faults"), so both may be retried.
             let answer = self
                 .http
                 .exchange(Idempotency::Idempotent, |c| {
@@ -374,7 +378,8 @@ impl PostmarkUpstream {
                 });
             }
             let reply: SuppressionStatuses = self.http.decode(&answer)?;
-            // One item per address, in input order (§2.2).
+            // One item per address, in input order (Postmark API docs,
+            // "Suppressions API").
             if reply.suppressions.len() != chunk.len() {
                 return Err(self.http.fault(
                     &answer,
@@ -503,7 +508,7 @@ impl Backend for PostmarkUpstream {
                 let email = &items[at].email;
                 outcomes[at] = Some(match status {
                     ChangeStatus::Suppressed => {
-                        // What a Postmark create stores (§2.2); Postmark
+                        // What a Postmark create stores (see above); Postmark
                         // does not say whether it was there before.
                         let kind = Kind::Manual;
                         AddOutcome::Added {
@@ -570,11 +575,12 @@ impl Backend for PostmarkUpstream {
         limit: u32,
     ) -> Result<Vec<Suppression>, EngineError> {
         let limit = limit as usize;
-        // The dump is one whole list per stream with no paging (§2.1), so
-        // a scan's first call dumps and keeps the result, and its next
-        // calls page through it by cursor: one dump per stream per scan.
-        // A call with a cursor and nothing kept (the scan began on another
-        // instance, was resumed later, or sat idle) dumps, and keeps that.
+        // The dump is one whole list per stream with no paging ("Suppression
+        // dump" documents none), so a scan's first call dumps and keeps the
+        // result, and its next calls page through it by cursor: one dump per
+        // stream per scan. A call with a cursor and nothing kept (the scan
+        // began on another instance, was resumed later, or sat idle) dumps,
+        // and keeps that.
         if let Some(cursor) = after
             && let Some(rows) = self.memory.scans.get(tenant, filter)
         {
@@ -796,7 +802,9 @@ fn canonical(
             reason: None,
         },
         SuppressionReason::SpamComplaint => Kind::SpamComplaint { source: None },
-        // A recipient's own manual suppression is an unsubscribe (§2.4).
+        // A recipient's own manual suppression is an unsubscribe (Postmark
+        // suppresses an unsubscribing recipient as `ManualSuppression`, per
+        // its subscription change webhook docs).
         SuppressionReason::ManualSuppression if origin == Origin::Recipient => Kind::Unsubscribe,
         SuppressionReason::ManualSuppression => Kind::Manual,
     };
@@ -813,7 +821,7 @@ fn canonical(
     })
 }
 
-/// `YYYY-MM-DD` of a timestamp's UTC day (§2.1's dates).
+/// `YYYY-MM-DD` of a timestamp's UTC day (the dump's `fromdate` form).
 fn day(at: Timestamp) -> String {
     at.to_rfc3339_offset().chars().take(10).collect()
 }

@@ -1,15 +1,17 @@
-//! Postmark's wire types (seed 003, specs/postmark.md §2, §3). The same
-//! structs serve requests and, for an upstream Postmark provider, make them.
+//! Postmark's wire types (Postmark API docs, "Suppressions API" and "Message
+//! Streams API"; cited as in lib.rs). The same structs serve requests and,
+//! for an upstream Postmark provider, make them.
 
 use hush_model::{Group, Kind, Origin, Suppression, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// Postmark keeps an archived stream 45 days before purging it
-/// (specs/postmark.md §3.2). hush never purges; it shows the date Postmark
-/// would, since typed clients read it.
+/// Postmark keeps an archived stream 45 days before purging it (Postmark API
+/// docs, "Message Streams API"). hush never purges; it shows the date
+/// Postmark would, since typed clients read it.
 pub const PURGE_AFTER_NANOS: i64 = 45 * 86_400 * 1_000_000_000;
 
-/// `SuppressionReason` (seed 003, "Suppression dump").
+/// `SuppressionReason` (Postmark API docs, "Suppressions API", "Suppression
+/// dump").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SuppressionReason {
     HardBounce,
@@ -32,14 +34,15 @@ impl SuppressionReason {
         }
     }
 
-    /// Case-insensitive (specs/postmark.md §0.5).
+    /// Case-insensitive: Postmark's own example sends `origin=recipient`
+    /// (Postmark API docs, "Suppressions API").
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|r| r.as_str().eq_ignore_ascii_case(raw))
     }
 
-    /// How a canonical kind shows in a dump (DESIGN.md mapping table): every
+    /// How a canonical kind shows in a dump (docs/mapping.md): every
     /// bounce class and an invalid address are `HardBounce`, since either
     /// makes Postmark stop sending; unsubscribes and manual blocks are
     /// `ManualSuppression`.
@@ -52,7 +55,7 @@ impl SuppressionReason {
     }
 }
 
-/// `Origin`, in Postmark's words (seed 003).
+/// `Origin`, in Postmark's words (Postmark API docs, "Suppressions API").
 pub fn origin_name(origin: Origin) -> &'static str {
     match origin {
         Origin::Recipient => "Recipient",
@@ -69,7 +72,7 @@ pub fn parse_origin(raw: &str) -> Option<Origin> {
 }
 
 /// One row of a dump. All four fields are always present: postmark-python
-/// requires them (specs/postmark.md §2.1).
+/// requires them (its `SuppressionEntry`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SuppressionEntry {
@@ -101,12 +104,13 @@ pub struct SuppressionDump {
 
 /// One address of a create or delete request.
 ///
-/// Reading one never fails. specs/postmark.md §10 answers 1409 only when the
-/// body is not an object with a `Suppressions` array; a bad item is that
-/// item's `Failed` "An invalid email address was provided.", and the good
-/// items beside it are processed. postmark.js sends `{}` for an item whose
-/// `EmailAddress` is undefined (§6.1: `JSON.stringify` drops it). What the
-/// item echoes (§10: "echo `EmailAddress` exactly as sent"):
+/// Reading one never fails. hush answers 1409 only when the body is not an
+/// object with a `Suppressions` array; a bad item is that item's `Failed`
+/// "An invalid email address was provided.", and the good items beside it
+/// are processed (docs/mapping.md, "Postmark malformed items"). postmark.js
+/// sends `{}` for an item whose `EmailAddress` is undefined
+/// (`JSON.stringify` drops it). What the item echoes (each result echoes
+/// its `EmailAddress` as sent, as in Postmark's "Suppressions API" examples):
 /// - a string: itself;
 /// - missing or `null`, or an item that is not an object: `""`, there being
 ///   no address to echo (typed SDKs read `EmailAddress` as a string);
@@ -132,14 +136,14 @@ impl From<serde_json::Value> for SuppressionAddress {
     }
 }
 
-/// The body of create and delete (seed 003).
+/// The body of create and delete (Postmark API docs, "Suppressions API").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuppressionChanges {
     #[serde(rename = "Suppressions")]
     pub suppressions: Vec<SuppressionAddress>,
 }
 
-/// `Status` of one item (seed 003).
+/// `Status` of one item (Postmark API docs, "Suppressions API").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeStatus {
     Suppressed,
@@ -148,7 +152,7 @@ pub enum ChangeStatus {
 }
 
 /// One item's result. `Message` is `null` on success and always present
-/// (specs/postmark.md §10).
+/// (Postmark API docs, "Suppressions API", "Create a Suppression").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SuppressionStatus {
@@ -163,15 +167,17 @@ pub struct SuppressionStatuses {
     pub suppressions: Vec<SuppressionStatus>,
 }
 
-/// `SubscriptionManagementConfiguration` (specs/postmark.md §3.1).
+/// `SubscriptionManagementConfiguration` (Postmark API docs, "Message
+/// Streams API").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionManagement {
     #[serde(rename = "UnsubscribeHandlingType")]
     pub unsubscribe_handling_type: String,
 }
 
-/// A message stream: a canonical group seen through Postmark (DESIGN.md,
-/// "Streams and groups"; specs/postmark.md §3.1).
+/// A message stream: a canonical group seen through Postmark
+/// (docs/api/postmark.md, "Message streams"; Postmark API docs, "Message
+/// Streams API").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MessageStream {
@@ -222,7 +228,7 @@ pub struct MessageStreams {
 }
 
 /// `POST /message-streams/{id}/archive`'s answer. `ID` is a string, though
-/// postmark.js types it as a number (specs/postmark.md §3.2 type notes).
+/// postmark.js types it as a number (its `MessageStreamArchiveResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchivedStream {
     #[serde(rename = "ID")]

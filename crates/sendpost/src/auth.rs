@@ -10,7 +10,8 @@ use hush_model::TenantId;
 use crate::{SendPostError, SendPostState};
 
 /// The header SendPost's subaccount operations authenticate with
-/// (specs/sendpost.md §2; header names match case-insensitively).
+/// (SendPost API reference, introduction; header names match
+/// case-insensitively).
 pub const KEY_HEADER: &str = "x-subaccount-apikey";
 
 /// An authenticated SendPost subaccount: the tenant its key belongs to.

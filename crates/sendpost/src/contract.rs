@@ -1,7 +1,8 @@
-//! SendPost's response contract versions (specs/sendpost.md §8–9): `v1`,
+//! SendPost's response contract versions (SendPost API reference,
+//! introduction, "API Contract Versioning"; docs/api/sendpost.md): `v1`,
 //! which SDK 3.0.0 decodes, and `legacy`, which SDK 2.x and the older
 //! swagger-codegen SDKs decode. Only the delete reply differs between them
-//! here; the suppression objects carry the fields of both (§9).
+//! here; the suppression objects carry the fields of both.
 
 use std::future::{Ready, ready};
 
@@ -15,12 +16,12 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 use crate::SendPostError;
 
 /// The header a client names its contract in, and that every response
-/// echoes with the contract applied (§8).
+/// echoes with the contract applied ("API Contract Versioning").
 pub const CONTRACT_HEADER: &str = "x-sendpost-public-contract";
 
 /// The `Link` sent with the legacy contract: SendPost's API introduction,
 /// where its contract versioning and the legacy to v1 changes are
-/// documented (spec §8, §12).
+/// documented.
 pub const DEPRECATION_LINK: &str =
     "<https://docs.sendpost.io/api-reference/introduction>; rel=\"deprecation\"";
 
@@ -35,11 +36,11 @@ impl Contract {
     /// generated SDK built before the v1 contract (told by its User-Agent),
     /// else `v1`.
     ///
-    /// SendPost itself defaults to `legacy` until a sunset date (§8), but
-    /// SDK 3.0.0 sends no contract header and breaks on the legacy delete
-    /// reply, so hush defaults to `v1` (§8, last paragraph). An explicit
-    /// header wins over the User-Agent; a value hush does not know is
-    /// treated as absent.
+    /// SendPost itself defaults to `legacy` until a sunset date ("API
+    /// Contract Versioning"), but SDK 3.0.0 sends no contract header and
+    /// breaks on the legacy delete reply, so hush defaults to `v1`
+    /// (docs/api/sendpost.md, "Contracts"). An explicit header wins over the
+    /// User-Agent; a value hush does not know is treated as absent.
     pub fn of(headers: &HeaderMap) -> Self {
         let named = headers
             .get(CONTRACT_HEADER)
@@ -69,11 +70,12 @@ impl Contract {
     }
 
     /// Sets the echo header on a response and, under `legacy`, the
-    /// deprecation signals SendPost sends with that contract (§8):
-    /// `Deprecation: true` and a `Link` to the contract's documentation.
-    /// SendPost's `Sunset` carries its own cut-over date, which no spec or
-    /// seed gives; hush has none of its own, so it sends no `Sunset` rather
-    /// than invent one (docs/api/sendpost.md, "Known differences").
+    /// deprecation signals SendPost sends with that contract ("API Contract
+    /// Versioning"): `Deprecation: true` and a `Link` to the contract's
+    /// documentation. SendPost's `Sunset` carries its own cut-over date,
+    /// which its docs do not give; hush has none of its own, so it sends no
+    /// `Sunset` rather than invent one (docs/api/sendpost.md, "Known
+    /// differences").
     pub fn stamp(self, headers: &mut HeaderMap) {
         headers.insert(
             HeaderName::from_static(CONTRACT_HEADER),
@@ -131,12 +133,13 @@ pub async fn echo(
 }
 
 /// The first SDK release generated from the v1 contract: the Python SDK
-/// 3.0.0, whose delete model is the `{"message"}` object (§8).
+/// 3.0.0, whose delete model is the `{"message"}` object
+/// (`DeleteSuppression200Response`).
 const FIRST_V1_SDK_MAJOR: u64 = 3;
 
 /// Whether a User-Agent is one of SendPost's generated SDKs from before the
 /// v1 contract, in any language: every one of them decodes the legacy
-/// delete array (§9).
+/// delete array (docs/api/sendpost.md, "Contracts").
 ///
 /// Generated clients name themselves `OpenAPI-Generator/<sdk
 /// version>/<language>` (openapi-generator's default `httpUserAgent`).

@@ -1,11 +1,11 @@
 //! The SendPost error envelope and the one table from every failure to it.
 //!
 //! Every SendPost error, the router's 404 and 405 included, is the v1
-//! `ErrorResponse` of specs/sendpost.md §3:
-//! `{"error":{"code":…,"message":…,"param":…,"type":…}}` with
-//! `Content-Type: application/json`. The SDK never parses it (§5), so the
-//! envelope is for people and other clients; the status is what the SDK
-//! turns into its exception class.
+//! `ErrorResponse` of SendPost's OpenAPI 1.3.0 (as SDK 3.0.0 ships it):
+//! `{"error":{"code":…,"message":…,"param":…,"type":…}}` with `Content-Type:
+//! application/json`. The SDK never parses it (its `ApiException` keeps the
+//! raw body), so the envelope is for people and other clients; the status is
+//! what the SDK turns into its exception class.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -18,8 +18,8 @@ pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
-/// `code` and `type` take the values SendPost documents (§3); `param` names
-/// the input at fault, or is `null`.
+/// `code` and `type` take the values SendPost documents (its
+/// `ErrorResponse`); `param` names the input at fault, or is `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: String,
@@ -31,16 +31,18 @@ pub struct ErrorBody {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendPostError {
-    /// §2: the SDK omits the header entirely when no key is configured.
+    /// The SDK omits the header entirely when no key is configured.
     #[error("the X-SubAccount-ApiKey header is required")]
     MissingKey,
     #[error("the X-SubAccount-ApiKey is not valid")]
     UnknownKey,
-    /// A bad JSON body (§5: "request body is not in proper format", 422).
+    /// A bad JSON body (SendPost API reference, introduction: "request body
+    /// is not in proper format", 422).
     #[error("{message}")]
     InvalidBody { param: String, message: String },
     /// A bad query parameter; 422 like the body errors, so one status
-    /// covers every validation failure (§13 leaves 400 vs 422 open).
+    /// covers every validation failure (SendPost's docs do not settle 400
+    /// vs 422 for it).
     #[error("{message}")]
     InvalidParam { param: String, message: String },
     #[error("{0}")]
@@ -61,9 +63,10 @@ pub enum SendPostError {
     BadGateway(&'static str),
     #[error("the {0} upstream provider did not answer in time")]
     GatewayTimeout(&'static str),
-    /// With `Retry-After: 5`, as every API's 503 (hush_http): urllib3
-    /// then retries a GET or DELETE up to three times, 5 s apart (§7),
-    /// which both are safe to repeat; a create is not retried.
+    /// With `Retry-After: 5`, as every API's 503 (hush_http): urllib3 then
+    /// retries a GET or DELETE up to three times, 5 s apart (urllib3's
+    /// default `Retry`, which the SDK keeps), which both are safe to repeat;
+    /// a create is not retried.
     #[error("service unavailable")]
     Unavailable,
     #[error("internal server error")]
@@ -99,7 +102,7 @@ impl SendPostError {
         }
     }
 
-    /// `code` and `type` from the lists of §3.
+    /// `code` and `type` from the lists of SendPost's `ErrorResponse`.
     fn code_and_type(&self) -> (&'static str, &'static str) {
         match self {
             Self::MissingKey | Self::UnknownKey => {
@@ -171,7 +174,7 @@ impl ResponseError for SendPostError {
             }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             // SendPost's docs table: 403 "resource with same name or details
-            // already exist" (§5).
+            // already exist" (SendPost API reference, introduction).
             Self::Conflict(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -16,7 +16,7 @@ use crate::{SendPostError, SendPostState};
 
 /// A required JSON body, read whatever the Content-Type says (the SDK sends
 /// `application/json`, curl users often send none). DELETE carries one too
-/// (specs/sendpost.md §4.3).
+/// (the SDK's `delete_suppression` sends it).
 #[derive(Debug)]
 pub struct SendPostJson<T>(pub T);
 
@@ -46,7 +46,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for SendPostJson<T> {
             serde_json::from_slice(&bytes).map(Self).map_err(|err| {
                 let message = if err.is_data() {
                     // Well-formed JSON of the wrong shape: an array or a
-                    // string where an object or a list belongs (§3).
+                    // string where an object or a list belongs (the SDK's
+                    // request models).
                     format!("the body does not have the expected shape: {err}")
                 } else {
                     format!("the body is not valid JSON: {err}")
@@ -57,9 +58,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for SendPostJson<T> {
     }
 }
 
-/// The query string's parameters, percent-decoded. Not form-decoded: the
-/// SDK encodes a space as `%20` and a plus as `%2B` (§4.2), so a literal
-/// `+`, as in `search=bob+tag`, is a plus.
+/// The query string's parameters, percent-decoded. Not form-decoded: the SDK
+/// encodes a space as `%20` and a plus as `%2B` (`urllib.parse.quote`), so a
+/// literal `+`, as in `search=bob+tag`, is a plus.
 #[derive(Debug)]
 pub struct QueryParams(Vec<(String, String)>);
 
@@ -79,9 +80,9 @@ impl QueryParams {
     }
 
     /// The last value of a parameter as sent; `None` when absent or empty.
-    /// Nothing is trimmed: the spec gives exact forms (`YYYY-MM-DD`,
-    /// integers, enum names; §4.2) and the SDK sends them exactly, so
-    /// `from=2024-01-01%20` is a bad date, not a date.
+    /// Nothing is trimmed: SendPost's API reference gives exact forms
+    /// (`YYYY-MM-DD`, integers, enum names) and the SDK sends them exactly,
+    /// so `from=2024-01-01%20` is a bad date, not a date.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -116,8 +117,9 @@ impl QueryParams {
         }
     }
 
-    /// A `YYYY-MM-DD` date parameter (§4.2), strictly that form, within
-    /// the days whose every nanosecond a [`Timestamp`] holds.
+    /// A `YYYY-MM-DD` date parameter (SendPost API reference,
+    /// get-all-suppressions), strictly that form, within the days whose every
+    /// nanosecond a [`Timestamp`] holds.
     pub fn day(&self, name: &str) -> Result<Option<Day>, SendPostError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);

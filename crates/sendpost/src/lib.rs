@@ -1,6 +1,15 @@
-//! The SendPost subaccount suppressions API (seed 004, specs/sendpost.md)
-//! over hush's shared engine: numeric reason codes, nanosecond timestamps
-//! and `{"error":{…}}` errors, under `/api/v1`.
+//! The SendPost subaccount suppressions API (docs/api/sendpost.md) over
+//! hush's shared engine: numeric reason codes, nanosecond timestamps and
+//! `{"error":{…}}` errors, under `/api/v1`.
+//!
+//! SendPost's behaviour is cited from its API reference
+//! (docs.sendpost.io/api-reference): the introduction (the key header,
+//! status codes, "API Contract Versioning"), "Create Suppressions"
+//! (suppression/create-new-suppressions) and the listing
+//! (suppression/get-all-suppressions); from the OpenAPI document its SDKs
+//! are generated from, 1.3.0 as the Python SDK `sendpost` 3.0.0 ships it
+//! (sendpost/sendpost-python-sdk) and 1.0.0 in sendpost/sendpost-go-sdk's
+//! `api/openapi.yaml`; and what that Python SDK does, from its source.
 
 pub mod auth;
 pub mod contract;
@@ -23,7 +32,7 @@ pub use contract::Contract;
 pub use error::{ErrorBody, ErrorEnvelope, SendPostError};
 
 /// The path prefix of every SendPost route: the SDK's default host is
-/// `https://api.sendpost.io/api/v1` (specs/sendpost.md §2).
+/// `https://api.sendpost.io/api/v1` (the Python SDK's `Configuration`).
 pub const PREFIX: &str = "/api/v1";
 
 /// What hush keeps per SendPost key beyond its tenant.
@@ -40,9 +49,11 @@ pub struct SendPostState {
 }
 
 /// The `/api/v1` scope with every SendPost route, its 404 and 405 in the
-/// SendPost envelope, and the contract echoed on every response (§8).
-/// Trailing slashes and `//` (§2, §4.4) are the app's `NormalizePath`'s
-/// job, so the gateway and the tests wrap the app in it.
+/// SendPost envelope, and the contract echoed on every response ("API
+/// Contract Versioning"). Trailing slashes and `//` (an SDK host ending in
+/// `/`, the legacy SDKs' paths: docs/api/sendpost.md, "Paths") are the
+/// app's `NormalizePath`'s job, so the gateway and the tests wrap the app
+/// in it.
 pub fn scope(
     state: web::Data<SendPostState>,
 ) -> Scope<

@@ -1,5 +1,5 @@
-//! `/api/v1/subaccount/suppression` and its `/count` (seed 004;
-//! specs/sendpost.md §4).
+//! `/api/v1/subaccount/suppression` and its `/count` (docs/api/sendpost.md;
+//! SendPost's API reference, cited as in lib.rs).
 
 use std::collections::HashSet;
 
@@ -21,11 +21,12 @@ use crate::{SendPostError, SendPostState};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
-/// The widest `from`–`to` range a listing takes (§4.2).
+/// The widest `from`–`to` range a listing takes (SendPost API reference,
+/// get-all-suppressions).
 pub const MAX_RANGE_DAYS: i64 = 60;
 
-/// The canonical kind a create list makes (DESIGN.md, "Created by this
-/// API").
+/// The canonical kind a create list makes (docs/mapping.md, "What each API
+/// creates").
 fn kind_for(reason: Reason) -> Kind {
     match reason {
         Reason::HardBounce => Kind::hard_bounce(),
@@ -99,9 +100,10 @@ pub async fn create(
     Ok(HttpResponse::Ok().json(created))
 }
 
-/// The query of a listing (§4.2): `from` and `to` required, inclusive UTC
-/// days at most 60 apart; `limit` 1–100 (default 20); `offset` ≥ 0;
-/// `search` a case-insensitive substring; `type` one reason.
+/// The query of a listing (SendPost API reference, get-all-suppressions;
+/// docs/api/sendpost.md): `from` and `to` required, inclusive UTC days at
+/// most 60 apart; `limit` 1–100 (default 20); `offset` ≥ 0; `search` a
+/// case-insensitive substring; `type` one reason.
 #[derive(Debug, Clone)]
 pub struct ListParams {
     pub filter: ListFilter,
@@ -119,7 +121,7 @@ impl ListParams {
             ));
         }
         // On the calendar days themselves, so no date is too far off to
-        // count (§4.2: at most 60 days apart).
+        // count (SendPost's listing: at most 60 days apart).
         let days = to.days_after(from);
         if days > MAX_RANGE_DAYS {
             return Err(SendPostError::invalid_param(
@@ -143,8 +145,8 @@ impl ListParams {
             })?),
         };
         let mut filter = global(kinds);
-        // A literal substring as sent, not trimmed (§4.2), bounded like
-        // every filter.
+        // A literal substring as sent, not trimmed (docs/mapping.md,
+        // "SendPost `search`"), bounded like every filter.
         filter.email = query
             .get("search")
             .map(EmailMatch::contains)
@@ -170,13 +172,13 @@ fn required(param: &str) -> SendPostError {
 }
 
 /// SendPost shows only global entries; group entries belong to v3 groups
-/// and Postmark streams (DESIGN.md mapping table, "not shown").
+/// and Postmark streams (docs/mapping.md, "not shown").
 fn global(kinds: KindSet) -> ListFilter {
     ListFilter::new(kinds, ScopeFilter::Global)
 }
 
 /// 200 with a bare array, newest first: one row per kind an address has,
-/// each with its own `id` (DESIGN.md, "SendPost rows").
+/// each with its own `id` (docs/mapping.md).
 pub async fn list(
     subaccount: SendPostSubaccount,
     state: web::Data<SendPostState>,
@@ -192,8 +194,9 @@ pub async fn list(
 }
 
 /// `{"count": N}`: the rows a listing over the same days would show in all
-/// (§4.4). `from` and `to` are optional here, and not limited to 60 days:
-/// the legacy SDKs count without them.
+/// (the legacy SDKs' "Count Total Suppressions"). `from` and `to` are
+/// optional here, and not limited to 60 days: the legacy SDKs count without
+/// them.
 pub async fn count(
     subaccount: SendPostSubaccount,
     state: web::Data<SendPostState>,
@@ -217,11 +220,13 @@ pub async fn count(
     Ok(HttpResponse::Ok().json(CountStat { count }))
 }
 
-/// Removes every global entry of each address, whatever its reason (§3:
-/// "regardless of suppression type"; DESIGN.md deletes). An address with
-/// nothing to remove is no error, so a retried DELETE is harmless (§7).
-/// 200 with `{"message"}`, or under the legacy contract an array with one
-/// `{"id","message"}` per entry removed (§4.3, §9).
+/// Removes every global entry of each address, whatever its reason
+/// (SendPost's API reference: "regardless of suppression type";
+/// docs/mapping.md, "Deletes"). An address with nothing to remove is no
+/// error, so a retried DELETE is harmless (the SDK's urllib3 retries
+/// DELETEs). 200 with `{"message"}`, or under the legacy contract an array
+/// with one `{"id","message"}` per entry removed (docs/api/sendpost.md,
+/// "Contracts").
 ///
 /// Each address is one "remove everything global" call, which is what
 /// SendPost's own DELETE does: the v1 reply needs nothing listed first, so

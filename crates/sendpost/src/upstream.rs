@@ -1,12 +1,12 @@
 //! hush in front of SendPost: the engine's [`Backend`] over SendPost's
-//! subaccount suppression API (specs/sendpost.md), spoken with this crate's
-//! own wire types.
+//! subaccount suppression API (its API reference, cited as in lib.rs),
+//! spoken with this crate's own wire types.
 //!
 //! What SendPost keeps is narrower than hush's model, so this backend
 //! declares it (docs/backends.md): no groups, one bounce class, no invalid
 //! entries of their own, no origins. It lists only by day ranges of at most
-//! 60 days (§4.2), so a full listing walks 60-day windows from today back to
-//! `history_start`, newest first.
+//! 60 days (SendPost API reference, get-all-suppressions), so a full listing
+//! walks 60-day windows from today back to `history_start`, newest first.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,15 +29,16 @@ use crate::wire::{
 
 pub const BACKEND: &str = "upstream-sendpost";
 
-/// The API's path below the host (§2: the default host ends in `/api/v1`;
+/// The API's path below the host (the SDK's default host ends in `/api/v1`;
 /// `base_url` is the host without it).
 const PATH: &str = "/api/v1/subaccount/suppression";
-/// The largest page SendPost serves (§4.2).
+/// The largest page SendPost serves (SendPost API reference,
+/// get-all-suppressions).
 const PAGE: usize = 100;
 /// Days in one listing window: `from` and `to` inclusive, at most 60 days
-/// apart (§4.2).
+/// apart (SendPost API reference, get-all-suppressions).
 const WINDOW_DAYS: i64 = 60;
-/// Addresses per create or delete call. SendPost publishes no limit (§5);
+/// Addresses per create or delete call. SendPost publishes no limit;
 /// this keeps each body small.
 const BATCH: usize = 100;
 const AUTH: &str = "X-SubAccount-ApiKey";
@@ -80,7 +81,7 @@ impl SendPostUpstream {
             day(window.1)
         );
         // Percent-encoded as SendPost's SDK does (`urllib.parse.quote`: a
-        // space is `%20`, a plus `%2B`; §4.2), not form-encoded: SendPost
+        // space is `%20`, a plus `%2B`), not form-encoded: SendPost
         // reads a `+` in `search` as a plus, so a form-encoded space (as
         // in `"john doe"@…`) would search for another address.
         if let Some(needle) = search {
@@ -181,7 +182,8 @@ impl SendPostUpstream {
         let smtp_error = [row.smtp_error, row.legacy_smtp_error]
             .into_iter()
             .find(|s| !s.is_empty());
-        // Reason 4 is a hard bounce found after sending (§3).
+        // Reason 4 is a hard bounce found after sending (SDK 3.0.0's
+        // `Suppression`).
         let kind = match row.reason {
             0 => Kind::Manual,
             1 => Kind::Unsubscribe,
@@ -194,7 +196,8 @@ impl SendPostUpstream {
             other => return Err(fault(format!("unknown suppression reason {other}"))),
         };
         // SendPost keeps no origin: a manual entry was made by the customer,
-        // everything else was caused by the recipient (DESIGN.md, "Origin").
+        // everything else was caused by the recipient (docs/backends.md,
+        // "SendPost").
         let origin = if matches!(kind, Kind::Manual) {
             Origin::Customer
         } else {
@@ -213,7 +216,7 @@ impl SendPostUpstream {
 
     /// Deletes every entry of the addresses of `doomed`, which must be all
     /// the entries those addresses have: SendPost removes an address
-    /// "regardless of suppression type" (§3).
+    /// "regardless of suppression type" (SendPost's API reference).
     async fn delete(&self, tenant: &TenantId, doomed: &[Suppression]) -> Result<u64, EngineError> {
         if doomed.is_empty() {
             return Ok(0);
@@ -239,12 +242,12 @@ impl SendPostUpstream {
     }
 
     /// SendPost's DELETE for whole addresses, `BATCH` a call: it removes
-    /// every entry of each "regardless of suppression type" (§3, §4.3), so
-    /// nothing needs listing first. Asked under the legacy contract, whose
-    /// reply is one `{"id","message"}` per entry removed (§4.3, §9), so the
-    /// answer says how many went; a provider that answers the v1
-    /// `{"message"}` instead says nothing of it, and each address counts
-    /// as one (docs/backends.md).
+    /// every entry of each "regardless of suppression type" (SendPost's API
+    /// reference), so nothing needs listing first. Asked under the legacy
+    /// contract, whose reply is one `{"id","message"}` per entry removed
+    /// (docs/api/sendpost.md, "Contracts"), so the answer says how many went;
+    /// a provider that answers the v1 `{"message"}` instead says nothing of
+    /// it, and each address counts as one (docs/backends.md).
     async fn delete_addresses(
         &self,
         tenant: &TenantId,
@@ -342,7 +345,7 @@ impl Backend for SendPostUpstream {
                 });
             }
             // SendPost does not document what a second create of the same
-            // address does (§13), so a create is never blindly repeated.
+            // address does, so a create is never blindly repeated.
             let answer = self
                 .http
                 .send(Idempotency::NotIdempotent, |c| {
@@ -530,8 +533,9 @@ impl Backend for SendPostUpstream {
     }
 }
 
-/// SendPost deletes whole addresses (§3), so a delete that would keep some
-/// of an address's entries is refused rather than over-delete.
+/// SendPost deletes whole addresses ("regardless of suppression type"), so a
+/// delete that would keep some of an address's entries is refused rather than
+/// over-delete.
 fn partial_delete() -> EngineError {
     EngineError::Unsupported {
         backend: BACKEND,
@@ -561,12 +565,14 @@ fn whole_address(filter: &ListFilter) -> Option<&Email> {
     whole.then_some(email)
 }
 
-/// SendPost's delete reply in either contract (§4.3).
+/// SendPost's delete reply in either contract (docs/api/sendpost.md,
+/// "Contracts").
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum DeleteReply {
     Legacy(Vec<LegacyDeleted>),
-    /// `{"message": …}`; the message is optional in the spec's model (§3).
+    /// `{"message": …}`; the message is optional in SDK 3.0.0's model
+    /// (`DeleteSuppression200Response`).
     V1 {
         #[serde(default)]
         message: Option<String>,
@@ -588,8 +594,9 @@ fn serves(filter: &ListFilter) -> bool {
     !matches!(filter.scope, ScopeFilter::Group(_)) && !filter.kinds.is_empty()
 }
 
-/// SendPost's `search` is a substring match (§4.2), so it narrows every
-/// kind of email filter; the exact filter runs locally on what comes back.
+/// SendPost's `search` is a substring match (SendPost API reference,
+/// get-all-suppressions), so it narrows every kind of email filter; the exact
+/// filter runs locally on what comes back.
 fn search_needle(email: Option<&EmailMatch>) -> Option<String> {
     match email? {
         EmailMatch::Exact(e) => Some(e.as_str().to_owned()),
@@ -611,7 +618,7 @@ fn date_of(at: Timestamp) -> Date {
         .map_or(Date::MIN, OffsetDateTime::date)
 }
 
-/// `YYYY-MM-DD` (§4.2).
+/// `YYYY-MM-DD`, the listing's `from` and `to` form.
 fn day(date: Date) -> String {
     format!(
         "{:04}-{:02}-{:02}",

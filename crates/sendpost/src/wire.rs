@@ -1,5 +1,6 @@
-//! The SendPost wire types (seed 004; specs/sendpost.md §3). The same
-//! structs serve requests and, for an upstream SendPost provider, make them.
+//! The SendPost wire types (SendPost API reference, "Create Suppressions";
+//! the models of its OpenAPI 1.3.0; cited as in lib.rs). The same structs
+//! serve requests and, for an upstream SendPost provider, make them.
 
 use std::fmt;
 
@@ -8,12 +9,12 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Request bodies and their items are JSON objects (seed 004; spec §3,
-/// §4.1, §4.3). Serde's derived structs also take a positional array
-/// (`[[{"email":…}],null]` as a create body), so each request type derives
-/// with `#[serde(remote = "Self")]`, which makes inherent
-/// `serialize`/`deserialize` functions, and this implements the traits
-/// over them, reading only a map: anything else is "invalid type: …,
+/// Request bodies and their items are JSON objects (SendPost API reference,
+/// "Create Suppressions"; the SDK's request models). Serde's derived structs
+/// also take a positional array (`[[{"email":…}],null]` as a create body), so
+/// each request type derives with `#[serde(remote = "Self")]`, which makes
+/// inherent `serialize`/`deserialize` functions, and this implements the
+/// traits over them, reading only a map: anything else is "invalid type: …,
 /// expected a JSON object …".
 macro_rules! json_object {
     ($ty:ident, $expecting:literal) => {
@@ -41,9 +42,10 @@ macro_rules! json_object {
     };
 }
 
-/// SendPost's numeric suppression reasons (§0). Code 4, "hard bounce
-/// detected by post-send validation", is never written by hush: it has no
-/// canonical kind of its own, so such entries read back as 2.
+/// SendPost's numeric suppression reasons (SendPost API reference, "Create
+/// Suppressions"; the `reason` enum of SDK 3.0.0's `Suppression`). Code 4,
+/// "hard bounce detected by post-send validation", is never written by hush:
+/// it has no canonical kind of its own, so such entries read back as 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     Manual,
@@ -53,7 +55,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// In the order a create request's lists are taken (§4.1).
+    /// In the order a create request's lists are taken ("Create
+    /// Suppressions").
     pub const ALL: [Self; 4] = [
         Self::HardBounce,
         Self::Manual,
@@ -87,7 +90,7 @@ impl Reason {
             .find(|r| r.text().eq_ignore_ascii_case(raw))
     }
 
-    /// How SendPost shows a canonical kind (DESIGN.md mapping table): every
+    /// How SendPost shows a canonical kind (docs/mapping.md): every
     /// bounce class and an invalid address are reason 2.
     pub fn of(kind: &Kind) -> Self {
         match kind {
@@ -100,15 +103,17 @@ impl Reason {
 }
 
 /// One suppression as SendPost shows it. It carries the fields of both
-/// contracts, which SDK 3.0.0 and 2.0.1 both decode (§9): `smtpError` for
-/// v1 and `smtp_error` for legacy. `id`, `reason` and `created` are JSON
-/// integers, which the SDK's strict types require (§6).
+/// contracts, which SDK 3.0.0 and 2.0.1 both decode (docs/api/sendpost.md,
+/// "Contracts"): `smtpError` for v1 and `smtp_error` for legacy. `id`,
+/// `reason` and `created` are JSON integers, which the SDK's strict types
+/// (pydantic `StrictInt`) require.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppression {
     pub id: i64,
     pub email: String,
     pub reason: i64,
-    /// Absent rather than `""`, which the SDK rejects (§3).
+    /// Absent rather than `""`, which the SDK rejects (its `reasonText`
+    /// enum).
     #[serde(
         rename = "reasonText",
         default,
@@ -119,8 +124,8 @@ pub struct Suppression {
     pub smtp_error: String,
     #[serde(rename = "smtp_error", default)]
     pub legacy_smtp_error: String,
-    /// The message the entry came from, `""` when none (§3: "Empty for
-    /// manual entries"; the §4.1 example sends `""`). hush keeps no message
+    /// The message the entry came from, `""` when none (SDK 3.0.0's
+    /// `Suppression`: "Empty for manual entries"). hush keeps no message
     /// ids, so its entries, like any made through the API, have none.
     #[serde(rename = "messageUUID", default)]
     pub message_uuid: String,
@@ -131,8 +136,9 @@ pub struct Suppression {
 impl Suppression {
     pub fn from_canonical(suppression: &Canonical) -> Self {
         let reason = Reason::of(&suppression.kind);
-        // DESIGN.md "SendPost rows": smtpError carries a bounce's reason
-        // text; an invalid address's reason says why it cannot receive mail.
+        // docs/mapping.md, SendPost `Suppression`: smtpError carries a
+        // bounce's reason text; an invalid address's reason says why it
+        // cannot receive mail.
         let smtp_error = match &suppression.kind {
             Kind::Bounce { reason, .. } | Kind::Invalid { reason } => {
                 reason.clone().unwrap_or_default()
@@ -152,10 +158,9 @@ impl Suppression {
     }
 }
 
-/// `{"email": …}`, an item of every create list and of a delete. The email
-/// is optional on the wire (the SDK sends `{}` for an item without one,
-/// §3), so its absence is reported as a validation error, not a parse
-/// error.
+/// `{"email": …}`, an item of every create list and of a delete. The email is
+/// optional on the wire (the SDK sends `{}` for an item without one), so its
+/// absence is reported as a validation error, not a parse error.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct EmailItem {
@@ -163,7 +168,8 @@ pub struct EmailItem {
     pub email: Option<String>,
 }
 
-/// `POST /subaccount/suppression` (§4.1). Every list is optional.
+/// `POST /subaccount/suppression` (SendPost API reference, "Create
+/// Suppressions"). Every list is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct CreateSuppressionRequest {
@@ -208,7 +214,7 @@ impl CreateSuppressionRequest {
     }
 }
 
-/// `DELETE /subaccount/suppression` (§4.3).
+/// `DELETE /subaccount/suppression` (`DeleteSuppressionRequest` in the SDK).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct DeleteSuppressionRequest {
@@ -216,7 +222,8 @@ pub struct DeleteSuppressionRequest {
     pub suppressions: Option<Vec<EmailItem>>,
 }
 
-/// The text of both contracts' delete reply (spec 1.0.0 example, §3).
+/// The text of both contracts' delete reply (the example of SendPost's
+/// OpenAPI 1.0.0, sendpost/sendpost-go-sdk `api/openapi.yaml`).
 pub const DELETED_MESSAGE: &str = "Suppressions have been deleted successfully";
 
 /// The v1 delete reply: `{"message": …}`.
@@ -225,7 +232,8 @@ pub struct DeleteResponse {
     pub message: String,
 }
 
-/// One item of the legacy delete reply `[{"id":…,"message":…}]` (§4.3):
+/// One item of the legacy delete reply `[{"id":…,"message":…}]` (SendPost's
+/// OpenAPI 1.0.0 example):
 /// one per entry removed, with that entry's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyDeleted {
@@ -233,7 +241,9 @@ pub struct LegacyDeleted {
     pub message: String,
 }
 
-/// `GET /subaccount/suppression/count` (§4.4, `CountStat`).
+/// `GET /subaccount/suppression/count` (the legacy SDKs' "Count Total
+/// Suppressions", `CountStat`: sendpost/sendpost_ruby_sdk
+/// docs/SuppressionApi.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountStat {
     pub count: u64,

@@ -2,7 +2,7 @@
 //!
 //! - [`MemoryBackend`]: process memory, for tests.
 //! - [`SqliteBackend`]: one SQLite file in WAL mode, the embedded default
-//!   (DESIGN.md, "Backends"). Writes go through one writer thread that
+//!   (docs/backends.md). Writes go through one writer thread that
 //!   commits many commands per fsync (group commit); reads use a small pool
 //!   of read-only connections.
 //! - [`PostgresBackend`]: a PostgreSQL database shared by several hush

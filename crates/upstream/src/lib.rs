@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 /// Response headers that carry a provider's id for a call, in the order
 /// they are looked for. postmark-python logs `X-Request-Id`
-/// (specs/postmark.md §1); hush itself answers with it.
+/// (ActiveCampaign/postmark-python); hush itself answers with it.
 const REQUEST_ID_HEADERS: [&str; 3] = ["x-request-id", "request-id", "x-message-id"];
 
 /// How much of an error body goes into a log line.

@@ -1,14 +1,15 @@
 //! Listings kept for the scans that walk them.
 //!
 //! A provider's listing cannot be resumed from hush's `(created_at, id)`
-//! cursor (Postmark's dump has no paging at all, specs/postmark.md §2.1;
-//! v3 lists are offset-paged and several of them merge into one order), so
-//! a scan reads the listing once when it starts and pages through that
-//! snapshot; without it every batch would read the whole listing again and
-//! a walk (`hush copy`, a dump through hush) would cost calls quadratic in
-//! its size. The snapshots are bounded in number, and one left unread for a
-//! while (an abandoned scan) is dropped, so memory comes back; reading on
-//! from a cursor after that reads the listing again.
+//! cursor (Postmark's dump has no paging at all: its Suppressions API docs
+//! give it no `count` or `offset`; v3 lists are offset-paged and several of
+//! them merge into one order), so a scan reads the listing once when it
+//! starts and pages through that snapshot; without it every batch would read
+//! the whole listing again and a walk (`hush copy`, a dump through hush)
+//! would cost calls quadratic in its size. The snapshots are bounded in
+//! number, and one left unread for a while (an abandoned scan) is dropped, so
+//! memory comes back; reading on from a cursor after that reads the listing
+//! again.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};

@@ -52,7 +52,7 @@ impl<P> V3Key<P> {
     }
 }
 
-/// The subuser header (specs/sendgrid-v3.md §1.3); header names are
+/// The subuser header (SendGrid docs, "On Behalf Of"); header names are
 /// case-insensitive.
 const ON_BEHALF_OF: &str = "on-behalf-of";
 
@@ -108,7 +108,8 @@ fn on_behalf_of(req: &HttpRequest) -> Result<Option<&str>, V3Error> {
 }
 
 /// `Authorization: Bearer <key>`, the scheme matched case-insensitively
-/// (specs/sendgrid-v3.md §5.2).
+/// (SendGrid docs, "Authentication"; a scheme is a case-insensitive token,
+/// RFC 9110 §11.1).
 fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;

@@ -1,4 +1,4 @@
-//! `POST /v3/suppression/bounces` (seed 001, "Bounces"). The bounce list's
+//! `POST /v3/suppression/bounces` (docs/api/v3.md). The bounce list's
 //! reads and deletes are the shared list operations in `lists.rs`.
 
 use actix_web::{HttpResponse, web};
@@ -11,8 +11,8 @@ use crate::wire::{BounceRecord, NewBounce, SendgridBounce, bounce_class, enhance
 use crate::{Shape, V3Error, V3State};
 
 /// 201 with the stored record. Adding an address that is already listed
-/// returns the entry as it was stored first (DESIGN.md: idempotent adds).
-/// SendGrid has no such call (specs/sendgrid-v3.md §0.4); for a
+/// returns the entry as it was stored first (docs/mapping.md, "Re-adding").
+/// SendGrid has no such call (none in its API reference); for a
 /// `sendgrid`-shape key it is a hush extension answering SendGrid's record.
 pub async fn create(
     key: V3Key<Write>,
@@ -43,7 +43,8 @@ pub async fn create(
     }
 }
 
-/// SendGrid's bounce classifications (specs/sendgrid-v3.md §2.1 B5/B6):
+/// SendGrid's bounce classifications (SendGrid API reference, "Retrieve
+/// bounce classification totals" and "… over time by domain stats"):
 /// daily counts by SMTP failure class, which hush does not compute. A 501
 /// naming the feature, after the key is checked like any read.
 pub async fn classifications(_key: V3Key<Read>) -> Result<HttpResponse, V3Error> {

@@ -2,7 +2,8 @@
 //!
 //! Every v3 error, the router's 404 and 405 included, is
 //! `{"errors":[{"field":…,"message":…}]}` with `Content-Type:
-//! application/json` (seed 001; specs/sendgrid-v3.md §1.6).
+//! application/json` (docs/api/v3.md, "Errors"; SendGrid's
+//! `ErrorResponse`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -25,16 +26,18 @@ pub struct ErrorEnvelope {
 
 #[derive(Debug, thiserror::Error)]
 pub enum V3Error {
-    /// specs/sendgrid-v3.md §1.2: the text SendGrid sends for a missing key.
+    /// The text SendGrid sends for a missing key (the 401 example of
+    /// "Delete bounces" in its API reference).
     #[error("authorization required")]
     MissingKey,
-    /// §1.2: the text SendGrid sends for a bad or revoked key.
+    /// The text SendGrid sends for a bad or revoked key
+    /// (sendgrid/sendgrid-php#793).
     #[error("The provided authorization grant is invalid, expired, or revoked")]
     UnknownKey,
     #[error("access forbidden: this key lacks the {} scope", .0.scope_name())]
     Forbidden(Permission),
-    /// specs/sendgrid-v3.md §1.3: the key's tenant is not the parent of
-    /// the tenant named in `on-behalf-of`.
+    /// The key's tenant is not the parent of the tenant named in
+    /// `on-behalf-of` (SendGrid docs, "On Behalf Of").
     #[error(
         "access forbidden: on-behalf-of names {0:?}, which is not a subuser of this key's account"
     )]
@@ -93,7 +96,7 @@ impl V3Error {
         }
     }
 
-    /// The router's own 404 (specs/sendgrid-v3.md §1.6).
+    /// The router's own 404, in SendGrid's words (sendgrid/sendgrid-php#354).
     pub fn route_not_found() -> Self {
         Self::NotFound("resource not found".into())
     }

@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use crate::{Shape, V3Error, V3State};
 
 /// A JSON body. The Content-Type is not checked: the SDKs send
-/// `application/json` on every request, bodies or not (specs/sendgrid-v3.md
-/// §4.1 "sticky headers"), and curl users often send none.
+/// `application/json` on every request, bodies or not (@sendgrid/client
+/// always; sendgrid-python once any request had a body, as its headers are
+/// shared), and curl users often send none.
 #[derive(Debug)]
 pub struct V3Json<T>(pub T);
 
@@ -59,8 +60,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalV3Json<T> {
             match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => Ok(Self(None)),
                 Some(b'{') => parse_object(&bytes).map(|value| Self(Some(value))),
-                // Every v3 body is an object (seed 001): an array or a bare
-                // value is not read positionally into one.
+                // Every v3 body is an object (docs/api/v3.md): an array or a
+                // bare value is not read positionally into one.
                 Some(_) => Err(V3Error::bad_request(
                     "body",
                     "the request body must be a JSON object",
@@ -154,7 +155,7 @@ fn plain_types(message: &str) -> String {
 }
 
 /// The query string's pairs, decoded as a form (`+` is a space there, and
-/// `%2B` a plus: specs/sendgrid-v3.md §1.8).
+/// `%2B` a plus, as sendgrid-python and @sendgrid/client encode them).
 #[derive(Debug)]
 pub struct QueryPairs(Vec<(String, String)>);
 
@@ -178,7 +179,7 @@ impl QueryPairs {
     }
 
     /// Every value of a repeated parameter, in order: Python sends `id=1&id=2`,
-    /// Node `id[]=1&id[]=2` (specs/sendgrid-v3.md §0.5).
+    /// Node `id[]=1&id[]=2` (sendgrid-python and @sendgrid/client).
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
@@ -209,7 +210,7 @@ impl QueryPairs {
 /// An email in a path segment. It arrives raw (`a+b@x.com`) or
 /// percent-encoded (`a%2Bb%40x.com`); the router has decoded all but `%2B`,
 /// `%25` and `%2F`, so one more decode gives the address, and a `+` stays a
-/// `+` (specs/sendgrid-v3.md §1.8).
+/// `+` (sendgrid-python sends paths unencoded, `Bob+tag@Example.com`).
 pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
     // Every `{email}` is its path's last segment. It is read from the URI
     // as sent: the router's own decoding replaces escapes that are not
@@ -234,7 +235,8 @@ pub fn path_email(req: &HttpRequest) -> Result<Email, V3Error> {
 /// The address of a single-address read, or `None` where SendGrid's shape
 /// answers as for an absent address: SendGrid clients treat a 400 there as
 /// an outage, and an address hush cannot store is one that no list holds
-/// (specs/sendgrid-v3.md §2.1 B2, §2.5 G2). The seed shape names the fault.
+/// (SendGrid's `[]` and `{}`: sendgrid/sendgrid-php#354, sendgrid/docs#992).
+/// The seed shape names the fault.
 pub fn path_email_to_read(req: &HttpRequest, shape: Shape) -> Result<Option<Email>, V3Error> {
     match (path_email(req), shape) {
         (Ok(email), _) => Ok(Some(email)),

@@ -1,6 +1,7 @@
-//! `/v3/asm/suppressions/global`: the global unsubscribe list (seed 001,
-//! "Global unsubscribes"; specs/sendgrid-v3.md §2.5). Unsubscribe and
-//! Manual entries of the Global scope both appear here (DESIGN.md).
+//! `/v3/asm/suppressions/global`: the global unsubscribe list
+//! (docs/api/v3.md; SendGrid API reference, "Add recipient addresses to the
+//! global suppression group." and the calls beside it). Unsubscribe and
+//! Manual entries of the Global scope both appear here (docs/mapping.md).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use hush_model::{Email, Kind, NewSuppression, Origin, Scope};
@@ -12,9 +13,10 @@ use crate::lists::{self, Unsubscribes, global_unsubscribe_kinds};
 use crate::wire::{RecipientEmail, RecipientEmailList, RecipientEmails};
 use crate::{Shape, V3Error, V3State};
 
-/// Seed: `{"recipient_emails":[…],"total":N}`. SendGrid has no GET here
-/// (its list is `/v3/suppression/unsubscribes`, spec §0.3); for a
-/// `sendgrid`-shape key this answers the same as that list.
+/// Seed: `{"recipient_emails":[…],"total":N}`. SendGrid has no GET here (its
+/// list is `/v3/suppression/unsubscribes`, "Retrieve all global suppressions"
+/// in its API reference); for a `sendgrid`-shape key this answers the same as
+/// that list.
 pub async fn list(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -25,7 +27,7 @@ pub async fn list(
     }
     let params = ListParams::parse(&QueryPairs::from_request(&req))?;
     // An address with both an Unsubscribe and a Manual entry is one
-    // address of the list and of its total (seed 001).
+    // address of the list and of its total (docs/api/v3.md).
     let filter = params
         .filter(global_unsubscribe_kinds(), Shape::Seed)?
         .one_per_address();
@@ -60,7 +62,9 @@ pub fn recipient_emails(body: &RecipientEmails) -> Result<Vec<Email>, V3Error> {
 
 /// What an add answers: the seed shows the addresses as stored (trimmed,
 /// lowercased, each once); SendGrid echoes the request list as sent
-/// (specs/sendgrid-v3.md §2.5 G1), which clients compare against.
+/// (SendGrid API reference, "Add recipient addresses to the global
+/// suppression group."; sendgrid/sendgrid-csharp#182), which clients
+/// compare against.
 pub fn added(shape: Shape, body: RecipientEmails, emails: Vec<Email>) -> RecipientEmails {
     match shape {
         Shape::Sendgrid => body,
@@ -77,7 +81,7 @@ pub fn added(shape: Shape, body: RecipientEmails, emails: Vec<Email>) -> Recipie
     }
 }
 
-/// Unsubscribe entries of Customer origin (DESIGN.md, "What each API
+/// Unsubscribe entries of Customer origin (docs/mapping.md, "What each API
 /// creates").
 pub fn unsubscribes(emails: &[Email], scope: Scope) -> Vec<NewSuppression> {
     let now = hush_engine::Engine::now();
@@ -122,7 +126,8 @@ async fn is_listed(
 }
 
 /// 200 `{"recipient_email":…}`; when absent 404 in the seed shape and
-/// `200 {}` in SendGrid's, whose clients test for the key (spec §2.5 G2).
+/// `200 {}` in SendGrid's, whose clients test for the key (SendGrid API
+/// reference, "Retrieve a Global Suppression").
 pub async fn get(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -147,7 +152,7 @@ fn not_listed(email: &Email) -> V3Error {
 }
 
 /// Answers 204. When absent: 404 in the seed shape, like its GET, and 204 in
-/// SendGrid's (specs/sendgrid-v3.md §2.5 G3).
+/// SendGrid's (sendgrid/docs#6194).
 pub async fn delete(
     key: V3Key<Write>,
     state: web::Data<V3State>,

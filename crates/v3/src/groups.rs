@@ -1,7 +1,8 @@
-//! `/v3/asm/groups` and group suppressions (seed 001, "Suppression groups";
-//! specs/sendgrid-v3.md §2.6–§2.8). A v3 group is the canonical group, so
-//! every Postmark stream, the tenant's `outbound` included, is listed here
-//! (DESIGN.md, "Streams and groups").
+//! `/v3/asm/groups` and group suppressions (docs/api/v3.md, "Groups";
+//! SendGrid API reference, "Create a new suppression group" and the group
+//! calls after it). A v3 group is the canonical group, so every Postmark
+//! stream, the tenant's `outbound` included, is listed here
+//! (docs/mapping.md).
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,8 +25,8 @@ use crate::wire::{
 };
 use crate::{Shape, V3Error, V3State};
 
-/// Seed 001 allows 500 characters; the engine's own limit is Postmark's
-/// 1000.
+/// The seed shape allows 500 characters (docs/api/v3.md, "Groups"); the
+/// engine's own limit is Postmark's 1000.
 pub const DESCRIPTION_MAX: usize = 500;
 /// How many entries a walk over group suppressions fetches at a time.
 const SCAN_BATCH: u32 = 500;
@@ -91,8 +92,8 @@ fn check_description(description: &str) -> Result<(), V3Error> {
 }
 
 /// Seed: `{"suppression_groups":[…]}`; SendGrid: a bare array. `?id=` (or
-/// `id[]=`, repeated) keeps only those groups (specs/sendgrid-v3.md §2.6
-/// A2).
+/// `id[]=`, repeated) keeps only those groups (SendGrid API reference,
+/// "Retrieve all suppression groups associated with the user.").
 pub async fn list(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -128,7 +129,7 @@ pub async fn list(
 
 /// 201 with the group. `name` 1–100 characters, unique in the tenant;
 /// `description` 0–500; `is_default` moves the flag from the previous
-/// default (DESIGN.md, "Default group").
+/// default (docs/api/v3.md, "Groups").
 pub async fn create(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -158,7 +159,8 @@ pub async fn get(
 }
 
 /// Any subset of `name`, `description`, `is_default`. 200 in the seed
-/// shape, 201 in SendGrid's (specs/sendgrid-v3.md §2.6 A4; DESIGN.md).
+/// shape, 201 in SendGrid's (SendGrid API reference, "Update a suppression
+/// group."; docs/api/v3.md).
 pub async fn update(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -199,7 +201,8 @@ pub async fn delete(
 
 /// Seed: one page (`page` from 1, `page_size` 1–500, default 50) as
 /// `{"recipient_emails":[…],"total":N}`. SendGrid: every member as a bare
-/// array of strings (specs/sendgrid-v3.md §2.7 A7, which has no paging).
+/// array of strings (SendGrid API reference, "Retrieve all suppressions for
+/// a suppression group", which has no paging).
 pub async fn members(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -240,7 +243,8 @@ pub async fn members(
 
 /// 201 with the addresses added. An unknown group is a 404 in the seed
 /// shape; SendGrid puts the addresses on the global list instead
-/// (specs/sendgrid-v3.md §2.7 A6; DESIGN.md, "Unknown group").
+/// (SendGrid API reference, "Add suppressions to a suppression group";
+/// docs/mapping.md, "Unknown group").
 pub async fn add_members(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -269,7 +273,8 @@ pub async fn add_members(
 }
 
 /// Answers 204. For an address not in the group: 404 in the seed shape, and 204
-/// in SendGrid's (specs/sendgrid-v3.md §2.7 A8).
+/// in SendGrid's (its "Delete a suppression from a suppression group"
+/// documents only 204).
 pub async fn remove_member(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -296,8 +301,8 @@ pub async fn remove_member(
 }
 
 /// `sendgrid` shape: which of the given addresses are in the group, echoed
-/// as the caller spelled them, as a bare array (specs/sendgrid-v3.md §2.7
-/// A9).
+/// as the caller spelled them, as a bare array (SendGrid API reference,
+/// "Search for suppressions within a group").
 pub async fn search(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -325,8 +330,9 @@ pub async fn search(
 }
 
 /// `sendgrid` shape: every group suppression of the tenant, newest first,
-/// with `limit` (1–500, default 50) and `offset` (specs/sendgrid-v3.md §2.8
-/// A10).
+/// with `limit` (1–500, default 50) and `offset` (SendGrid API reference,
+/// "Retrieve all suppressions"; its paging is reported in
+/// sendgrid/docs#5178).
 pub async fn all_suppressions(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -382,7 +388,7 @@ pub async fn all_suppressions(
             created_at: s.created_at.unix_seconds(),
         });
     }
-    // Lists page with a `Link` header (specs/sendgrid-v3.md §1.7, §2.8):
+    // Lists page with a `Link` header (SendGrid docs, "Responses"):
     // the group rows are every row less the global ones.
     let everywhere = state.engine.count(&key.tenant, &filter_all).await?;
     let global = ListFilter::new(global_unsubscribe_kinds(), ScopeFilter::Global).one_per_address();
@@ -394,7 +400,8 @@ pub async fn all_suppressions(
 }
 
 /// `sendgrid` shape: every group of the tenant, each with whether the
-/// address is suppressed in it (specs/sendgrid-v3.md §2.8 A11).
+/// address is suppressed in it (SendGrid API reference, "Retrieve all
+/// suppression groups for an email address").
 pub async fn address_groups(
     key: V3Key<Read>,
     state: web::Data<V3State>,

@@ -1,5 +1,5 @@
-//! CSV imports (seed 001, `POST …/bounces/import`, `…/spam_reports/import`,
-//! `…/global/import`).
+//! CSV imports (docs/api/v3.md, "CSV imports": `POST …/bounces/import`,
+//! `…/spam_reports/import`, `…/global/import`).
 //!
 //! The body is read as a stream: each chunk is parsed as it arrives
 //! (`csv-core`, the parser under the `csv` crate) and good rows go to the
@@ -227,7 +227,7 @@ impl Progress {
             }
         };
         // Imported entries record what happened to the recipient elsewhere
-        // (DESIGN.md, "Origin").
+        // (docs/mapping.md, "Imports").
         let item = NewSuppression {
             email,
             scope: Scope::Global,

@@ -1,7 +1,14 @@
-//! The v3 (SendGrid-style) suppression API of seed 001, served over the
-//! shared engine: wire types, routes, the key extractor and the error
-//! envelope. A key may opt into the `sendgrid` shape, SendGrid's own
-//! responses (specs/sendgrid-v3.md §0, §2), on the same routes.
+//! The v3 (SendGrid-style) suppression API, in the documented shape hush
+//! follows by default (docs/api/v3.md), served over the shared engine: wire
+//! types, routes, the key extractor and the error envelope. A key may opt
+//! into the `sendgrid` shape, SendGrid's own responses, on the same routes.
+//!
+//! SendGrid's behaviour is cited from its API reference
+//! (twilio.com/docs/sendgrid), by the operation titles of the OpenAPI
+//! document it is generated from (twilio/sendgrid-oai,
+//! `spec/yaml/tsg_suppressions_v3.yaml`), e.g. "Retrieve all bounces", and
+//! by that document's schema names (`BounceResponse`); what the live API
+//! does beyond it, by the GitHub issue that reports it (sendgrid/docs#6194).
 
 pub mod auth;
 mod bounces;
@@ -24,10 +31,10 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{ErrorEnvelope, ErrorItem, V3Error};
 
-/// Which responses a key gets. `seed` is seed 001's documented shape and
-/// the default; `sendgrid` is SendGrid's own (bare arrays with a `Link`
-/// header, `200 []` and `200 {}` for absent addresses, blocks, invalid
-/// emails, …), for clients written against SendGrid itself.
+/// Which responses a key gets. `seed` is the documented v3 shape hush follows
+/// (docs/api/v3.md) and the default; `sendgrid` is SendGrid's own (bare
+/// arrays with a `Link` header, `200 []` and `200 {}` for absent addresses,
+/// blocks, invalid emails, …), for clients written against SendGrid itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shape {
@@ -41,7 +48,7 @@ pub enum Shape {
 pub struct V3Profile {
     pub shape: Shape,
     /// Tenants this key may act for with `on-behalf-of: <tenant>`: the
-    /// subusers of its own tenant (specs/sendgrid-v3.md §1.3).
+    /// subusers of its own tenant (SendGrid docs, "On Behalf Of").
     pub subusers: Vec<TenantId>,
 }
 
@@ -87,8 +94,9 @@ pub fn scope(state: web::Data<V3State>) -> Scope {
                 .post(bounces::create)
                 .delete(lists::delete_many::<Bounces>),
         )
-        // SendGrid's bounce classifications (specs/sendgrid-v3.md §2.1
-        // B5/B6) sit beside `bounces/{email}`: named here so that they are
+        // SendGrid's bounce classifications (SendGrid API reference,
+        // "Retrieve bounce classification totals" and "… over time by domain
+        // stats") sit beside `bounces/{email}`: named here so that they are
         // refused as a feature, not read as an address.
         .service(endpoint("/suppression/bounces/classifications").get(bounces::classifications))
         .service(

@@ -1,6 +1,6 @@
 //! The query parameters every v3 suppression list shares: `limit` 1–500
 //! (default 50), `offset`, `start_time` and `end_time` in inclusive unix
-//! seconds, and `email` (seed 001; specs/sendgrid-v3.md §1.7, §1.9).
+//! seconds, and `email` (docs/api/v3.md).
 
 use actix_web::HttpRequest;
 use hush_model::{EmailMatch, KindSet, ListFilter, PageRequest, ScopeFilter, Timestamp};
@@ -51,11 +51,12 @@ impl ListParams {
     }
 
     /// The filter over global entries of the given kinds. `email` is a
-    /// prefix match, of which an exact address is the common case. Seed
-    /// 001 says only "filter by email": every character is literal. In
-    /// SendGrid's shape `%` matches any run of characters, SendGrid's own
-    /// documented semantics (specs/sendgrid-v3.md §2.1), bounded in length
-    /// and wildcards; `_` is literal in both.
+    /// prefix match, of which an exact address is the common case. The
+    /// seed shape's reference says only "filter by email": every character
+    /// is literal (docs/api/v3.md). In SendGrid's shape `%` matches any run
+    /// of characters, SendGrid's own documented semantics (its
+    /// `EmailPartialMatch`), bounded in length and wildcards; `_` is literal
+    /// in both.
     pub fn filter(&self, kinds: KindSet, shape: Shape) -> Result<ListFilter, V3Error> {
         let mut filter = ListFilter::new(kinds, ScopeFilter::Global);
         filter.email = self
@@ -81,7 +82,7 @@ impl ListParams {
 }
 
 /// `page` (from 1) and `page_size` (1–500, default 50) of a group's
-/// suppressions (seed 001; DESIGN.md, "Paging").
+/// suppressions (docs/api/v3.md).
 pub fn group_page(query: &QueryPairs) -> Result<PageRequest, V3Error> {
     let page = query.integer("page", 1, i64::from(u32::MAX))?.unwrap_or(1);
     let size = query
@@ -93,11 +94,11 @@ pub fn group_page(query: &QueryPairs) -> Result<PageRequest, V3Error> {
     })
 }
 
-/// SendGrid's pagination header (specs/sendgrid-v3.md §1.7): links to the
-/// next, previous, last and first pages, each with its 1-based page number
-/// as `title`, built from the request's own scheme, host, path and query.
-/// `next` is left out on the last page; on the first, `prev` is the first
-/// page, as SendGrid does.
+/// SendGrid's pagination header (SendGrid docs, "Responses"; a live one in
+/// sendgrid/docs#6413): links to the next, previous, last and first pages,
+/// each with its 1-based page number as `title`, built from the request's own
+/// scheme, host, path and query. `next` is left out on the last page; on the
+/// first, `prev` is the first page, as SendGrid does.
 pub fn link_header(req: &HttpRequest, page: PageRequest, total: u64) -> String {
     let info = req.connection_info();
     let base = format!("{}://{}{}", info.scheme(), info.host(), req.path());

@@ -1,6 +1,7 @@
 //! The global lists that share one set of operations: bounces and spam
-//! reports (seed 001), and in the `sendgrid` shape also blocks, invalid
-//! emails and the global unsubscribe list (specs/sendgrid-v3.md §2.1–§2.5).
+//! reports (docs/api/v3.md), and in the `sendgrid` shape also blocks, invalid
+//! emails and the global unsubscribe list, as SendGrid's API reference has
+//! them ("Retrieve all bounces" … "Retrieve all global suppressions").
 //! Each list is a type naming its kinds and its records; the handlers are
 //! written once.
 
@@ -43,15 +44,15 @@ pub enum SeedRecords {
 pub trait GlobalList {
     /// As messages name it: "the bounce list".
     const NAME: &'static str;
-    /// Whether seed 001 has the list; the others answer seed-shape keys as
-    /// unknown paths do.
+    /// Whether the seed shape has the list (docs/api/v3.md); the others
+    /// answer seed-shape keys as unknown paths do.
     const IN_SEED: bool;
     /// What SendGrid shows per entry.
     type Sendgrid: Serialize;
     /// Whether the list is of addresses over more than one kind family, so
     /// an address with entries of two families (an Unsubscribe and a
-    /// Manual) must be listed and counted once (seed 001: "List all
-    /// addresses …").
+    /// Manual) must be listed and counted once (the seed's global list is
+    /// of addresses: docs/api/v3.md, "Notes for both shapes").
     const BY_ADDRESS: bool = false;
 
     /// The kinds the list shows to a key of this shape.
@@ -70,7 +71,8 @@ pub struct SpamReports;
 #[derive(Debug)]
 pub struct InvalidEmails;
 /// `GET /v3/suppression/unsubscribes`: the global unsubscribe list as
-/// SendGrid lists it (specs/sendgrid-v3.md §2.5 U1).
+/// SendGrid lists it (SendGrid API reference, "Retrieve all global
+/// suppressions").
 #[derive(Debug)]
 pub struct Unsubscribes;
 
@@ -80,7 +82,7 @@ impl GlobalList for Bounces {
     type Sendgrid = SendgridBounce;
 
     /// The seed lists every class with its `bounce_type`; SendGrid lists
-    /// blocks apart (DESIGN.md, "Blocks in the sendgrid shape").
+    /// blocks apart (docs/api/v3.md, "The `sendgrid` shape").
     fn kinds(shape: Shape) -> KindSet {
         match shape {
             Shape::Seed => KindSet::family(KindFamily::Bounce),
@@ -171,7 +173,7 @@ impl GlobalList for Unsubscribes {
     type Sendgrid = SendgridUnsubscribe;
     const BY_ADDRESS: bool = true;
 
-    /// Unsubscribes and manual entries alike (DESIGN.md mapping table).
+    /// Unsubscribes and manual entries alike (docs/mapping.md).
     fn kinds(_: Shape) -> KindSet {
         global_unsubscribe_kinds()
     }
@@ -199,7 +201,7 @@ fn require_list<L: GlobalList, P>(key: &V3Key<P>) -> Result<(), V3Error> {
 }
 
 /// Seed: `{"<list>":[…],"total":N}`. SendGrid: a bare array and a `Link`
-/// header (specs/sendgrid-v3.md §1.7).
+/// header (SendGrid docs, "Responses"; sendgrid/docs#6413).
 pub async fn list<L: GlobalList>(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -237,7 +239,7 @@ pub async fn list<L: GlobalList>(
 }
 
 /// An array either way. Absent: 404 in the seed shape; `200 []` in
-/// SendGrid's (specs/sendgrid-v3.md §2.1 B2).
+/// SendGrid's (sendgrid/sendgrid-php#354).
 pub async fn get<L: GlobalList>(
     key: V3Key<Read>,
     state: web::Data<V3State>,
@@ -274,7 +276,8 @@ fn not_listed<L: GlobalList>(email: &Email) -> V3Error {
 }
 
 /// 204; 404 when the address is not in the list, in both shapes
-/// (specs/sendgrid-v3.md §2.1 B4).
+/// (as SendGrid answers for bounces, blocks and spam reports:
+/// sendgrid/docs#6194).
 pub async fn delete<L: GlobalList>(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -292,10 +295,10 @@ pub async fn delete<L: GlobalList>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `?delete_all=true` (seed 001), or SendGrid's JSON body `{"delete_all":
-/// true}` or `{"emails":[…]}` (specs/sendgrid-v3.md §2.1 B3). Anything else
-/// is a 400: a bulk delete never happens by accident. Addresses of the
-/// `emails` form that are not listed are ignored.
+/// `?delete_all=true` (docs/api/v3.md), or SendGrid's JSON body
+/// `{"delete_all": true}` or `{"emails":[…]}` (SendGrid API reference,
+/// "Delete bounces"). Anything else is a 400: a bulk delete never happens by
+/// accident. Addresses of the `emails` form that are not listed are ignored.
 pub async fn delete_many<L: GlobalList>(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -380,7 +383,8 @@ pub fn text_problem(field: &str, text: &str) -> Option<String> {
 }
 
 /// Adds one global entry made by the caller and returns it as stored:
-/// adding twice returns the entry as first stored (DESIGN.md).
+/// adding twice returns the entry as first stored (docs/mapping.md,
+/// "Re-adding").
 pub async fn add_one(
     state: &V3State,
     tenant: &hush_model::TenantId,
@@ -401,9 +405,9 @@ pub async fn add_one(
     }
 }
 
-/// `POST /v3/suppression/spam_reports` `{email, source}` (seed 001): 201
+/// `POST /v3/suppression/spam_reports` `{email, source}` (docs/api/v3.md): 201
 /// with the record. In the `sendgrid` shape it is a hush extension
-/// (specs/sendgrid-v3.md §0.4) answering SendGrid's record.
+/// (SendGrid's API reference has no create) answering SendGrid's record.
 pub async fn create_spam_report(
     key: V3Key<Write>,
     state: web::Data<V3State>,
@@ -424,7 +428,7 @@ pub async fn create_spam_report(
 
 /// `POST /v3/suppression/invalid_emails` `{email, reason}`: a hush
 /// extension of the `sendgrid` shape, which has no public create
-/// (specs/sendgrid-v3.md §0.4).
+/// (none in SendGrid's API reference).
 pub async fn create_invalid_email(
     key: V3Key<Write>,
     state: web::Data<V3State>,

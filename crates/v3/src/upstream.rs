@@ -1,7 +1,7 @@
 //! hush in front of a v3 provider: the engine's [`Backend`] over the v3
-//! suppression API, in the seed shape (seed 001, what hush serves by
-//! default) or SendGrid's own (specs/sendgrid-v3.md), spoken with this
-//! crate's own wire types.
+//! suppression API, in the seed shape (what hush serves by default,
+//! docs/api/v3.md) or SendGrid's own (its API reference, cited as in
+//! lib.rs), spoken with this crate's own wire types.
 //!
 //! v3 keeps one list per kind and no ids, origins or creation times for
 //! unsubscribes (docs/backends.md): ids are derived from the list and the
@@ -33,7 +33,8 @@ use crate::wire::{
 
 pub const BACKEND: &str = "upstream-v3";
 
-/// The largest page v3 serves (specs/sendgrid-v3.md §0: `limit` 1..500).
+/// The largest page v3 serves (`limit` 1..500: docs/api/v3.md, and
+/// SendGrid's `PaginationCommonLimit`).
 const PAGE: usize = 500;
 /// Addresses per global or group unsubscribe add.
 const RECIPIENTS_PER_ADD: usize = 1000;
@@ -149,12 +150,14 @@ impl V3Upstream {
     }
 
     /// Every entry of one address through the per-address endpoints, a
-    /// constant number of calls whatever the size of the lists: in the
-    /// seed shape a bounce, a spam report and a global lookup (seed 001),
+    /// constant number of calls whatever the size of the lists: in the seed
+    /// shape a bounce, a spam report and a global lookup (docs/api/v3.md),
     /// and the members of the groups that have any (the seed has no
-    /// per-address group lookup); in SendGrid's, the four lists, the
-    /// global check and `/v3/asm/suppressions/{email}` for every group
-    /// (specs/sendgrid-v3.md §2.1–§2.5, §2.8 A11).
+    /// per-address group lookup); in SendGrid's, the four lists, the global
+    /// check and `/v3/asm/suppressions/{email}` for every group (SendGrid API
+    /// reference: "Retrieve a Bounce", "Retrieve a specific block", …,
+    /// "Retrieve a Global Suppression", "Retrieve all suppression groups for
+    /// an email address").
     async fn address_entries(
         &self,
         tenant: &TenantId,
@@ -245,7 +248,8 @@ impl V3Upstream {
                 for r in invalid {
                     found.push(self.sendgrid_invalid(tenant, r)?);
                 }
-                // `{"recipient_email":…}`, or `{}` when absent (§2.5 G2).
+                // `{"recipient_email":…}`, or `{}` when absent (SendGrid API
+                // reference, "Retrieve a Global Suppression").
                 let global: Option<serde_json::Value> = self
                     .lookup(key, &format!("/v3/asm/suppressions/global/{at}"))
                     .await?;
@@ -499,7 +503,7 @@ impl V3Upstream {
             }
             Shape::Sendgrid => {
                 // SendGrid's bounces carry no class; blocks are their own
-                // list (DESIGN.md, "Blocks in the sendgrid shape").
+                // list (docs/api/v3.md, "The `sendgrid` shape").
                 for (list, path, class) in [
                     (List::Bounces, "/v3/suppression/bounces", BounceClass::Hard),
                     (List::Blocks, "/v3/suppression/blocks", BounceClass::Block),
@@ -556,7 +560,7 @@ impl V3Upstream {
         key: &Credential,
     ) -> Result<Vec<Suppression>, EngineError> {
         let rows: Vec<(String, i64)> = match self.shape {
-            // The seed's global list has addresses only (seed 001).
+            // The seed's global list has addresses only (docs/api/v3.md).
             Shape::Seed => {
                 self.pages(
                     key,
@@ -630,7 +634,7 @@ impl V3Upstream {
         created_at: Option<&str>,
     ) -> Group {
         // v3 groups have no key: the default stream keeps its own, the
-        // others are derived from the name (DESIGN.md, "Streams and groups").
+        // others are derived from the name (docs/backends.md, "v3").
         let default_stream = name == DEFAULT_STREAM_NAME;
         let key = if default_stream {
             GroupKey::parse(DEFAULT_STREAM_KEY).unwrap_or_else(|_| GroupKey::from_name(&name))
@@ -682,9 +686,9 @@ impl V3Upstream {
         })
     }
 
-    /// A 400 to a group create. Only the duplicate-name refusal is
-    /// "name taken" (seed 001: names are unique); a refused field is the
-    /// caller's error with the provider's words; anything else is the
+    /// A 400 to a group create. Only the duplicate-name refusal is "name
+    /// taken" (names are unique: docs/api/v3.md, "Groups"); a refused field
+    /// is the caller's error with the provider's words; anything else is the
     /// provider's fault.
     fn group_refusal(&self, answer: &Answer, name: String) -> EngineError {
         let envelope: Option<crate::ErrorEnvelope> = serde_json::from_slice(&answer.body).ok();
@@ -779,7 +783,7 @@ impl Backend for V3Upstream {
         let now = hush_engine::Engine::now();
         // Each request: its path, its body and the items it carries.
         // Unsubscribes go many to a request (`recipient_emails`); the other
-        // lists take one address per body (seed 001).
+        // lists take one address per body (docs/api/v3.md).
         let mut lists: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut requests: Vec<(String, serde_json::Value, Vec<usize>)> = Vec::new();
         for (at, item) in items.iter().enumerate() {
@@ -864,7 +868,8 @@ impl Backend for V3Upstream {
         let mut seen = HashSet::new();
         for (path, body, positions) in requests {
             // Adding an address twice keeps one entry at the provider
-            // (seed 001), so an add may be retried.
+            // (adds are idempotent: docs/api/v3.md), so an add may be
+            // retried.
             let answer = self
                 .http
                 .exchange(Idempotency::Idempotent, |c| {

@@ -1,12 +1,13 @@
-//! The v3 wire types of seed 001. The same structs serve requests and, for
-//! an upstream v3 provider, make them.
+//! The v3 wire types of the seed shape (docs/api/v3.md) and of SendGrid's
+//! (cited as in lib.rs). The same structs serve requests and, for an upstream
+//! v3 provider, make them.
 
 use hush_model::{BounceClass, Kind, Suppression};
 use serde::{Deserialize, Serialize};
 
-/// A bounce as v3 shows it (seed 001, `GET /v3/suppression/bounces`).
+/// A bounce as v3 shows it (docs/api/v3.md, `GET /v3/suppression/bounces`).
 /// Every field is always present, as strings where the model has none:
-/// typed clients decode all four (specs/sendgrid-v3.md §2.1).
+/// typed clients decode all four (as SendGrid's `BounceResponse` has them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BounceRecord {
     pub email: String,
@@ -57,7 +58,8 @@ pub struct NewBounce {
     pub status: Option<String>,
 }
 
-/// A spam report as the seed shows it (seed 001, "Spam reports").
+/// A spam report as the seed shows it (docs/api/v3.md,
+/// `GET /v3/suppression/spam_reports`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpamReportRecord {
     pub email: String,
@@ -94,7 +96,9 @@ pub struct NewSpamReport {
 }
 
 /// `{"recipient_emails":[…]}`: the body of global and group adds and their
-/// answer (seed 001; specs/sendgrid-v3.md §2.5 G1, §2.7 A6, A9).
+/// answer (docs/api/v3.md; SendGrid API reference, "Add recipient addresses
+/// to the global suppression group.", "Add suppressions to a suppression
+/// group", "Search for suppressions within a group").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientEmails {
     pub recipient_emails: Vec<String>,
@@ -113,8 +117,8 @@ pub struct RecipientEmail {
     pub recipient_email: String,
 }
 
-/// A suppression group as the seed shows it (seed 001, "Suppression
-/// groups"). `created_at` is RFC 3339 with `Z` there.
+/// A suppression group as the seed shows it (docs/api/v3.md, "Groups").
+/// `created_at` is RFC 3339 with `Z` there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub id: i64,
@@ -131,7 +135,8 @@ pub struct GroupList {
     pub suppression_groups: Vec<GroupRecord>,
 }
 
-/// A suppression group as SendGrid shows it (specs/sendgrid-v3.md §2.6):
+/// A suppression group as SendGrid shows it (its `SuppressionGroup`;
+/// `last_email_sent_at` is in the older sendgrid/sendgrid-oai):
 /// no creation time, and `last_email_sent_at`, which hush never knows
 /// (it sends no mail), so it is always `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,8 +170,7 @@ pub struct GroupPatch {
     pub is_default: Option<bool>,
 }
 
-/// The answer of a CSV import (seed 001, "POST
-/// /v3/suppression/bounces/import").
+/// The answer of a CSV import (docs/api/v3.md, "CSV imports").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportReport {
     pub imported: u64,
@@ -182,7 +186,7 @@ pub struct ImportRowError {
     pub error: String,
 }
 
-/// SendGrid's bounce and block item (specs/sendgrid-v3.md §2.1, §2.2): the
+/// SendGrid's bounce and block item (`BounceResponse`, `BlocksResponse`): the
 /// four fields exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendgridBounce {
@@ -206,7 +210,7 @@ impl SendgridBounce {
     }
 }
 
-/// SendGrid's spam report item (specs/sendgrid-v3.md §2.3): `ip` instead of
+/// SendGrid's spam report item (`SpamReportsResponse`): `ip` instead of
 /// a source. hush records where a complaint came from, not the IP it was
 /// sent from, so `ip` is `""`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +220,7 @@ pub struct SendgridSpamReport {
     pub ip: String,
 }
 
-/// SendGrid's invalid email item (specs/sendgrid-v3.md §2.4).
+/// SendGrid's invalid email item (`InvalidEmail`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendgridInvalidEmail {
     pub created: i64,
@@ -225,7 +229,7 @@ pub struct SendgridInvalidEmail {
 }
 
 /// `POST /v3/suppression/invalid_emails`, a hush extension: SendGrid has no
-/// public create (specs/sendgrid-v3.md §0.4).
+/// public create (its API reference has none for these lists).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewInvalidEmail {
     pub email: String,
@@ -233,14 +237,16 @@ pub struct NewInvalidEmail {
     pub reason: Option<String>,
 }
 
-/// SendGrid's global unsubscribe item (specs/sendgrid-v3.md §2.5 U1).
+/// SendGrid's global unsubscribe item (SendGrid API reference, "Retrieve
+/// all global suppressions").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendgridUnsubscribe {
     pub created: i64,
     pub email: String,
 }
 
-/// One row of `GET /v3/asm/suppressions` (specs/sendgrid-v3.md §2.8 A10).
+/// One row of `GET /v3/asm/suppressions` (SendGrid API reference, "Retrieve
+/// all suppressions").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendgridGroupSuppression {
     pub email: String,
@@ -249,7 +255,8 @@ pub struct SendgridGroupSuppression {
     pub created_at: i64,
 }
 
-/// `GET /v3/asm/suppressions/{email}` (specs/sendgrid-v3.md §2.8 A11).
+/// `GET /v3/asm/suppressions/{email}` (SendGrid API reference, "Retrieve
+/// all suppression groups for an email address").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressGroups {
     pub suppressions: Vec<AddressGroup>,
@@ -264,8 +271,8 @@ pub struct AddressGroup {
     pub suppressed: bool,
 }
 
-/// The JSON form of a bulk delete (specs/sendgrid-v3.md §2.1 B3); the seed
-/// form is the `delete_all=true` query parameter.
+/// The JSON form of a bulk delete (SendGrid API reference, "Delete bounces");
+/// the seed form is the `delete_all=true` query parameter.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkDelete {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,7 +281,8 @@ pub struct BulkDelete {
     pub emails: Option<Vec<String>>,
 }
 
-/// The bounce class a `bounce_type` names; `hard` when absent (seed 001).
+/// The bounce class a `bounce_type` names; `hard` when absent
+/// (docs/api/v3.md).
 pub fn bounce_class(raw: Option<&str>) -> Option<BounceClass> {
     raw.map_or(Some(BounceClass::Hard), |t| {
         BounceClass::parse(&t.trim().to_ascii_lowercase())

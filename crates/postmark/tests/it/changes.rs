@@ -1,5 +1,6 @@
-//! `POST /message-streams/{stream}/suppressions` and `…/delete` (seed 003;
-//! spec §2.2–2.4): a status per item, in request order.
+//! `POST /message-streams/{stream}/suppressions` and `…/delete` (Postmark
+//! API docs, "Suppressions API"; docs/api/postmark.md): a status per item,
+//! in request order.
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -78,7 +79,7 @@ async fn create_follows_the_seed_example() {
             failed("invalid-email-address", INVALID_ADDRESS),
         ]
     );
-    // Manual, Customer, in the stream's group (DESIGN.md mapping table).
+    // Manual, Customer, in the stream's group (docs/mapping.md).
     let outbound = group_id(&engine, "outbound").await;
     let entries = engine
         .entries(&demo(), &email("good.address@wildbit.com"))
@@ -226,10 +227,11 @@ async fn a_missing_or_malformed_body_is_1409() {
     assert_eq!(total(&engine).await, 0);
 }
 
-/// specs/postmark.md §10: 1409 is for the body's shape only. A malformed
-/// item (postmark.js sends `{}` for an undefined address) is that item's
-/// `Failed`, and the good address beside it is stored. With no address to
-/// echo the item echoes `""`; a non-string echoes its JSON text.
+/// 1409 is for the body's shape only (docs/mapping.md, "Postmark malformed
+/// items"). A malformed item (postmark.js sends `{}` for an undefined
+/// address) is that item's `Failed`, and the good address beside it is
+/// stored. With no address to echo the item echoes `""`; a non-string
+/// echoes its JSON text.
 #[actix_web::test]
 async fn a_malformed_item_is_that_items_failed() {
     let engine = engine().await;

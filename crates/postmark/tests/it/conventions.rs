@@ -1,6 +1,6 @@
-//! Wire conventions every Postmark route shares (spec §0, §1): the token,
-//! JSON errors with both keys, the router's 404 and 405, bodies and
-//! Content-Types as the SDKs send them.
+//! Wire conventions every Postmark route shares (docs/api/postmark.md,
+//! "Conventions"): the token, JSON errors with both keys, the router's 404
+//! and 405, bodies and Content-Types as the SDKs send them.
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -97,7 +97,7 @@ async fn trailing_slashes_are_tolerated() {
 
 /// postmark.js and postmark-python send `Content-Type: application/json`
 /// on GETs; postmarker sends bodiless POSTs with no Content-Type,
-/// postmark-python with one and `Content-Length: 0` (spec §0.6).
+/// postmark-python with one and `Content-Length: 0`.
 #[actix_web::test]
 async fn bodies_and_content_types_as_the_sdks_send_them() {
     let app = app(engine().await).await;

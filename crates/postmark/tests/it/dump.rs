@@ -1,4 +1,5 @@
-//! `GET /message-streams/{stream}/suppressions/dump` (seed 003; spec §2.1).
+//! `GET /message-streams/{stream}/suppressions/dump` (Postmark API docs,
+//! "Suppressions API", "Suppression dump").
 
 use actix_web::body::{BodySize, MessageBody as _};
 use actix_web::http::StatusCode;

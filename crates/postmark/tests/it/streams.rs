@@ -1,4 +1,5 @@
-//! `/message-streams` (spec §3): streams are canonical groups.
+//! `/message-streams` (Postmark API docs, "Message Streams API"): streams
+//! are canonical groups.
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -16,7 +17,7 @@ fn dev_stream() -> Value {
     })
 }
 
-/// Every field of spec §3.1, with its type.
+/// Every field of a Postmark `MessageStream`, with its type.
 fn assert_stream_shape(stream: &Value) {
     let object = stream.as_object().unwrap_or_else(|| panic!("{stream}"));
     assert_eq!(object.len(), 10, "{stream}");
@@ -198,7 +199,8 @@ async fn lists_filter_by_type_in_any_case() {
     let (status, created) = call(&app, post("/message-streams", &broadcasts)).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["MessageStreamType"], "Broadcasts");
-    // Broadcasts require unsubscribe management (spec §3.1).
+    // Broadcasts require unsubscribe management (Postmark API docs, "Message
+    // Streams API").
     assert_eq!(
         created["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"],
         "Postmark"
@@ -254,7 +256,8 @@ async fn create_checks_every_field_with_its_code() {
         (with("Name", json!("n".repeat(101))), 1224),
         (with("MessageStreamType", Value::Null), 1221),
         (with("MessageStreamType", json!("Newsletter")), 1221),
-        // A new stream is Transactional or Broadcasts (spec §3.2).
+        // A new stream is Transactional or Broadcasts (Postmark API docs,
+        // "Message Streams API").
         (with("MessageStreamType", json!("Inbound")), 1221),
         (with("MessageStreamType", json!("inbound")), 1221),
         (with("Description", json!("d".repeat(1001))), 1231),
@@ -313,9 +316,9 @@ async fn a_new_streams_type_is_transactional_or_broadcasts() {
     }
 }
 
-/// "Broadcasts require unsubscribe management" (spec §3.1): `None` is
-/// refused on a Broadcasts stream with 1239 (§3.2), on create and on edit;
-/// Transactional streams take it.
+/// "Broadcasts require unsubscribe management" (Postmark API docs, "Message
+/// Streams API"): `None` is refused on a Broadcasts stream with 1239, on
+/// create and on edit; Transactional streams take it.
 #[actix_web::test]
 async fn broadcasts_streams_keep_unsubscribe_management() {
     let engine = engine().await;
@@ -417,8 +420,8 @@ async fn unarchive_respects_the_limit_of_ten() {
     assert_eq!(reply["ArchivedAt"], Value::Null);
 }
 
-/// At the limit, an ID that exists is still 1230, not 1225: a create
-/// repeated after a lost answer reads as done (spec §3.2's codes).
+/// At the limit, an ID that exists is still 1230, not 1225: a create repeated
+/// after a lost answer reads as done (docs/api/postmark.md, code 1230).
 #[actix_web::test]
 async fn a_taken_id_is_1230_even_at_the_limit() {
     let app = app(engine().await).await;

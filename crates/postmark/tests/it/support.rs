@@ -70,7 +70,8 @@ pub async fn app(
 }
 
 /// Sends a request and returns the status and the parsed JSON body, checking
-/// that every answer, success or error, is JSON (specs/postmark.md §0.3–4).
+/// that every answer, success or error, is JSON (docs/api/postmark.md,
+/// "Conventions").
 pub async fn call<S, B>(app: &S, req: test::TestRequest) -> (StatusCode, Value)
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,

@@ -2,9 +2,9 @@
 //! keeps its suppressions and refuses to delete some: each `Failed` reaches
 //! its caller's item, deletes go 50 a call, and the number of upstream
 //! requests a lookup, a delete and a whole scan cost is counted. Postmark's
-//! dump has no paging (spec §2.1), so every dump is a stream's whole
-//! filtered list: what must not happen is one per page, or a full dump to
-//! delete one address.
+//! dump has no paging (its docs have neither `count` nor `offset`), so every
+//! dump is a stream's whole filtered list: what must not happen is one per
+//! page, or a full dump to delete one address.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,8 @@ use crate::upstream::{token, upstream};
 
 /// A Postmark server: streams `outbound` and `news`, each with its dump.
 /// Deleting an address containing "spam" is `Failed`, as Postmark refuses
-/// what the customer may not change (spec §2.3); the rest is deleted.
+/// what the customer may not change (Postmark API docs, "Suppressions
+/// API"); the rest is deleted.
 #[derive(Clone, Default)]
 struct FakePostmark {
     dumps: Arc<Mutex<BTreeMap<String, Vec<Value>>>>,
@@ -40,7 +41,8 @@ impl FakePostmark {
     }
 
     /// Hard bounces of Recipient origin: hush's rules let the customer
-    /// delete them (DESIGN.md), so only Postmark itself can refuse.
+    /// delete them (docs/mapping.md, "Deletes"), so only Postmark itself
+    /// can refuse.
     fn add(&self, stream: &str, emails: impl IntoIterator<Item = String>) {
         let mut dumps = self.dumps.lock().unwrap();
         let rows = dumps.entry(stream.to_owned()).or_default();

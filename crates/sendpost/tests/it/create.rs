@@ -52,7 +52,7 @@ async fn each_list_creates_its_reason_with_integer_fields() {
                 "smtp_error"
             ]
         );
-        // Integers, never floats or strings: the SDK's StrictInt (§6).
+        // Integers, never floats or strings: the SDK's StrictInt.
         assert!(row["id"].is_i64(), "{row}");
         assert!(row["reason"].is_i64(), "{row}");
         assert!(row["created"].is_i64(), "{row}");
@@ -60,11 +60,12 @@ async fn each_list_creates_its_reason_with_integer_fields() {
         assert!(created >= before, "nanoseconds since the epoch: {created}");
         assert_eq!(row["smtpError"], "");
         assert_eq!(row["smtp_error"], "");
-        // §3: "Empty for manual entries"; hush knows no message ids.
+        // SDK 3.0.0's `Suppression`: "Empty for manual entries"; hush knows
+        // no message ids.
         assert_eq!(row["messageUUID"], "");
     }
 
-    // Stored as DESIGN.md says SendPost creates: Global, Customer.
+    // Stored as docs/mapping.md says SendPost creates: Global, Customer.
     let entries = engine
         .entries(&tenant("demo"), &email("jack.barker@hooli.com"))
         .await
@@ -142,7 +143,7 @@ async fn bad_bodies_are_422_naming_the_input_and_store_nothing() {
         (json!({"manual": [{"email": 5}]}), "body"),
         (json!([{"email": "a@example.com"}]), "body"),
         // A body and its items are JSON objects, never positional arrays
-        // (seed 004; spec §3, §4.1).
+        // (SendPost API reference, "Create Suppressions").
         (
             json!([[{"email": "seq@example.com"}], null, null, [{"email": "seq2@example.com"}]]),
             "body",
@@ -196,8 +197,8 @@ async fn an_oversize_body_is_413_in_the_envelope() {
 }
 
 /// The v3 lists other than bounces (spam_reports, asm/suppressions/global)
-/// are not served yet; these are the engine selections DESIGN.md maps them
-/// to, so SendPost's entries land in them once they are.
+/// are not served yet; these are the engine selections docs/mapping.md maps
+/// them to, so SendPost's entries land in them once they are.
 #[actix_web::test]
 async fn each_reason_is_in_the_engine_list_design_maps_it_to() {
     use hush_model::{KindFamily, KindSet, ListFilter, PageRequest, ScopeFilter};

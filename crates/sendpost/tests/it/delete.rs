@@ -56,7 +56,8 @@ async fn delete_removes_every_global_entry_of_each_address() {
                 .is_empty()
         );
     }
-    // Deleting again is no error: a retried DELETE is harmless (§7).
+    // Deleting again is no error: a retried DELETE (urllib3 retries them)
+    // is harmless.
     let again = ok(&app, delete(&body)).await;
     assert_eq!(
         again["message"],
@@ -142,7 +143,8 @@ async fn bad_delete_bodies_are_422_and_remove_nothing() {
             "suppressions[1].email",
         ),
         (json!({"suppressions": "kept@example.com"}), "body"),
-        // Objects only (spec §4.3): a positional array is not a body.
+        // Objects only (the SDK's `DeleteSuppressionRequest`): a positional
+        // array is not a body.
         (json!([[{"email": "kept@example.com"}]]), "body"),
         (json!([]), "body"),
         (json!({"suppressions": [["kept@example.com"]]}), "body"),
@@ -163,7 +165,8 @@ async fn bad_delete_bodies_are_422_and_remove_nothing() {
 }
 
 /// Under the legacy contract SendPost also sends `Deprecation: true` and a
-/// `Link` with `rel="deprecation"` (spec §8).
+/// `Link` with `rel="deprecation"` (SendPost API reference, introduction,
+/// "API Contract Versioning").
 pub fn assert_deprecation_signals(reply: &Reply) {
     let header = |name: &str| {
         reply

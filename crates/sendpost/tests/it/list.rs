@@ -63,7 +63,8 @@ async fn bad_parameters_are_422_naming_the_parameter() {
         ("from=2024-01-01&to=2024-01-02&offset=1.5", "offset"),
         ("from=2024-01-01&to=2024-01-02&type=not-a-type", "type"),
         ("from=2024-01-01&to=2024-01-02&type=hard_bounce", "type"),
-        // Strictly YYYY-MM-DD and digits, nothing trimmed (§4.2).
+        // Strictly YYYY-MM-DD and digits, nothing trimmed
+        // (docs/api/sendpost.md).
         ("from=%2B2024-01-01&to=2024-01-02", "from"),
         ("from=2024-01-01%20&to=2024-01-02", "from"),
         ("from=%202024-01-01&to=2024-01-02", "from"),
@@ -188,7 +189,8 @@ async fn search_is_a_case_insensitive_substring() {
     for (search, want) in [
         ("HOOLI", vec!["alice@hooli.com", "bob+tag@hooli.com"]),
         ("ice%40Hooli.COM", vec!["alice@hooli.com"]),
-        // The SDK sends `+` as %2B (§4.2); a literal `+` is a plus too.
+        // The SDK sends `+` as %2B (`urllib.parse.quote`); a literal `+` is
+        // a plus too.
         ("bob%2Btag", vec!["bob+tag@hooli.com"]),
         ("bob+tag", vec!["bob+tag@hooli.com"]),
         // Not trimmed: no address holds a space.

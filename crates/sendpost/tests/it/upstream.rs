@@ -393,7 +393,7 @@ async fn removing_a_whole_address_is_one_delete_and_no_listing() {
         .mount(&fake)
         .await;
     // Asked under the legacy contract, whose reply names each entry removed
-    // (specs/sendpost.md §4.3, §9).
+    // (docs/api/sendpost.md, "Contracts").
     Mock::given(method("DELETE"))
         .and(path("/api/v1/subaccount/suppression"))
         .and(header("x-subaccount-apikey", token("t1").as_str()))
@@ -483,9 +483,10 @@ async fn get_count(fake: &MockServer) -> usize {
         .count()
 }
 
-/// SendPost lists only 60-day windows (§4.2) and has no call for one
-/// address, so a lookup is one `search` call per window back to
-/// `history_start`: its cost, counted (docs/backends.md).
+/// SendPost lists only 60-day windows (SendPost API reference,
+/// get-all-suppressions) and has no call for one address, so a lookup is one
+/// `search` call per window back to `history_start`: its cost, counted
+/// (docs/backends.md).
 #[tokio::test]
 async fn a_lookup_is_one_search_per_window() {
     let fake = MockServer::start().await;

@@ -86,7 +86,7 @@ async fn unknown_paths_and_methods_answer_in_the_envelope() {
 async fn trailing_and_double_slashes_reach_the_routes() {
     let app = app(engine()).await;
     // Legacy SDKs add a trailing slash; a host ending in `/` doubles one
-    // (specs/sendpost.md §2, §4.4).
+    // (docs/api/sendpost.md, "Paths").
     let created = ok(
         &app,
         post(&create_body("manual", &["slash@example.com"]))

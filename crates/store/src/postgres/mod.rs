@@ -1,5 +1,5 @@
 //! The shared store: PostgreSQL, for several hush instances behind a load
-//! balancer (DESIGN.md, "Backends").
+//! balancer (docs/architecture.md, "Storage"; docs/operations.md).
 //!
 //! - Every instance holds a pool of connections; every write is one
 //!   transaction, acknowledged once committed. Correctness under concurrent

@@ -232,7 +232,7 @@ impl Clause {
                 let p = clause.push(Param::Text(needle.clone()));
                 clause.and(&format!("strpos(email, {p}) > 0"));
             }
-            // SendGrid's `%` wildcard (specs/sendgrid-v3.md §2.1); the parts
+            // SendGrid's `%` wildcard (its `EmailPartialMatch`); the parts
             // themselves are literal.
             Some(EmailMatch::Pattern(parts)) => {
                 let p = clause.push(Param::Text(like_pattern(parts)));

@@ -1,4 +1,5 @@
-//! The embedded store: one SQLite file in WAL mode (DESIGN.md, "Backends").
+//! The embedded store: one SQLite file in WAL mode (docs/architecture.md,
+//! "Storage").
 //!
 //! - Every write goes through one writer thread that owns the only write
 //!   connection and commits many commands per fsync (group commit; see

@@ -1,7 +1,7 @@
 //! Lists of addresses show an address once. An address can have two entries
-//! that v3 shows the same way: an Unsubscribe (a v3 POST) and a Manual
-//! entry (a SendPost `manual` create globally, a Postmark create in the
-//! group's stream). Seed 001's lists are of addresses and `total` counts
+//! that v3 shows the same way: an Unsubscribe (a v3 POST) and a Manual entry
+//! (a SendPost `manual` create globally, a Postmark create in the group's
+//! stream). The seed shape's lists are of addresses and `total` counts
 //! addresses, so each address is one row, in every list, total and count.
 
 use actix_web::http::StatusCode;

@@ -1,5 +1,5 @@
 //! The `sendgrid` shape: SendGrid's own responses on the same routes
-//! (specs/sendgrid-v3.md §0, §2).
+//! (docs/api/v3.md, "The `sendgrid` shape").
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -193,8 +193,8 @@ async fn the_email_filter_takes_sendgrids_wildcard() {
     .await;
     assert_eq!(ordered.as_array().unwrap().len(), 1);
     assert_eq!(ordered[0]["email"], "hard@example.com");
-    // Not in the seed shape: seed 001 documents no wildcard, so there a
-    // '%' is itself, and a lone '%' lists nothing.
+    // Not in the seed shape: it documents no wildcard (docs/api/v3.md), so
+    // there a '%' is itself, and a lone '%' lists nothing.
     for query in ["email=%25ock%40", "email=%25", "email=_"] {
         let (status, seed) = call(
             &app,
@@ -494,7 +494,8 @@ async fn groups_in_the_sendgrid_shape() {
     .await;
     assert_eq!(paged.as_array().unwrap().len(), 1);
     assert_eq!(paged[0], rows[1]);
-    // Paged like every SendGrid list (§1.7): two group rows, pages of one.
+    // Paged like every SendGrid list (SendGrid docs, "Responses"): two group
+    // rows, pages of one.
     let base = "http://hush.test/v3/asm/suppressions?limit=1";
     assert_eq!(
         link.as_deref(),

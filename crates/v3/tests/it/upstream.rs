@@ -120,7 +120,7 @@ async fn sendgrid_against_hush_b() -> Arc<dyn Backend> {
 /// Admin origin. The `sendgrid` shape also keeps no bounce class apart
 /// from blocks (`identity`, `kind_details` and the kind filters), and
 /// does not show unknown-group adds as refusals (SendGrid puts them in the
-/// global list, DESIGN.md "Unknown group").
+/// global list, docs/mapping.md "Unknown group").
 mod seed_conformance {
     hush_engine::backend_conformance!(@checks super::seed_against_hush_b;
         add_reports_each_item_in_order,
@@ -450,7 +450,7 @@ async fn get_once(fake: &MockServer, at: &str, body: serde_json::Value) {
 }
 
 /// One address costs a constant number of calls, through the
-/// per-address endpoints (specs/sendgrid-v3.md §2.1–§2.5, §2.8 A11), not
+/// per-address endpoints (docs/backends.md, "v3", "One address"), not
 /// page walks of every list.
 #[tokio::test]
 async fn a_sendgrid_lookup_is_six_per_address_calls() {
