@@ -196,7 +196,7 @@ async fn postmark_stream_entries_are_not_sendpost_rows_but_its_deletes_reach_sen
             .sendpost_rows()
             .await
             .contains_key("stream-only@example.com"),
-        "a stream (group) entry is not a SendPost row (DESIGN.md: not shown)"
+        "a stream (group) entry is not a SendPost row (docs/mapping.md: not shown)"
     );
 
     // A bounce SendPost made is Customer origin: Postmark may reactivate it,

@@ -1,7 +1,7 @@
 """The suppressions and message-streams endpoints through postmarker 1.0,
 which has no methods for them, so its users go through client.call
-(specs/postmark.md §6.2). postmarker needs JSON with both ErrorCode and
-Message on every error and JSON on every success (§1.5)."""
+(postmarker reads both keys of an error). postmarker needs JSON with both ErrorCode and
+Message on every error and JSON on every success."""
 import os
 
 from postmarker.core import PostmarkClient

@@ -1,6 +1,6 @@
 """The suppressions and message-streams calls through the official
 postmark-python 0.4.0 (sync client), unchanged but for base_url
-(specs/postmark.md §9). The gateway was seeded with entries no Postmark call
+(docs/api/postmark.md). The gateway was seeded with entries no Postmark call
 can make (see tests/e2e/sdk_postmark.rs)."""
 import datetime as dt
 import os

@@ -1,7 +1,7 @@
 """The legacy SendPost contract through the official Python SDK 2.0.1
 (`sendpost-python-sdk==2.0.1`, import `sendpost_python_sdk`), unchanged but
 for its host. 2.0.1 decodes the delete reply as an array of {id, message}
-and the bounce text as `smtp_error` (specs/sendpost.md §9); hush tells it by
+and the bounce text as `smtp_error` (docs/api/sendpost.md, "Contracts"); hush tells it by
 its User-Agent, `OpenAPI-Generator/2.0.1/python`."""
 import datetime
 import os
@@ -60,7 +60,7 @@ with sp.ApiClient(cfg) as api_client:
     expect(info.status_code == 200 and header(info, "X-SendPost-Public-Contract") == "legacy",
            "the legacy contract is applied and echoed")
     expect(header(info, "Deprecation") == "true" and header(info, "Link").endswith('; rel="deprecation"'),
-           "the legacy contract's deprecation signals (spec §8)")
+           "the legacy contract's deprecation signals (docs/api/sendpost.md, "Contracts")")
     deleted = info.data
     expect(isinstance(deleted, list) and all(isinstance(d, sp.DeleteSuppression200ResponseInner) for d in deleted),
            f"delete returns the legacy array: {deleted}")

@@ -1,6 +1,6 @@
 """The SendPost suppression API through the official Python SDK
 (`sendpost==3.0.0`, import `sendpost_python_sdk`), unchanged but for its
-host (specs/sendpost.md §2, §11). Every step checks the SDK's typed result:
+host (docs/api/sendpost.md). Every step checks the SDK's typed result:
 the SDK validates strictly (StrictInt, enums), so a wrong type on the wire
 fails here."""
 import datetime
@@ -51,7 +51,7 @@ def listing(**kwargs):
 
 
 def count():
-    """The legacy count endpoint has no method in 3.0.0 (§4.4); it goes
+    """The legacy count endpoint has no method in 3.0.0 (docs/api/sendpost.md, count); it goes
     through the SDK's own ApiClient, auth and decoding."""
     params = api_client.param_serialize(
         method="GET",

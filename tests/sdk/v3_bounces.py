@@ -1,5 +1,5 @@
 """The bounce slice through the official Python SendGrid SDK, unchanged but
-for its host (specs/sendgrid-v3.md §4.1)."""
+for its host (sendgrid-python: the host is scheme://host:port, without /v3)."""
 import json
 import os
 import sys

@@ -1,6 +1,6 @@
 """Seed 001 beyond bounces (spam reports, global unsubscribes, groups,
 group suppressions, CSV imports) through the official Python SendGrid SDK,
-unchanged but for its host (specs/sendgrid-v3.md §4.1)."""
+unchanged but for its host (sendgrid-python: the host is scheme://host:port, without /v3)."""
 import json
 import os
 import sys

@@ -1,4 +1,4 @@
-"""The `sendgrid` shape (specs/sendgrid-v3.md §0, §2) through the official
+"""The `sendgrid` shape (docs/api/v3.md) through the official
 Python SendGrid SDK, written as code against SendGrid itself would be."""
 import json
 import os
