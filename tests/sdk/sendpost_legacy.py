@@ -60,7 +60,7 @@ with sp.ApiClient(cfg) as api_client:
     expect(info.status_code == 200 and header(info, "X-SendPost-Public-Contract") == "legacy",
            "the legacy contract is applied and echoed")
     expect(header(info, "Deprecation") == "true" and header(info, "Link").endswith('; rel="deprecation"'),
-           "the legacy contract's deprecation signals (docs/api/sendpost.md, "Contracts")")
+           "the legacy contract's deprecation signals (docs/api/sendpost.md, Contracts)")
     deleted = info.data
     expect(isinstance(deleted, list) and all(isinstance(d, sp.DeleteSuppression200ResponseInner) for d in deleted),
            f"delete returns the legacy array: {deleted}")
