@@ -318,3 +318,87 @@ async fn link_headers_believe_forwarded_headers_only_from_trusted_proxies() {
     assert!(!link.contains("javascript"), "{link}");
     assert!(link.starts_with("<http://"), "{link}");
 }
+
+/// Failed authentications are limited per client address: past the limit
+/// every request from it is a 429 with `Retry-After`, in the caller's
+/// format, good keys included; loopback is not counted unless asked.
+#[tokio::test]
+async fn failed_authentications_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n{extra}[storage]\npath = \"{}\"\n[log]\nformat = \"json\"\n{TENANTS}",
+                dir.path().join("hush.db").display()
+            ),
+        )
+        .unwrap();
+    };
+    let c = Client::new();
+    let bad_v3 = |base: &str| {
+        c.get(format!("{base}/v3/suppression/bounces"))
+            .header("Authorization", bearer("guessed-wrong"))
+            .send()
+    };
+    // Loopback, not counted by default: twenty wrong guesses are twenty 401s.
+    write("auth_failures_per_minute = 3\n");
+    let gw = Gateway::start(&config, &[]).await;
+    for _ in 0..20 {
+        assert_eq!(
+            bad_v3(&gw.base).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    drop(gw);
+    write("auth_failures_per_minute = 3\nauth_failures_on_loopback = true\n");
+    let gw = Gateway::start(&config, &[]).await;
+    for n in 0..4 {
+        let res = bad_v3(&gw.base).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    // Blocked now, whatever the key and the API.
+    let res = c
+        .get(gw.url("/v3/suppression/bounces"))
+        .header("Authorization", bearer("v3-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed authentications")
+    );
+    let res = c
+        .post(gw.url("/message-streams/outbound/suppressions/dump"))
+        .header("X-Postmark-Server-Token", "pm-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.json::<Value>().await.unwrap()["ErrorCode"].is_number());
+    let res = c
+        .get(gw.url("/api/v1/subaccount/suppression/count"))
+        .header("X-SubAccount-ApiKey", "sp-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    assert!(
+        gw.log_with("too many failed authentications")
+            .await
+            .contains("too many failed")
+    );
+}

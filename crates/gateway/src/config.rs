@@ -68,6 +68,12 @@ pub struct ServerConfig {
     /// the reverse proxies in front of hush (addresses or CIDR blocks).
     /// Anyone else's are removed before routing (guard.rs).
     pub trusted_proxies: Vec<String>,
+    /// Failed authentications a client address may make per minute
+    /// before it is answered 429 (guard.rs); 0 turns the limit off.
+    pub auth_failures_per_minute: u32,
+    /// Whether the limit counts loopback clients too (off: local tools and
+    /// tests are not throttled).
+    pub auth_failures_on_loopback: bool,
     /// Lets the demo tokens serve although `listen` is beyond loopback:
     /// for a container that must listen on 0.0.0.0 but whose port is
     /// published on the host's loopback only (docker-compose.yml).
@@ -86,6 +92,8 @@ impl Default for ServerConfig {
             body_min_bytes_per_sec: 1024,
             allow_demo_tokens: false,
             trusted_proxies: Vec::new(),
+            auth_failures_per_minute: 10,
+            auth_failures_on_loopback: false,
         }
     }
 }

@@ -2,8 +2,12 @@
 //! only from trusted proxies, no encoded bodies, and bodies that keep
 //! arriving.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,6 +49,75 @@ pub struct Guard {
     pub pace: BodyPace,
     /// `server.trusted_proxies`.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Shared by every worker; `None` when the limit is off.
+    pub auth_failures: Option<Arc<AuthFailures>>,
+}
+
+/// Failed authentications per client address: each 401 takes a cell of a
+/// GCRA bucket per address (governor); an address whose bucket is empty is
+/// answered 429, with `Retry-After`, until a cell comes back. Brute-forcing
+/// a token then costs a minute per `per_minute` guesses.
+pub struct AuthFailures {
+    limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
+    clock: governor::clock::DefaultClock,
+    /// Addresses told to wait, and until when.
+    blocked: Mutex<HashMap<IpAddr, std::time::Instant>>,
+    on_loopback: bool,
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures")
+            .field("addresses", &self.limiter.len())
+            .field("on_loopback", &self.on_loopback)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most addresses kept before the expired ones are dropped.
+const TRACKED_ADDRESSES: usize = 10_000;
+
+impl AuthFailures {
+    pub fn new(per_minute: NonZeroU32, on_loopback: bool) -> Self {
+        Self {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
+            clock: governor::clock::DefaultClock::default(),
+            blocked: Mutex::new(HashMap::new()),
+            on_loopback,
+        }
+    }
+
+    fn counts(&self, client: IpAddr) -> bool {
+        self.on_loopback || !client.is_loopback()
+    }
+
+    /// How many seconds `client` is still to wait, if it is blocked.
+    fn waiting(&self, client: IpAddr) -> Option<u64> {
+        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = *blocked.get(&client)?;
+        let now = std::time::Instant::now();
+        // Rounded up: a client that waits what it is told is let in.
+        (until > now).then(|| until.duration_since(now).as_secs() + 1)
+    }
+
+    /// Counts a failed authentication of `client`.
+    fn failed(&self, client: IpAddr) {
+        use governor::clock::Clock as _;
+        if let Err(not_until) = self.limiter.check_key(&client) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            let now = std::time::Instant::now();
+            let until = now + wait;
+            let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+            if blocked.len() >= TRACKED_ADDRESSES {
+                blocked.retain(|_, at| *at > now);
+            }
+            blocked.insert(client, until);
+            tracing::warn!(%client, "too many failed authentications from one address; answering 429 for a while");
+        }
+        if self.limiter.len() >= TRACKED_ADDRESSES {
+            self.limiter.retain_recent();
+        }
+    }
 }
 
 /// The headers through which a proxy says who the client is and what it
@@ -144,6 +217,19 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     guard.sanitize_forwarded(&mut req);
+    let client = client_address(&req);
+    let limited = guard
+        .auth_failures
+        .as_ref()
+        .zip(client)
+        .filter(|(limit, client)| limit.counts(*client));
+    if let Some((limit, client)) = limited
+        && let Some(retry_after_secs) = limit.waiting(client)
+    {
+        let refusal = GatewayRefusal::TooManyFailures { retry_after_secs };
+        let response = refuse(req.request(), &refusal);
+        return Ok(req.into_response(response));
+    }
     let pace = guard.pace;
     let encoding = req
         .headers()
@@ -162,9 +248,24 @@ pub async fn guard(
     req.set_payload(Payload::Stream {
         payload: Box::pin(Paced::new(payload, pace)),
     });
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_boxed_body)
+    let res = next.call(req).await?;
+    if res.status() == actix_web::http::StatusCode::UNAUTHORIZED
+        && let Some((limit, client)) = limited
+    {
+        limit.failed(client);
+    }
+    Ok(res.map_into_boxed_body())
+}
+
+/// The client's address: the peer's, or what a trusted proxy says it is
+/// (forwarded headers from anyone else were removed above).
+fn client_address(req: &ServiceRequest) -> Option<IpAddr> {
+    let info = req.connection_info();
+    let raw = info.realip_remote_addr()?;
+    raw.parse::<IpAddr>()
+        .ok()
+        .or_else(|| raw.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| raw.trim_start_matches('[').split(']').next()?.parse().ok())
 }
 
 /// A gateway refusal in the format of the API the caller speaks, told as

@@ -217,6 +217,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             min_bytes_per_sec: config.server.body_min_bytes_per_sec,
         },
         trusted_proxies: config.trusted_proxies()?,
+        auth_failures: std::num::NonZeroU32::new(config.server.auth_failures_per_minute).map(
+            |per_minute| {
+                Arc::new(guard::AuthFailures::new(
+                    per_minute,
+                    config.server.auth_failures_on_loopback,
+                ))
+            },
+        ),
     };
     let mut server = HttpServer::new(move || {
         let gateway = shared.clone();

@@ -125,6 +125,9 @@ pub enum GatewayRefusal {
     /// `identity`: no client of these APIs compresses what it sends, and
     /// decoding is where a small body becomes a large one.
     EncodedBody(String),
+    /// Too many failed authentications from the client's address: it is
+    /// to wait this many seconds (`Retry-After`).
+    TooManyFailures { retry_after_secs: u64 },
 }
 
 impl GatewayRefusal {
@@ -134,7 +137,24 @@ impl GatewayRefusal {
             Self::EncodedBody(encoding) => format!(
                 "request bodies with Content-Encoding {encoding:?} are not accepted; send the body uncompressed"
             ),
+            Self::TooManyFailures { retry_after_secs } => format!(
+                "too many failed authentications from this address; retry after {retry_after_secs} seconds"
+            ),
         }
+    }
+}
+
+impl GatewayRefusal {
+    /// Adds what the refusal tells a client beyond its body: how long to
+    /// wait, for a 429.
+    pub fn stamp(&self, mut res: HttpResponse) -> HttpResponse {
+        if let Self::TooManyFailures { retry_after_secs } = self {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
+        }
+        res
     }
 }
 

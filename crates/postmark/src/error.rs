@@ -109,6 +109,8 @@ pub enum PostmarkError {
     #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
     RequestTimeout,
     #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
     NotImplemented(String),
     #[error("The {0} upstream provider failed.")]
     BadGateway(&'static str),
@@ -166,6 +168,7 @@ impl PostmarkError {
             | Self::PayloadTooLarge(_)
             | Self::UnsupportedMediaType(_)
             | Self::RequestTimeout
+            | Self::TooManyRequests(_)
             | Self::NotImplemented(_)
             | Self::BadGateway(_)
             | Self::GatewayTimeout(_)
@@ -243,6 +246,7 @@ impl ResponseError for PostmarkError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,

@@ -76,8 +76,11 @@ pub fn refuse(refusal: &hush_http::GatewayRefusal) -> HttpResponse {
         hush_http::GatewayRefusal::EncodedBody(_) => {
             PostmarkError::UnsupportedMediaType(refusal.message())
         }
+        hush_http::GatewayRefusal::TooManyFailures { .. } => {
+            PostmarkError::TooManyRequests(refusal.message())
+        }
     };
-    actix_web::ResponseError::error_response(&err)
+    refusal.stamp(actix_web::ResponseError::error_response(&err))
 }
 
 /// Whether a request is for Postmark's API: it carries a Postmark token,

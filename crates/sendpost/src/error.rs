@@ -57,6 +57,10 @@ pub enum SendPostError {
     UnsupportedMediaType(String),
     #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
     RequestTimeout,
+    /// SendPost's rate-limit answer (its API reference's error types:
+    /// `rate_limit_exceeded`, `rate_limit_error`).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     NotImplemented(String),
     #[error("the {0} upstream provider failed")]
@@ -115,6 +119,7 @@ impl SendPostError {
             | Self::UnsupportedMediaType(_)
             | Self::RequestTimeout => ("invalid_request", "invalid_request_error"),
             Self::NotFound(_) => ("resource_not_found", "not_found_error"),
+            Self::TooManyRequests(_) => ("rate_limit_exceeded", "rate_limit_error"),
             Self::Conflict(_) => ("resource_exists", "conflict_error"),
             Self::NotImplemented(_)
             | Self::BadGateway(_)
@@ -180,6 +185,7 @@ impl ResponseError for SendPostError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,

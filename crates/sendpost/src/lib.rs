@@ -93,8 +93,11 @@ pub fn refuse(req: &HttpRequest, refusal: &hush_http::GatewayRefusal) -> HttpRes
         hush_http::GatewayRefusal::EncodedBody(_) => {
             SendPostError::UnsupportedMediaType(refusal.message())
         }
+        hush_http::GatewayRefusal::TooManyFailures { .. } => {
+            SendPostError::TooManyRequests(refusal.message())
+        }
     };
-    contract::respond(req, &err)
+    refusal.stamp(contract::respond(req, &err))
 }
 
 /// The router's 404 in the SendPost envelope, with the contract echoed; the

@@ -77,6 +77,8 @@ pub enum V3Error {
     #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
     RequestTimeout,
     #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
     NotImplemented(String),
     #[error("the {0} upstream provider failed")]
     BadGateway(&'static str),
@@ -165,6 +167,7 @@ impl ResponseError for V3Error {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) | Self::ImportTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,

@@ -179,8 +179,11 @@ pub fn refuse(refusal: &hush_http::GatewayRefusal) -> HttpResponse {
         hush_http::GatewayRefusal::EncodedBody(_) => {
             V3Error::UnsupportedMediaType(refusal.message())
         }
+        hush_http::GatewayRefusal::TooManyFailures { .. } => {
+            V3Error::TooManyRequests(refusal.message())
+        }
     };
-    actix_web::ResponseError::error_response(&err)
+    refusal.stamp(actix_web::ResponseError::error_response(&err))
 }
 
 /// The router's 404 in the v3 envelope.
