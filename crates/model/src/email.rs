@@ -33,6 +33,10 @@ pub enum EmailError {
     Whitespace,
     #[error("email address contains the control character {0:?}")]
     ControlChar(char),
+    #[error("email address contains the invisible character U+{:04X}, which would make it look like another address", *.0 as u32)]
+    Invisible(char),
+    #[error("the domain {0:?} is not a valid internationalized domain name")]
+    InvalidIdn(String),
     #[error("email address has no '@'")]
     MissingAt,
     #[error("email address has nothing before the '@'")]
@@ -81,26 +85,50 @@ impl Email {
     /// What can never be an address stays refused: no `@`, whitespace or
     /// control characters outside quotes, an empty part, a domain label
     /// that is not a DNS label.
+    ///
+    /// One address has one identity however it is spelled: the local part
+    /// is lowercased and put in Unicode NFC, and the domain is mapped by
+    /// IDNA (UTS-46: case, width, NFC) to its Unicode form, so
+    /// `bob@MÜNCHEN.de`, `bob@xn--mnchen-3ya.de` and the decomposed
+    /// `bob@mu\u{308}nchen.de` are all `bob@münchen.de`. Invisible
+    /// characters (zero-width spaces and joiners, bidirectional controls,
+    /// soft hyphens, variation selectors: Unicode's default-ignorable code
+    /// points) are refused: they make two spellings look the same that
+    /// are not, which is how an unsubscribe would be dodged.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(EmailError::Empty);
         }
-        let address = trimmed.to_lowercase();
-        let length = address.chars().count();
-        if length > MAX_ADDRESS {
-            return Err(EmailError::TooLong(length));
-        }
-        if let Some(c) = address
+        if let Some(c) = trimmed
             .chars()
             .find(|c| c.is_control() && !c.is_whitespace())
         {
             return Err(EmailError::ControlChar(c));
         }
-        let (local, domain) = address.rsplit_once('@').ok_or(EmailError::MissingAt)?;
-        check_local_part(local)?;
-        check_domain(domain)?;
+        if let Some(c) = trimmed.chars().find(|c| is_invisible(*c)) {
+            return Err(EmailError::Invisible(c));
+        }
+        let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError::MissingAt)?;
+        let local = normalize_local(local);
+        let domain = normalize_domain(domain)?;
+        let address = format!("{local}@{domain}");
+        let length = address.chars().count();
+        if length > MAX_ADDRESS {
+            return Err(EmailError::TooLong(length));
+        }
+        check_local_part(&local)?;
+        check_domain(&domain)?;
         Ok(Self(address))
+    }
+
+    /// [`Email::parse`] of an address stored before the rules it now
+    /// follows: invisible characters are dropped rather than refused, so
+    /// that the entry keeps suppressing the address it was meant for
+    /// (migrations use it; an API never does).
+    pub fn parse_stored(raw: &str) -> Result<Self, EmailError> {
+        let visible: String = raw.chars().filter(|c| !is_invisible(*c)).collect();
+        Self::parse(&visible)
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,6 +143,61 @@ impl Email {
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
     }
+}
+
+/// Lowercase, and NFC for a local part that is not ASCII.
+fn normalize_local(local: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let lower = local.to_lowercase();
+    if lower.is_ascii() {
+        lower
+    } else {
+        lower.nfc().collect()
+    }
+}
+
+/// The domain's one form: lowercase ASCII as it is (the common case, with
+/// no IDNA work), a domain literal lowercased, anything else (a Unicode
+/// label, an `xn--` label) mapped by UTS-46 to Unicode.
+fn normalize_domain(domain: &str) -> Result<String, EmailError> {
+    let lower = domain.to_lowercase();
+    if lower.starts_with('[') {
+        return Ok(lower);
+    }
+    let plain_ascii = lower.is_ascii() && !lower.split('.').any(|label| label.starts_with("xn--"));
+    if plain_ascii || lower.is_empty() {
+        return Ok(lower);
+    }
+    let (unicode, outcome) = idna::domain_to_unicode(&lower);
+    match outcome {
+        Ok(()) => Ok(unicode),
+        Err(_) => Err(EmailError::InvalidIdn(domain.to_owned())),
+    }
+}
+
+/// Unicode's default-ignorable code points that can sit in text unseen
+/// (DerivedCoreProperties.txt, `Default_Ignorable_Code_Point`).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 fn check_local_part(local: &str) -> Result<(), EmailError> {
@@ -309,7 +392,6 @@ mod tests {
             "\"a@b\"@example.com",
             "\"quo\\\"ted\"@example.com",
             "bob@münchen.de",
-            "bob@xn--mnchen-3ya.de",
             "用户@例子.广告",
             "bob@[192.0.2.1]",
             "bob@[ipv6:2001:db8::1]",
@@ -321,6 +403,47 @@ mod tests {
             Email::parse("Bob@[IPv6:2001:DB8::1]").map(Email::into_string),
             Ok("bob@[ipv6:2001:db8::1]".to_owned())
         );
+    }
+
+    /// Every spelling of an internationalized address is one identity.
+    #[test]
+    fn spellings_of_one_address_are_one_identity() {
+        let one = Email::parse("bob@münchen.de").expect("valid");
+        for spelling in [
+            "bob@xn--mnchen-3ya.de",
+            "BOB@XN--MNCHEN-3YA.DE",
+            "bob@mu\u{308}nchen.de",
+            "bob@MÜNCHEN.DE",
+            "bob@münchen.de",
+        ] {
+            assert_eq!(Email::parse(spelling).as_ref(), Ok(&one), "{spelling:?}");
+        }
+        // A decomposed local part is the composed one.
+        assert_eq!(
+            Email::parse("jose\u{301}@example.com"),
+            Email::parse("josé@example.com")
+        );
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_and_dropped_from_stored_addresses() {
+        for (raw, c) in [
+            ("bo\u{200b}b@example.com", '\u{200b}'),
+            ("bob@exam\u{200d}ple.com", '\u{200d}'),
+            ("\u{202e}bob@example.com", '\u{202e}'),
+            ("bob\u{ad}@example.com", '\u{ad}'),
+            ("bob@example.com\u{feff}", '\u{feff}'),
+        ] {
+            assert_eq!(Email::parse(raw), Err(EmailError::Invisible(c)), "{raw:?}");
+            assert_eq!(
+                Email::parse_stored(raw).map(Email::into_string),
+                Ok("bob@example.com".to_owned())
+            );
+        }
+        assert!(matches!(
+            Email::parse("bob@xn--zz.de"),
+            Err(EmailError::InvalidIdn(_))
+        ));
     }
 
     #[test]
@@ -364,12 +487,43 @@ mod tests {
             prop_assert_eq!(Email::parse(&raw), Err(EmailError::Whitespace));
         }
 
+        /// Whatever the domain's labels, its ASCII (punycode) spelling,
+        /// its decomposed spelling and its upper case are one identity.
+        #[test]
+        fn every_spelling_of_an_idn_address_is_one_identity(
+            local in "[a-z0-9]{1,10}",
+            labels in prop::collection::vec("[a-zäöüéèñçßøå]{1,12}", 1..3),
+            tld in "[a-z]{2,6}",
+        ) {
+            use unicode_normalization::UnicodeNormalization as _;
+            let domain = format!("{}.{tld}", labels.join("."));
+            let Ok(canonical) = Email::parse(&format!("{local}@{domain}")) else {
+                return Ok(());
+            };
+            let ascii = idna::domain_to_ascii(&domain).expect("an IDN that parsed has an ASCII form");
+            let decomposed: String = domain.nfd().collect();
+            let mut spellings = vec![
+                format!("{local}@{ascii}"),
+                format!("{local}@{}", ascii.to_uppercase()),
+                format!("{local}@{decomposed}"),
+            ];
+            // 'ß' upper-cases to "SS", another domain under IDNA 2008.
+            if !domain.contains('ß') {
+                spellings.push(format!("{}@{}", local.to_uppercase(), domain.to_uppercase()));
+            }
+            for spelling in spellings {
+                prop_assert_eq!(Email::parse(&spelling), Ok(canonical.clone()), "{}", spelling);
+            }
+        }
+
         #[test]
         fn parse_never_panics_and_output_is_normalised(raw in "\\PC{0,80}") {
             if let Ok(email) = Email::parse(&raw) {
                 prop_assert_eq!(email.as_str(), email.as_str().trim());
-                prop_assert_eq!(email.as_str().to_lowercase(), email.as_str());
                 prop_assert!(email.as_str().contains('@'));
+                // The normal form is a fixed point: a stored address parses
+                // to itself.
+                prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
             }
         }
     }

@@ -153,7 +153,68 @@ CREATE TRIGGER suppressions_log_updates AFTER UPDATE ON suppressions
 CREATE TRIGGER suppressions_log_truncates AFTER TRUNCATE ON suppressions
     FOR EACH STATEMENT EXECUTE FUNCTION hush_log_truncate();
 "#,
+    r#"
+-- Addresses in their one normal form: a Rust step (ADDRESSES_NORMALIZED).
+"#,
 ];
+
+/// The migration after which stored addresses are in `Email::parse`'s
+/// normal form (IDNA, NFC, no invisible characters): [`migrate`] runs
+/// [`normalize_addresses`] in its transaction.
+const ADDRESSES_NORMALIZED: usize = 4;
+
+/// Puts every stored address in `Email::parse`'s normal form, as the
+/// SQLite store's migration does (`sqlite::sql::normalize_addresses`): a
+/// row whose normal form already has an entry of its identity goes, the
+/// others are rewritten. Only non-ASCII and `xn--` addresses are read.
+async fn normalize_addresses(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String, String, i64, i16)> = sqlx::query_as(
+        "SELECT id, tenant, email, group_id, family FROM suppressions \
+         WHERE email ~ '[^ -~]' OR email LIKE '%xn--%'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut changed, mut merged) = (0_u64, 0_u64);
+    for (id, tenant, stored, group_id, family) in rows {
+        let normal = match hush_model::Email::parse_stored(&stored) {
+            Ok(email) if email.as_str() != stored => email,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(id, %err, "a stored address has no normal form; left as it is");
+                continue;
+            }
+        };
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM suppressions \
+             WHERE tenant = $1 AND email = $2 AND group_id = $3 AND family = $4 AND id <> $5",
+        )
+        .bind(&tenant)
+        .bind(normal.as_str())
+        .bind(group_id)
+        .bind(family)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if taken.is_some() {
+            sqlx::query("DELETE FROM suppressions WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            merged += 1;
+        } else {
+            sqlx::query("UPDATE suppressions SET email = $1 WHERE id = $2")
+                .bind(normal.as_str())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            changed += 1;
+        }
+    }
+    if changed + merged > 0 {
+        tracing::info!(changed, merged, "stored addresses put in their normal form");
+    }
+    Ok(())
+}
 
 /// The advisory lock that serialises migrations across instances: the
 /// bytes of "hushmigr". Taken with `pg_advisory_xact_lock`, so it is held
@@ -197,6 +258,9 @@ pub(super) async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
         let version = i32::try_from(index + 1)
             .map_err(|_| StoreError::Setup("too many migrations".to_owned()))?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        if index + 1 == ADDRESSES_NORMALIZED {
+            normalize_addresses(&mut tx).await?;
+        }
         sqlx::query("INSERT INTO hush_schema_migrations (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)

@@ -75,7 +75,15 @@ CREATE TABLE hush_write_probe (
     filler BLOB    NOT NULL
 );
 ",
+    r"
+-- Addresses in their one normal form: a Rust step (ADDRESSES_NORMALIZED).
+",
 ];
+
+/// The migration after which stored addresses are in `Email::parse`'s
+/// normal form (IDNA, NFC, no invisible characters): [`migrate`] runs
+/// `sql::normalize_addresses` in its transaction.
+const ADDRESSES_NORMALIZED: usize = 3;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
@@ -159,6 +167,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             return Ok(());
         };
         tx.execute_batch(sql)?;
+        if applied + 1 == ADDRESSES_NORMALIZED {
+            super::sql::normalize_addresses(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
         tracing::info!(version = version + 1, "applied sqlite schema migration");

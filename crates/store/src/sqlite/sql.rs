@@ -569,6 +569,49 @@ pub(super) fn probe_write(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Puts every stored address in `Email::parse`'s normal form: an IDN
+/// domain in one spelling, NFC, invisible characters dropped
+/// (`Email::parse_stored`). An entry whose normal form already has an
+/// entry of the same identity is the same suppression twice, and goes (the
+/// other stays). Only rows that can differ are read: non-ASCII, or an
+/// `xn--` label. One that does not parse even so is left, and logged.
+pub(super) fn normalize_addresses(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT id, email FROM suppressions WHERE email GLOB '*[^ -~]*' OR email LIKE '%xn--%'",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let (mut changed, mut merged) = (0_u64, 0_u64);
+    for (id, stored) in rows {
+        let normal = match Email::parse_stored(&stored) {
+            Ok(email) if email.as_str() != stored => email,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(id, %err, "a stored address has no normal form; left as it is");
+                continue;
+            }
+        };
+        match conn.execute(
+            "UPDATE suppressions SET email = ?1 WHERE id = ?2",
+            rusqlite::params![normal.as_str(), id],
+        ) {
+            Ok(_) => changed += 1,
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+            {
+                conn.execute("DELETE FROM suppressions WHERE id = ?1", [id])?;
+                merged += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if changed + merged > 0 {
+        tracing::info!(changed, merged, "stored addresses put in their normal form");
+    }
+    Ok(())
+}
+
 pub(super) fn tenants(conn: &Connection) -> Result<Vec<TenantId>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT tenant FROM suppression_groups UNION SELECT tenant FROM suppressions ORDER BY 1",

@@ -546,3 +546,53 @@ async fn concurrent_group_changes_keep_groups_consistent() {
         );
     }
 }
+
+/// The PostgreSQL twin of the SQLite migration: addresses stored before
+/// they were normalized are put in their one form by the migration, and
+/// two rows of one identity become one.
+#[tokio::test]
+async fn stored_addresses_are_normalized_by_the_migration() {
+    let db = TempDatabase::create().await;
+    drop(db.backend().await);
+    let mut conn = db.connection().await;
+    for (n, (stored, family)) in [
+        ("bob@xn--mnchen-3ya.de", 3_i16),
+        ("bob@münchen.de", 3),
+        ("bob@mu\u{308}nchen.de", 0),
+        ("ca\u{200b}t@example.com", 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO suppressions (tenant, email, group_id, family, class, origin, created_at) \
+             VALUES ('t1', $1, 0, $2, CASE WHEN $2 = 0 THEN 0::SMALLINT END, 1, $3)",
+        )
+        .bind(stored)
+        .bind(family)
+        .bind(n as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query("DELETE FROM hush_schema_migrations WHERE version = 4")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let backend = db.backend().await;
+    let t = TenantId::parse("t1").unwrap();
+    let all = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+    assert_eq!(backend.count(&t, &all).await.unwrap(), 3);
+    let found = backend
+        .entries(&t, &Email::parse("BOB@XN--MNCHEN-3YA.DE").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|s| s.email.as_str() == "bob@münchen.de"));
+    let cat = backend
+        .entries(&t, &Email::parse("cat@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cat.len(), 1);
+}

@@ -658,3 +658,74 @@ async fn removing_many_addresses_is_one_transaction_per_batch() {
             == 1
     );
 }
+
+/// Addresses stored before they were normalized (an IDN domain in two
+/// spellings, a decomposed local part, an invisible character) are put in
+/// their one form when the file is opened; two rows of one identity become
+/// one, and every spelling then finds it.
+#[tokio::test]
+async fn stored_addresses_are_normalized_when_the_file_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hush.db");
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // (email as stored, family): 3 is an unsubscribe, 0 a bounce.
+    for (n, (stored, family)) in [
+        ("bob@xn--mnchen-3ya.de", 3),
+        ("bob@münchen.de", 3),
+        ("bob@mu\u{308}nchen.de", 0),
+        ("jose\u{301}@example.com", 3),
+        ("ca\u{200b}t@example.com", 3),
+        ("plain@example.com", 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        conn.execute(
+            "INSERT INTO suppressions (tenant, email, group_id, family, class, origin, created_at) \
+             VALUES ('t1', ?1, 0, ?2, CASE WHEN ?2 = 0 THEN 0 END, 1, ?3)",
+            rusqlite::params![stored, family, n as i64],
+        )
+        .unwrap();
+    }
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let backend = open(&path);
+    assert_eq!(user_version(&path), 3);
+    let t = tenant();
+    let stored: Vec<String> = backend
+        .list(
+            &t,
+            &everything(),
+            PageRequest {
+                limit: 50,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.email.as_str().to_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            "bob@münchen.de",
+            "cat@example.com",
+            "josé@example.com",
+            "plain@example.com"
+        ]
+    );
+    assert_eq!(
+        backend.count(&t, &everything()).await.unwrap(),
+        5,
+        "two unsubscribes of bob are one"
+    );
+    for spelling in ["BOB@XN--MNCHEN-3YA.DE", "bob@mu\u{308}nchen.de"] {
+        let found = backend.entries(&t, &email(spelling)).await.unwrap();
+        assert_eq!(found.len(), 2, "{spelling}: the unsubscribe and the bounce");
+    }
+}
