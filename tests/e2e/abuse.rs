@@ -402,3 +402,110 @@ async fn failed_authentications_are_limited_per_address() {
             .contains("too many failed")
     );
 }
+
+/// Ids tell one tenant nothing of another's activity: group ids and
+/// SendPost ids are per-tenant permutations of the shared sequence, still
+/// 32-bit and 53-bit safe integers, and the same after a restart.
+#[tokio::test]
+async fn ids_do_not_show_other_tenants_activity() {
+    let tenants = r#"
+[[tenants]]
+id = "watcher"
+  [[tenants.keys]]
+  api = "v3"
+  token = "watcher-v3-key"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "watcher-sp-key"
+[[tenants]]
+id = "busy"
+  [[tenants.keys]]
+  api = "v3"
+  token = "busy-v3-key"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "busy-sp-key"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[log]\nformat = \"json\"\n{tenants}",
+            dir.path().join("hush.db").display()
+        ),
+    )
+    .unwrap();
+    let mut gw = Gateway::start(&config, &[]).await;
+    let c = Client::new();
+    let group = |base: String, key: &'static str, name: String| {
+        let c = c.clone();
+        async move {
+            let res = c
+                .post(format!("{base}/v3/asm/groups"))
+                .header("Authorization", bearer(key))
+                .json(&serde_json::json!({"name": name, "description": "d"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        }
+    };
+    let sendpost = |base: String, key: &'static str, address: String| {
+        let c = c.clone();
+        async move {
+            let res = c
+                .post(format!("{base}/api/v1/subaccount/suppression"))
+                .header("X-SubAccount-ApiKey", key)
+                .json(&serde_json::json!({"manual": [{"email": address}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.unwrap()[0]["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let first = group(gw.base.clone(), "watcher-v3-key", "First".into()).await;
+    let first_sp = sendpost(gw.base.clone(), "watcher-sp-key", "a@example.com".into()).await;
+    for n in 0..5 {
+        group(gw.base.clone(), "busy-v3-key", format!("Busy {n}")).await;
+        sendpost(gw.base.clone(), "busy-sp-key", format!("b{n}@example.com")).await;
+    }
+    let second = group(gw.base.clone(), "watcher-v3-key", "Second".into()).await;
+    let second_sp = sendpost(gw.base.clone(), "watcher-sp-key", "c@example.com".into()).await;
+    // Stored, these would be 6 apart (1 + 5 of the other tenant's).
+    assert!((second - first).abs() > 1_000, "{first} {second}");
+    assert!(
+        (second_sp - first_sp).abs() > 1_000,
+        "{first_sp} {second_sp}"
+    );
+    for id in [first, second] {
+        assert!((1..=i64::from(i32::MAX)).contains(&id), "{id}");
+    }
+    for id in [first_sp, second_sp] {
+        assert!((1..=1 << 53).contains(&id), "{id}");
+    }
+    // The same ids after a restart: a client's configured group id keeps
+    // naming its group.
+    gw.terminate();
+    let gw = Gateway::start(&config, &[]).await;
+    let res = c
+        .get(gw.url(&format!("/v3/asm/groups/{second}")))
+        .header("Authorization", bearer("watcher-v3-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["name"], "Second");
+    // Another tenant's id names nothing here.
+    let res = c
+        .get(gw.url(&format!("/v3/asm/groups/{second}")))
+        .header("Authorization", bearer("busy-v3-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

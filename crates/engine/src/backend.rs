@@ -71,6 +71,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         self.name()
     }
 
+    /// How this backend's stored ids are shown to one tenant: hush's own
+    /// stores number every tenant from one sequence, so they show ids
+    /// through a per-tenant permutation (`ShownIds`). `None` shows ids as
+    /// stored: an upstream's ids are the provider's own, which its
+    /// clients also use there.
+    fn shown_ids(&self, _tenant: &TenantId) -> Option<&hush_model::ShownIds> {
+        None
+    }
+
     /// Whether the backend can serve requests now (`/readyz`).
     async fn ready(&self) -> Result<(), EngineError>;
 

@@ -70,6 +70,29 @@ impl Engine {
         self.backend.ready().await
     }
 
+    /// The id a tenant is shown for one of its groups (`Backend::shown_ids`).
+    pub fn shown_group_id(&self, tenant: &TenantId, id: GroupId) -> i64 {
+        self.backend
+            .shown_ids(tenant)
+            .map_or(id.0, |shown| shown.group(tenant, id))
+    }
+
+    /// The group a tenant means by an id it was shown; `None` for an id it
+    /// cannot have been shown.
+    pub fn group_id_from_shown(&self, tenant: &TenantId, shown: i64) -> Option<GroupId> {
+        match self.backend.shown_ids(tenant) {
+            Some(ids) => ids.group_of(tenant, shown),
+            None => Some(GroupId(shown)),
+        }
+    }
+
+    /// The id a tenant is shown for one of its suppressions (SendPost's).
+    pub fn shown_suppression_id(&self, tenant: &TenantId, id: SuppressionId) -> i64 {
+        self.backend
+            .shown_ids(tenant)
+            .map_or(id.0, |shown| shown.suppression(tenant, id))
+    }
+
     /// Readiness of each backend, the default first (`Backend::readiness`).
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), EngineError>)> {
         self.backend.readiness().await

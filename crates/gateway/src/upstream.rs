@@ -323,6 +323,10 @@ impl Backend for TenantRouter {
         self.of(tenant).name()
     }
 
+    fn shown_ids(&self, tenant: &TenantId) -> Option<&hush_model::ShownIds> {
+        self.of(tenant).shown_ids(tenant)
+    }
+
     /// The default backend's: a tenant served elsewhere whose backend is
     /// down must not take every other tenant out of a load balancer with
     /// it (`readiness` reports it).

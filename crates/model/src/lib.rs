@@ -8,6 +8,7 @@ mod email;
 mod group;
 mod ids;
 mod query;
+mod shown_ids;
 mod suppression;
 mod timestamp;
 
@@ -23,6 +24,7 @@ pub use query::{
     EmailMatch, FilterError, ListFilter, MAX_FILTER_CHARS, MAX_WILDCARDS, Page, PageRequest,
     ScanCursor, ScopeFilter,
 };
+pub use shown_ids::ShownIds;
 pub use suppression::{
     BounceClass, Kind, KindFamily, KindSet, NewSuppression, Origin, Scope, Suppression, has_nul,
 };

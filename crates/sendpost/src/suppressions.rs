@@ -85,7 +85,7 @@ pub async fn create(
             // An address given twice in one request is one entry, shown once.
             AddOutcome::Added { suppression, .. } => {
                 if seen.insert(suppression.id) {
-                    created.push(Suppression::from_canonical(&suppression));
+                    created.push(shown(&state.engine, &subaccount.tenant, &suppression));
                 }
             }
             AddOutcome::Refused { message } => {
@@ -189,8 +189,24 @@ pub async fn list(
         .engine
         .list(&subaccount.tenant, &params.filter, params.page)
         .await?;
-    let rows: Vec<Suppression> = page.items.iter().map(Suppression::from_canonical).collect();
+    let rows: Vec<Suppression> = page
+        .items
+        .iter()
+        .map(|s| shown(&state.engine, &subaccount.tenant, s))
+        .collect();
     Ok(HttpResponse::Ok().json(rows))
+}
+
+/// A suppression as SendPost shows it, with the id this tenant is shown
+/// (`Engine::shown_suppression_id`), not the stored one.
+fn shown(
+    engine: &Engine,
+    tenant: &hush_model::TenantId,
+    suppression: &hush_model::Suppression,
+) -> Suppression {
+    let mut row = Suppression::from_canonical(suppression);
+    row.id = engine.shown_suppression_id(tenant, suppression.id);
+    row
 }
 
 /// `{"count": N}`: the rows a listing over the same days would show in all
@@ -280,7 +296,7 @@ pub async fn delete(
         Contract::Legacy => HttpResponse::Ok().json(
             ids.iter()
                 .map(|id| LegacyDeleted {
-                    id: id.0,
+                    id: state.engine.shown_suppression_id(&subaccount.tenant, *id),
                     message: DELETED_MESSAGE.to_owned(),
                 })
                 .collect::<Vec<_>>(),

@@ -116,7 +116,9 @@ impl V3Error {
 impl From<EngineError> for V3Error {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::GroupNotFound(id) => Self::NotFound(format!("group {id} not found")),
+            // The id inside is the stored one, not the one the client was
+            // shown (Engine::shown_group_id): it is not repeated.
+            EngineError::GroupNotFound(_) => Self::NotFound("the group was not found".to_owned()),
             EngineError::GroupNameTaken(name) => {
                 Self::bad_request("name", format!("a group named {name:?} already exists"))
             }

@@ -250,13 +250,27 @@ pub fn body_email(field: &str, raw: &str) -> Result<Email, V3Error> {
     Email::parse(raw).map_err(|err| V3Error::bad_request(field, format!("{raw:?}: {err}")))
 }
 
-/// The `{group_id}` of a path: a group's number.
-pub fn path_group(req: &HttpRequest) -> Result<hush_model::GroupId, V3Error> {
+/// The group a `{group_id}` of a path names: the number the tenant was
+/// shown for it (`Engine::shown_group_id`). A number the tenant cannot have
+/// been shown names no group: it becomes [`NO_GROUP`], which no store
+/// holds, so every handler answers as it does for an unknown group (a 404,
+/// or SendGrid's fall-back to the global list).
+pub fn path_group(
+    req: &HttpRequest,
+    engine: &hush_engine::Engine,
+    tenant: &hush_model::TenantId,
+) -> Result<hush_model::GroupId, V3Error> {
     let raw = req.match_info().get("group_id").unwrap_or_default();
-    raw.parse::<i64>().map(hush_model::GroupId).map_err(|_| {
+    let shown = raw.parse::<i64>().map_err(|_| {
         V3Error::bad_request(
             "group_id",
             format!("the group id must be a number; got {raw:?}"),
         )
-    })
+    })?;
+    Ok(engine
+        .group_id_from_shown(tenant, shown)
+        .unwrap_or(NO_GROUP))
 }
+
+/// A group id no store assigns (they start at 1).
+const NO_GROUP: hush_model::GroupId = hush_model::GroupId(-1);

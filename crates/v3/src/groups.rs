@@ -60,7 +60,7 @@ async fn shown(
     let unsubscribes = unsubscribes_in(state, tenant, group.id).await?;
     Ok(match shape {
         Shape::Seed => ShownGroup::Seed(GroupRecord {
-            id: group.id.0,
+            id: state.engine.shown_group_id(tenant, group.id),
             name: group.name.clone(),
             description: group.description.clone(),
             is_default: group.is_default,
@@ -68,7 +68,7 @@ async fn shown(
             created_at: group.created_at.to_rfc3339_z_seconds(),
         }),
         Shape::Sendgrid => ShownGroup::Sendgrid(SendgridGroup {
-            id: group.id.0,
+            id: state.engine.shown_group_id(tenant, group.id),
             name: group.name.clone(),
             description: group.description.clone(),
             is_default: group.is_default,
@@ -104,15 +104,21 @@ pub async fn list(
         .all("id")
         .into_iter()
         .map(|raw| {
-            raw.trim().parse::<i64>().map(GroupId).map_err(|_| {
+            raw.trim().parse::<i64>().map_err(|_| {
                 V3Error::bad_request("id", format!("id must be a group number; got {raw:?}"))
             })
         })
-        .collect::<Result<HashSet<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
+    // Shown ids name the groups; one that names none matches none.
+    let asked = !wanted.is_empty();
+    let wanted: HashSet<GroupId> = wanted
+        .into_iter()
+        .filter_map(|shown| state.engine.group_id_from_shown(&key.tenant, shown))
+        .collect();
     let mut seed = Vec::new();
     let mut sendgrid = Vec::new();
     for group in state.engine.groups(&key.tenant).await? {
-        if wanted.is_empty() || wanted.contains(&group.id) {
+        if !asked || wanted.contains(&group.id) {
             match shown(&state, &key.tenant, key.shape, &group).await? {
                 ShownGroup::Seed(record) => seed.push(record),
                 ShownGroup::Sendgrid(record) => sendgrid.push(record),
@@ -154,7 +160,10 @@ pub async fn get(
     state: web::Data<V3State>,
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let group = state.engine.group(&key.tenant, path_group(&req)?).await?;
+    let group = state
+        .engine
+        .group(&key.tenant, path_group(&req, &state.engine, &key.tenant)?)
+        .await?;
     Ok(HttpResponse::Ok().json(shown(&state, &key.tenant, key.shape, &group).await?))
 }
 
@@ -167,7 +176,7 @@ pub async fn update(
     req: HttpRequest,
     V3Json(body): V3Json<GroupPatch>,
 ) -> Result<HttpResponse, V3Error> {
-    let id = path_group(&req)?;
+    let id = path_group(&req, &state.engine, &key.tenant)?;
     if let Some(description) = &body.description {
         check_description(description)?;
     }
@@ -194,7 +203,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, V3Error> {
     state
         .engine
-        .delete_group(&key.tenant, path_group(&req)?)
+        .delete_group(&key.tenant, path_group(&req, &state.engine, &key.tenant)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -208,7 +217,7 @@ pub async fn members(
     state: web::Data<V3State>,
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let id = path_group(&req)?;
+    let id = path_group(&req, &state.engine, &key.tenant)?;
     let page = group_page(&QueryPairs::from_request(&req))?;
     state.engine.group(&key.tenant, id).await?;
     match key.shape {
@@ -251,7 +260,7 @@ pub async fn add_members(
     req: HttpRequest,
     V3Json(body): V3Json<RecipientEmails>,
 ) -> Result<HttpResponse, V3Error> {
-    let id = path_group(&req)?;
+    let id = path_group(&req, &state.engine, &key.tenant)?;
     let emails = recipient_emails(&body)?;
     let scope = match state.engine.group(&key.tenant, id).await {
         Ok(_) => Scope::Group(id),
@@ -280,7 +289,7 @@ pub async fn remove_member(
     state: web::Data<V3State>,
     req: HttpRequest,
 ) -> Result<HttpResponse, V3Error> {
-    let id = path_group(&req)?;
+    let id = path_group(&req, &state.engine, &key.tenant)?;
     let email = path_email(&req)?;
     state.engine.group(&key.tenant, id).await?;
     let removed = state
@@ -310,7 +319,7 @@ pub async fn search(
     V3Json(body): V3Json<RecipientEmails>,
 ) -> Result<HttpResponse, V3Error> {
     key.require_sendgrid_shape()?;
-    let id = path_group(&req)?;
+    let id = path_group(&req, &state.engine, &key.tenant)?;
     let emails = recipient_emails(&body)?;
     state.engine.group(&key.tenant, id).await?;
     let kinds = global_unsubscribe_kinds();
@@ -383,7 +392,7 @@ pub async fn all_suppressions(
         }
         rows.push(SendgridGroupSuppression {
             email: s.email.into_string(),
-            group_id: id.0,
+            group_id: state.engine.shown_group_id(&key.tenant, id),
             group_name: names.get(&id).cloned().unwrap_or_default(),
             created_at: s.created_at.unix_seconds(),
         });
@@ -429,7 +438,7 @@ pub async fn address_groups(
         .await?
         .into_iter()
         .map(|g| AddressGroup {
-            id: g.id.0,
+            id: state.engine.shown_group_id(&key.tenant, g.id),
             suppressed: suppressed_in.contains(&g.id),
             name: g.name,
             description: g.description,

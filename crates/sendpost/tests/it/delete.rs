@@ -26,7 +26,13 @@ async fn seed_every_kind(engine: &hush_engine::Engine, address: &str) -> Vec<i64
             created_at: hush_engine::Engine::now(),
         })
         .collect();
-    seed(engine, items).await.iter().map(|s| s.id.0).collect()
+    // The ids a tenant is shown, not the stored ones.
+    let tenant = hush_model::TenantId::parse("demo").unwrap();
+    seed(engine, items)
+        .await
+        .iter()
+        .map(|s| engine.shown_suppression_id(&tenant, s.id))
+        .collect()
 }
 
 #[actix_web::test]

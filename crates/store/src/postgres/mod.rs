@@ -261,6 +261,7 @@ impl From<StoreError> for EngineError {
 pub struct PostgresBackend {
     pool: PgPool,
     location: String,
+    shown_ids: hush_model::ShownIds,
     /// `None` when `lookup_index_mib` is 0.
     mirror: Option<Arc<mirror::Mirror>>,
     counters: Arc<mirror::Counters>,
@@ -290,6 +291,9 @@ impl PostgresBackend {
         schema::migrate(&mut conn)
             .await
             .map_err(EngineError::from)?;
+        let shown_ids = schema::shown_ids(&mut conn)
+            .await
+            .map_err(EngineError::from)?;
         drop(conn);
         let counters = Arc::new(mirror::Counters::default());
         let mirror = match options.lookup_index_mib {
@@ -315,6 +319,7 @@ impl PostgresBackend {
             location,
             mirror,
             counters,
+            shown_ids,
         })
     }
 
@@ -430,6 +435,10 @@ macro_rules! in_transaction {
 impl Backend for PostgresBackend {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn shown_ids(&self, _tenant: &TenantId) -> Option<&hush_model::ShownIds> {
+        Some(&self.shown_ids)
     }
 
     async fn ready(&self) -> Result<(), EngineError> {

@@ -156,7 +156,33 @@ CREATE TRIGGER suppressions_log_truncates AFTER TRUNCATE ON suppressions
     r#"
 -- Addresses in their one normal form: a Rust step (ADDRESSES_NORMALIZED).
 "#,
+    r#"
+CREATE TABLE hush_meta (
+    name  TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO hush_meta (name, value)
+    VALUES ('shown_ids_key', encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'hex'));
+INSERT INTO hush_meta (name, value)
+    SELECT 'legacy_groups_up_to', coalesce(max(id), 0)::TEXT FROM suppression_groups;
+"#,
 ];
+
+/// The database's key and legacy bound for shown ids (`hush_meta`, the
+/// same as SQLite's).
+pub(super) async fn shown_ids(conn: &mut PgConnection) -> Result<hush_model::ShownIds, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, value FROM hush_meta")
+        .fetch_all(&mut *conn)
+        .await?;
+    let value = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| StoreError::Setup(format!("hush_meta has no {name}")))
+    };
+    crate::shown_ids_from(value("shown_ids_key")?, value("legacy_groups_up_to")?)
+        .map_err(StoreError::Setup)
+}
 
 /// The migration after which stored addresses are in `Email::parse`'s
 /// normal form (IDNA, NFC, no invisible characters): [`migrate`] runs

@@ -119,6 +119,7 @@ impl From<StoreError> for EngineError {
 #[derive(Debug)]
 pub struct SqliteBackend {
     path: PathBuf,
+    shown_ids: hush_model::ShownIds,
     // Declared first so it drops first: queued writes finish before the read
     // connections close.
     writer: Writer,
@@ -155,6 +156,7 @@ impl SqliteBackend {
         let serving = lock_for_serving(&path)?;
         let mut conn = schema::open_writer(&path)?;
         schema::migrate(&mut conn)?;
+        let shown_ids = sql::shown_ids(&conn)?;
         let addresses = sql::address_filter(&conn)?;
         let index = Arc::new(LookupIndex::new(lookup_index_mib.saturating_mul(1 << 20)));
         sql::fill_index(&conn, &index)?;
@@ -163,6 +165,7 @@ impl SqliteBackend {
         tracing::info!(path = %path.display(), read_connections, ?addresses, ?index, "opened sqlite store");
         Ok(Self {
             path,
+            shown_ids,
             writer,
             readers,
             index,
@@ -268,6 +271,10 @@ fn lock_for_serving(path: &Path) -> Result<File, StoreError> {
 impl Backend for SqliteBackend {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn shown_ids(&self, _tenant: &TenantId) -> Option<&hush_model::ShownIds> {
+        Some(&self.shown_ids)
     }
 
     async fn ready(&self) -> Result<(), EngineError> {

@@ -24,6 +24,9 @@ use super::StoreError;
 ///   would rather walk `suppressions_by_time` to skip a sort). The two
 ///   others serve listings newest first, by scope and kind or over
 ///   everything.
+/// - `hush_meta` holds the key of the ids shown to clients
+///   (`hush_model::ShownIds`), drawn once per file, and the last group id
+///   stored before shown ids were opaque, which keeps showing as stored.
 /// - `hush_write_probe` stays empty: after a write failed for lack of
 ///   space, readiness writes a row of [`super::sql::PROBE_BYTES`] there
 ///   and deletes it in one committed transaction, to learn whether writes
@@ -77,6 +80,15 @@ CREATE TABLE hush_write_probe (
 ",
     r"
 -- Addresses in their one normal form: a Rust step (ADDRESSES_NORMALIZED).
+",
+    r"
+CREATE TABLE hush_meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO hush_meta (name, value) VALUES ('shown_ids_key', hex(randomblob(32)));
+INSERT INTO hush_meta (name, value)
+    SELECT 'legacy_groups_up_to', CAST(coalesce(max(id), 0) AS TEXT) FROM suppression_groups;
 ",
 ];
 

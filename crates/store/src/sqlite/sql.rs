@@ -555,6 +555,19 @@ pub(super) fn groups(conn: &Connection, tenant: &TenantId) -> Result<Vec<Group>,
 }
 
 /// Every tenant with a suppression or a group, in order.
+/// The file's key and legacy bound for shown ids (`hush_meta`).
+pub(super) fn shown_ids(conn: &Connection) -> Result<hush_model::ShownIds, StoreError> {
+    let value = |name: &str| -> Result<String, StoreError> {
+        Ok(conn.query_row(
+            "SELECT value FROM hush_meta WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )?)
+    };
+    crate::shown_ids_from(&value("shown_ids_key")?, &value("legacy_groups_up_to")?)
+        .map_err(StoreError::Setup)
+}
+
 /// How much a readiness probe writes: enough pages (4 KiB each) that it
 /// needs room a full disk or a full file does not have.
 pub(crate) const PROBE_BYTES: i64 = 64 * 1024;

@@ -729,3 +729,40 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         assert_eq!(found.len(), 2, "{spelling}: the unsubscribe and the bounce");
     }
 }
+
+/// Groups made before ids were shown opaque keep showing their stored id
+/// (clients are configured with them); later ones are opaque. The key is
+/// the file's, so a reopened file shows the same ids.
+#[tokio::test]
+async fn groups_from_before_opaque_ids_keep_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hush.db");
+    let backend = open(&path);
+    let t = tenant();
+    let old = backend
+        .create_group(&t, new_group("old", "Old"))
+        .await
+        .unwrap();
+    drop(backend);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE hush_meta; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+    let backend = open(&path);
+    let shown = backend.shown_ids(&t).unwrap().clone();
+    assert_eq!(shown.group(&t, old.id), old.id.0, "kept as stored");
+    let new = backend
+        .create_group(&t, new_group("new", "New"))
+        .await
+        .unwrap();
+    let new_shown = shown.group(&t, new.id);
+    assert!(new_shown > 1 << 30, "opaque: {new_shown}");
+    assert_eq!(shown.group_of(&t, new_shown), Some(new.id));
+    drop(backend);
+    let again = open(&path);
+    assert_eq!(
+        again.shown_ids(&t).unwrap().group(&t, new.id),
+        new_shown,
+        "the same after a reopen"
+    );
+}

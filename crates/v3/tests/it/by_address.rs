@@ -7,7 +7,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test;
 use hush_engine::Engine;
-use hush_model::{Email, GroupId, Kind, NewSuppression, Origin, Scope, Timestamp};
+use hush_model::{Email, Kind, NewSuppression, Origin, Scope, Timestamp};
 use serde_json::json;
 
 use crate::support::*;
@@ -130,8 +130,11 @@ async fn group_lists_and_counts_show_an_address_once() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     let id = group["id"].as_i64().unwrap();
+    let stored = engine
+        .group_id_from_shown(&tenant("demo"), id)
+        .expect("the shown id names the group");
     // A Postmark create in the group's stream, then a v3 group POST.
-    manual(&engine, "m@example.com", Scope::Group(GroupId(id))).await;
+    manual(&engine, "m@example.com", Scope::Group(stored)).await;
     let members = format!("/v3/asm/groups/{id}/suppressions");
     let body = json!({"recipient_emails": ["m@example.com", "n@example.com"]});
     let (status, _) = call(&app, post(&members, WRITER, &body)).await;
