@@ -157,7 +157,7 @@ mod tests {
         let (a, b) = (tenant("a"), tenant("b"));
         let first = shown.group(&a, GroupId(41));
         let next = shown.group(&a, GroupId(42));
-        assert!(first >= GROUP_OPAQUE_BASE && first <= i64::from(i32::MAX));
+        assert!((GROUP_OPAQUE_BASE..=i64::from(i32::MAX)).contains(&first));
         assert!((next - first).abs() > 1_000, "{first} {next}");
         assert_ne!(shown.group(&b, GroupId(41)), first);
         assert_eq!(shown.group_of(&a, first), Some(GroupId(41)));
@@ -182,7 +182,7 @@ mod tests {
             let shown = ids(legacy);
             let t = tenant(&name);
             let seen = shown.group(&t, GroupId(id));
-            prop_assert!(seen >= 1 && seen <= i64::from(i32::MAX));
+            prop_assert!((1..=i64::from(i32::MAX)).contains(&seen));
             prop_assert_eq!(shown.group_of(&t, seen), Some(GroupId(id)));
         }
 
@@ -191,7 +191,7 @@ mod tests {
             let shown = ids(0);
             let t = tenant("t");
             let (x, y) = (shown.suppression(&t, SuppressionId(a)), shown.suppression(&t, SuppressionId(b)));
-            prop_assert!(x >= 1 && x <= 1 << 52);
+            prop_assert!((1..=1 << 52).contains(&x));
             prop_assert_eq!(x == y, a == b);
         }
     }
