@@ -91,6 +91,7 @@ async fn a_full_disk_is_a_503_with_retry_after_and_readiness_says_so() {
 
     // Fill it: every acknowledged write is kept, then writes are refused.
     let mut acknowledged = Vec::new();
+    let mut acknowledged_small = Vec::new();
     let mut refused = None;
     for n in 0..2_000 {
         let res = post_bounce(&c, &base, n).await;
@@ -112,6 +113,26 @@ async fn a_full_disk_is_a_503_with_retry_after_and_readiness_says_so() {
         "v3 envelope: {body}"
     );
 
+    // Small writes can still fit where a large one did not: fill those
+    // pages too, so that every write below is refused.
+    let mut small_refused = false;
+    for n in 0..5_000 {
+        let res = c
+            .post(format!("{base}/v3/suppression/bounces"))
+            .header("Authorization", bearer("v3-key"))
+            .json(&json!({"email": format!("s{n}@example.com")}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::CREATED {
+            acknowledged_small.push(n);
+        } else {
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            small_refused = true;
+            break;
+        }
+    }
+    assert!(small_refused, "small writes filled the disk too");
     // Each API answers in its own format while the disk stays full.
     let more = 200;
     for n in 0..more {
@@ -201,5 +222,14 @@ async fn a_full_disk_is_a_503_with_retry_after_and_readiness_says_so() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "acknowledged b{n} is kept");
+    }
+    for n in acknowledged_small {
+        let res = c
+            .get(format!("{base}/v3/suppression/bounces/s{n}@example.com"))
+            .header("Authorization", bearer("v3-key"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "acknowledged s{n} is kept");
     }
 }

@@ -399,3 +399,26 @@ async fn the_store_is_read_as_the_body_is_read() {
     assert_eq!(list.len(), total as usize);
     assert_eq!(list[0], format!("user{}@bulk.example", total - 1));
 }
+
+/// A fragment is literal and bounded: `%` and `_` are themselves, and one
+/// longer than any address, or holding a control character (NUL
+/// included, which PostgreSQL cannot compare), is refused naming the
+/// parameter.
+#[actix_web::test]
+async fn address_fragments_are_literal_and_bounded() {
+    for query in [
+        "?EmailAddress=%25",
+        "?EmailAddress=_",
+        "?EmailAddress=%25x.com",
+    ] {
+        let (status, body) = dump(query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert!(addresses_of(&body).is_empty(), "{query}: {body}");
+    }
+    let long = format!("?EmailAddress={}", "a".repeat(300));
+    for query in [long.as_str(), "?EmailAddress=a%00b"] {
+        let (status, body) = dump(query).await;
+        let message = assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, 1407);
+        assert!(message.contains("EmailAddress"), "{message}");
+    }
+}

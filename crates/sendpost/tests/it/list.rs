@@ -406,3 +406,34 @@ async fn count_takes_optional_days() {
         assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(param));
     }
 }
+
+/// `search` is literal and bounded: `%` and `_` are themselves, and one
+/// longer than any address, or holding a control character (NUL
+/// included, which PostgreSQL cannot compare), is refused naming it.
+#[actix_web::test]
+async fn search_is_literal_and_bounded() {
+    let engine = engine();
+    seed(
+        &engine,
+        vec![
+            at("alice@hooli.com", Kind::Manual, DAY * NANOS),
+            at("a_b@hooli.com", Kind::Manual, DAY * NANOS + 1),
+        ],
+    )
+    .await;
+    let app = app(engine).await;
+    let base = "from=2024-01-10&to=2024-01-10";
+    for (search, want) in [
+        ("%25", vec![]),
+        ("a_", vec!["a_b@hooli.com"]),
+        ("_", vec!["a_b@hooli.com"]),
+    ] {
+        let rows = rows_of(&app, &format!("{base}&search={search}")).await;
+        assert_eq!(emails(&rows), want, "{search}");
+    }
+    let long = "a".repeat(300);
+    for search in [long.as_str(), "a%00b"] {
+        let reply = send(&app, get(&list_uri(&format!("{base}&search={search}")))).await;
+        assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some("search"));
+    }
+}
