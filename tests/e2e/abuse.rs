@@ -11,19 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::support::{Gateway, TestGateway, bearer};
 
-const TENANTS: &str = r#"
-[[tenants]]
-id = "demo"
-  [[tenants.keys]]
-  api = "v3"
-  token = "v3-key"
-  [[tenants.keys]]
-  api = "postmark"
-  token = "pm-token"
-  [[tenants.keys]]
-  api = "sendpost"
-  token = "sp-key"
-"#;
+const TENANTS: &str = crate::support::ONE_TENANT_THREE_APIS;
 
 /// `VmHWM` of a process: the most memory it has held, in MiB.
 fn peak_rss_mib(gateway: &Gateway) -> u64 {

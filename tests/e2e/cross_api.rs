@@ -8,19 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::TestGateway;
 
-const TENANTS: &str = r#"
-[[tenants]]
-id = "demo"
-  [[tenants.keys]]
-  api = "v3"
-  token = "v3-key"
-  [[tenants.keys]]
-  api = "postmark"
-  token = "pm-token"
-  [[tenants.keys]]
-  api = "sendpost"
-  token = "sp-key"
-"#;
+const TENANTS: &str = crate::support::ONE_TENANT_THREE_APIS;
 
 struct Apis {
     gw: TestGateway,

@@ -262,6 +262,22 @@ pub fn refused_start(config: Option<&Path>, env: &[(&str, &str)]) -> (i32, Strin
     )
 }
 
+/// One tenant `demo` with a key for each API: `v3-key`, `pm-token`,
+/// `sp-key`.
+pub const ONE_TENANT_THREE_APIS: &str = r#"
+[[tenants]]
+id = "demo"
+  [[tenants.keys]]
+  api = "v3"
+  token = "v3-key"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "pm-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "sp-key"
+"#;
+
 pub fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
