@@ -217,12 +217,11 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     guard.sanitize_forwarded(&mut req);
-    let client = client_address(&req);
-    let limited = guard
-        .auth_failures
-        .as_ref()
-        .zip(client)
-        .filter(|(limit, client)| limit.counts(*client));
+    let limited = guard.auth_failures.as_ref().and_then(|limit| {
+        client_address(&req, &guard.trusted_proxies)
+            .filter(|client| limit.counts(*client))
+            .map(|client| (limit, client))
+    });
     if let Some((limit, client)) = limited
         && let Some(retry_after_secs) = limit.waiting(client)
     {
@@ -244,10 +243,14 @@ pub async fn guard(
         let response = refuse(req.request(), &refusal);
         return Ok(req.into_response(response));
     }
-    let payload = req.take_payload();
-    req.set_payload(Payload::Stream {
-        payload: Box::pin(Paced::new(payload, pace)),
-    });
+    // A request without a body (a lookup) has nothing to pace, and a
+    // timer per request is not free on the lookup path.
+    if may_have_body(&req) {
+        let payload = req.take_payload();
+        req.set_payload(Payload::Stream {
+            payload: Box::pin(Paced::new(payload, pace)),
+        });
+    }
     let res = next.call(req).await?;
     if res.status() == actix_web::http::StatusCode::UNAUTHORIZED
         && let Some((limit, client)) = limited
@@ -257,9 +260,27 @@ pub async fn guard(
     Ok(res.map_into_boxed_body())
 }
 
-/// The client's address: the peer's, or what a trusted proxy says it is
-/// (forwarded headers from anyone else were removed above).
-fn client_address(req: &ServiceRequest) -> Option<IpAddr> {
+/// Whether a request declares a body: a `Content-Length` above zero, or a
+/// `Transfer-Encoding` (chunked).
+fn may_have_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    if headers.contains_key(actix_web::http::header::TRANSFER_ENCODING) {
+        return true;
+    }
+    match headers.get(actix_web::http::header::CONTENT_LENGTH) {
+        None => false,
+        Some(length) => length.to_str().map_or(true, |v| v.trim() != "0"),
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// what it says the client's is (forwarded headers from anyone else were
+/// removed above).
+fn client_address(req: &ServiceRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
     let info = req.connection_info();
     let raw = info.realip_remote_addr()?;
     raw.parse::<IpAddr>()

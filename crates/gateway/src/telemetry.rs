@@ -136,10 +136,11 @@ pub async fn request_id(
     // The route's template, never the path: paths carry addresses, which
     // are personal data. The address is a keyed hash, enough to follow
     // one address through the log without writing it.
-    let route = res.request().match_pattern();
-    let address = res.request().match_info().get("email").map(address_hash);
-    let path = match &route {
-        Some(route) => std::borrow::Cow::Borrowed(route.as_str()),
+    let email = res.request().match_info().get("email");
+    let address = email.map(address_hash);
+    let path = match email {
+        // Every `{email}` is its route's last segment.
+        Some(_) => std::borrow::Cow::Owned(with_email_template(uri.path())),
         None => scrubbed(uri.path()),
     };
     let address = address.as_deref().unwrap_or("");
@@ -166,15 +167,29 @@ static ADDRESS_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 /// the same hash for as long as the key stays.
 pub fn address_hash(raw: &str) -> String {
     use hmac::{KeyInit as _, Mac as _};
+    type Keyed = hmac::Hmac<sha2_hmac::Sha256>;
+    // Keyed once: cloning the prepared state costs a copy, where keying
+    // costs two hash blocks, on every lookup's request line.
+    static KEYED: std::sync::OnceLock<Option<Keyed>> = std::sync::OnceLock::new();
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     let address = decoded.trim().to_lowercase();
-    let key = ADDRESS_KEY.get().map_or(&[][..], Vec::as_slice);
-    let Ok(mut mac) = hmac::Hmac::<sha2_hmac::Sha256>::new_from_slice(key) else {
+    let keyed = KEYED.get_or_init(|| {
+        let key = ADDRESS_KEY.get().map_or(&[][..], Vec::as_slice);
+        Keyed::new_from_slice(key).ok()
+    });
+    let Some(mut mac) = keyed.clone() else {
         return String::new();
     };
     mac.update(address.as_bytes());
     let digest = mac.finalize().into_bytes();
     hex::encode(&digest[..8])
+}
+
+/// A path whose last segment is an address, with that segment written as
+/// its route's template writes it: `/v3/suppression/bounces/{email}`.
+fn with_email_template(path: &str) -> String {
+    let head = path.rsplit_once('/').map_or("", |(head, _)| head);
+    format!("{head}/{{email}}")
 }
 
 /// A path no route matched, with every segment that may hold an address
