@@ -22,6 +22,10 @@ pub struct Capabilities {
     pub created_time_filter: bool,
     pub origins: bool,
     pub invalid_emails: bool,
+    /// Whether removing entries by id costs one call whatever the tenant
+    /// holds. Upstreams find ids by walking their lists, so many addresses
+    /// are removed one address at a time there (`Engine::remove_addresses`).
+    pub cheap_removal_by_id: bool,
 }
 
 impl Capabilities {
@@ -32,6 +36,7 @@ impl Capabilities {
         created_time_filter: true,
         origins: true,
         invalid_emails: true,
+        cheap_removal_by_id: true,
     };
 }
 

@@ -44,6 +44,7 @@ mod tests {
         created_time_filter: false,
         origins: false,
         invalid_emails: false,
+        cheap_removal_by_id: false,
     };
 
     fn filter(kinds: KindSet) -> ListFilter {

@@ -262,6 +262,15 @@ impl Engine {
         kinds: KindSet,
     ) -> Result<u64, EngineError> {
         use futures_util::{StreamExt as _, TryStreamExt as _};
+        if !self.backend.capabilities_for(tenant).cheap_removal_by_id {
+            // An upstream: each address alone, by the provider's own
+            // per-address delete, rather than walks of its lists by id.
+            let mut removed = 0;
+            for email in emails {
+                removed += self.remove(tenant, email, scope, kinds).await?;
+            }
+            return Ok(removed);
+        }
         let mut removed = 0;
         for chunk in emails.chunks(REMOVE_BATCH) {
             // Read a few at a time: PostgreSQL's lookup mirror answers every

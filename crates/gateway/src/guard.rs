@@ -133,6 +133,7 @@ const FORWARDED_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("x-real-ip"),
 ];
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
@@ -150,10 +151,15 @@ impl Guard {
         });
         let headers = req.headers_mut();
         if !trusted {
+            let mut forwarded = false;
             for name in &FORWARDED_HEADERS {
                 if headers.contains_key(name) {
                     headers.remove(name);
+                    forwarded = true;
                 }
+            }
+            if forwarded && req.peer_addr().is_some_and(|peer| peer.ip().is_loopback()) {
+                warn_untrusted_local_proxy();
             }
             return;
         }
@@ -175,6 +181,21 @@ impl Guard {
         if bad_forwarded {
             headers.remove(&FORWARDED);
         }
+    }
+}
+
+/// A proxy on this machine that is not in `server.trusted_proxies` makes
+/// every client look like loopback: the failed-authentication limit does
+/// not count loopback, and a gateway listening on loopback accepts the
+/// demo tokens and short ones. Said once per interval.
+fn warn_untrusted_local_proxy() {
+    static THROTTLE: hush_engine::Throttle =
+        hush_engine::Throttle::new(hush_engine::UNAVAILABLE_LOG_INTERVAL);
+    if let Some(unlogged) = THROTTLE.admit() {
+        tracing::warn!(
+            requests_since_last_line = unlogged,
+            "requests with forwarded headers arrive from a proxy on this machine that is not in server.trusted_proxies: every client looks like loopback, which the failed-authentication limit does not count; list the proxy in server.trusted_proxies"
+        );
     }
 }
 
@@ -280,20 +301,45 @@ fn may_have_body(req: &ServiceRequest) -> bool {
     }
 }
 
-/// The client's address: the peer's, or, when the peer is a trusted proxy,
-/// what it says the client's is (forwarded headers from anyone else were
-/// removed above).
+/// The client's address: the peer's; or, when the peer is a trusted proxy,
+/// the last address of `X-Forwarded-For` that is not a trusted proxy
+/// itself. Read from the right: a proxy appends what it saw, and anything
+/// to the left of that is what the client claimed, which a client would
+/// use to pick a fresh address for each guess (or a victim's). An entry
+/// that does not parse ends the walk at the hop before it.
 fn client_address(req: &ServiceRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    if !trusted.iter().any(|net| net.contains(&peer)) {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = req.peer_addr()?.ip().to_canonical();
+    if !is_trusted(&peer) {
         return Some(peer);
     }
-    let info = req.connection_info();
-    let raw = info.realip_remote_addr()?;
-    raw.parse::<IpAddr>()
+    let mut client = peer;
+    let hops = req
+        .headers()
+        .get_all(&X_FORWARDED_FOR)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// An address as proxies write it in `X-Forwarded-For`: bare, with a
+/// port, or bracketed.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
         .ok()
-        .or_else(|| raw.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-        .or_else(|| raw.trim_start_matches('[').split(']').next()?.parse().ok())
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.trim_start_matches('[').split(']').next()?.parse().ok())
 }
 
 /// A gateway refusal in the format of the API the caller speaks, told as
@@ -371,6 +417,64 @@ mod tests {
         assert!(forwarded_is_sane("for=192.0.2.60, for=198.51.100.17"));
         assert!(!forwarded_is_sane("for=192.0.2.60;proto=javascript"));
         assert!(!forwarded_is_sane("host=\"evil.example/<x>\""));
+    }
+
+    fn client_of(peer: &str, forwarded_for: Option<&str>, trusted: &[&str]) -> Option<IpAddr> {
+        let mut req = actix_web::test::TestRequest::default()
+            .peer_addr(peer.parse().unwrap_or_else(|e| panic!("{e}")));
+        if let Some(value) = forwarded_for {
+            req = req.insert_header(("X-Forwarded-For", value));
+        }
+        let trusted: Vec<ipnet::IpNet> = trusted
+            .iter()
+            .map(|t| t.parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        client_address(&req.to_srv_request(), &trusted)
+    }
+
+    /// Behind a trusted proxy the client is the rightmost address that is
+    /// not a proxy: what a client writes to the left is not believed.
+    #[test]
+    fn the_client_is_what_the_last_proxy_saw() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(
+            client_of("198.51.100.7:1", Some("1.2.3.4"), &[]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_of(
+                "127.0.0.1:1",
+                Some("6.6.6.6, 203.0.113.9"),
+                &["127.0.0.1/32"]
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_of(
+                "127.0.0.1:1",
+                Some("6.6.6.6, 203.0.113.9, 10.0.0.5"),
+                &["127.0.0.1/32", "10.0.0.0/8"]
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_of(
+                "127.0.0.1:1",
+                Some("203.0.113.9, unknown"),
+                &["127.0.0.1/32"]
+            ),
+            ip("127.0.0.1"),
+            "an unparsable hop ends the walk"
+        );
+        assert_eq!(
+            client_of("127.0.0.1:1", None, &["127.0.0.1/32"]),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_of("[::ffff:10.1.2.3]:1", Some("203.0.113.9"), &["10.0.0.0/8"]),
+            ip("203.0.113.9"),
+            "an IPv4 peer on a dual-stack listener"
+        );
     }
 
     #[test]

@@ -454,6 +454,7 @@ impl Backend for PostmarkUpstream {
             created_time_filter: true,
             origins: true,
             invalid_emails: false,
+            cheap_removal_by_id: false,
         }
     }
 

@@ -136,7 +136,8 @@ impl SendPostError {
 impl From<EngineError> for SendPostError {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::GroupNotFound(id) => Self::NotFound(format!("group {id} not found")),
+            // The id inside is the stored one, never shown to a client.
+            EngineError::GroupNotFound(_) => Self::NotFound("the group was not found".to_owned()),
             EngineError::GroupNameTaken(_) | EngineError::GroupKeyTaken(_) => {
                 Self::Conflict(err.to_string())
             }

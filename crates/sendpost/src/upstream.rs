@@ -305,6 +305,7 @@ impl Backend for SendPostUpstream {
             created_time_filter: true,
             origins: false,
             invalid_emails: false,
+            cheap_removal_by_id: false,
         }
     }
 

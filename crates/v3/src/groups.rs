@@ -302,8 +302,9 @@ pub async fn remove_member(
         )
         .await?;
     if removed == 0 && key.shape == Shape::Seed {
+        let shown = state.engine.shown_group_id(&key.tenant, id);
         return Err(V3Error::NotFound(format!(
-            "{email} is not suppressed in group {id}"
+            "{email} is not suppressed in group {shown}"
         )));
     }
     Ok(HttpResponse::NoContent().finish())

@@ -767,6 +767,7 @@ impl Backend for V3Upstream {
             created_time_filter: true,
             origins: false,
             invalid_emails: sendgrid,
+            cheap_removal_by_id: false,
         }
     }
 

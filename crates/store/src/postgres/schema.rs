@@ -205,8 +205,20 @@ async fn normalize_addresses(conn: &mut PgConnection) -> Result<(), StoreError> 
         let normal = match hush_model::Email::parse_stored(&stored) {
             Ok(email) if email.as_str() != stored => email,
             Ok(_) => continue,
+            // Never readable or matchable again: kept aside, not lost.
             Err(err) => {
-                tracing::warn!(id, %err, "a stored address has no normal form; left as it is");
+                sqlx::raw_sql("CREATE TABLE IF NOT EXISTS hush_quarantine (LIKE suppressions)")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("INSERT INTO hush_quarantine SELECT * FROM suppressions WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM suppressions WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                tracing::warn!(id, %err, "a stored address no longer parses; moved to hush_quarantine");
                 continue;
             }
         };

@@ -587,7 +587,9 @@ pub(super) fn probe_write(conn: &Connection) -> Result<(), StoreError> {
 /// (`Email::parse_stored`). An entry whose normal form already has an
 /// entry of the same identity is the same suppression twice, and goes (the
 /// other stays). Only rows that can differ are read: non-ASCII, or an
-/// `xn--` label. One that does not parse even so is left, and logged.
+/// `xn--` label. One that no longer parses at all (an `xn--` label that is
+/// not punycode, which the old rules let through) could never be read or
+/// matched again: it moves to `hush_quarantine`, and is logged.
 pub(super) fn normalize_addresses(conn: &Connection) -> Result<(), StoreError> {
     let rows: Vec<(i64, String)> = conn
         .prepare(
@@ -601,7 +603,15 @@ pub(super) fn normalize_addresses(conn: &Connection) -> Result<(), StoreError> {
             Ok(email) if email.as_str() != stored => email,
             Ok(_) => continue,
             Err(err) => {
-                tracing::warn!(id, %err, "a stored address has no normal form; left as it is");
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS hush_quarantine AS SELECT * FROM suppressions WHERE 0",
+                )?;
+                conn.execute(
+                    "INSERT INTO hush_quarantine SELECT * FROM suppressions WHERE id = ?1",
+                    [id],
+                )?;
+                conn.execute("DELETE FROM suppressions WHERE id = ?1", [id])?;
+                tracing::warn!(id, %err, "a stored address no longer parses; moved to hush_quarantine");
                 continue;
             }
         };

@@ -311,9 +311,12 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, space: &Space) {
         if let Err(err) = rolled_back {
             tracing::error!(error = %err, "sqlite rollback failed");
         }
+        // A full disk can end the transaction inside a command, and the
+        // batch then fails on its savepoint ("no such savepoint"): the
+        // cause is still the disk.
         BatchFailure {
             message: format!("the write was not committed: {err}"),
-            no_space: is_full(&err),
+            no_space: is_full(&err) || outcome.no_space,
         }
     });
     if outcome.committed {

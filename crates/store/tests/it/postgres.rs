@@ -560,6 +560,7 @@ async fn stored_addresses_are_normalized_by_the_migration() {
         ("bob@münchen.de", 3),
         ("bob@mu\u{308}nchen.de", 0),
         ("ca\u{200b}t@example.com", 3),
+        ("bob@xn--zz.de", 3),
     ]
     .into_iter()
     .enumerate()
@@ -591,6 +592,12 @@ async fn stored_addresses_are_normalized_by_the_migration() {
         .unwrap();
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found.iter().all(|s| s.email.as_str() == "bob@münchen.de"));
+    let mut check = db.connection().await;
+    let kept: String = sqlx::query_scalar("SELECT email FROM hush_quarantine")
+        .fetch_one(&mut check)
+        .await
+        .unwrap();
+    assert_eq!(kept, "bob@xn--zz.de", "moved aside, not lost");
     let cat = backend
         .entries(&t, &Email::parse("cat@example.com").unwrap())
         .await

@@ -677,6 +677,8 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         ("jose\u{301}@example.com", 3),
         ("ca\u{200b}t@example.com", 3),
         ("plain@example.com", 3),
+        // Let through before, refused now: kept aside, not read.
+        ("bob@xn--zz.de", 3),
     ]
     .into_iter()
     .enumerate()
@@ -726,6 +728,12 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         5,
         "two unsubscribes of bob are one"
     );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let kept: String = conn
+        .query_row("SELECT email FROM hush_quarantine", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(kept, "bob@xn--zz.de", "moved aside, not lost");
+    drop(conn);
     for spelling in ["BOB@XN--MNCHEN-3YA.DE", "bob@mu\u{308}nchen.de"] {
         let found = backend.entries(&t, &email(spelling)).await.unwrap();
         assert_eq!(found.len(), 2, "{spelling}: the unsubscribe and the bounce");
