@@ -362,6 +362,10 @@ struct Paced {
     start: Instant,
     received: u64,
     timer: Pin<Box<Sleep>>,
+    /// When the last chunk was handed to the reader: the time until it
+    /// asks for the next one is the server's (an import committing a
+    /// batch), not the client's, and is not counted against it.
+    handed_at: Option<Instant>,
 }
 
 impl Paced {
@@ -372,6 +376,7 @@ impl Paced {
             pace,
             start,
             received: 0,
+            handed_at: None,
             timer: Box::pin(tokio::time::sleep_until(pace.deadline(start, 0))),
         }
     }
@@ -382,11 +387,17 @@ impl Stream for Paced {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(handed_at) = this.handed_at.take() {
+            this.start += handed_at.elapsed();
+            let deadline = this.pace.deadline(this.start, this.received);
+            this.timer.as_mut().reset(deadline);
+        }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.received += chunk.len() as u64;
                 let deadline = this.pace.deadline(this.start, this.received);
                 this.timer.as_mut().reset(deadline);
+                this.handed_at = Some(Instant::now());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Pending => match this.timer.as_mut().poll(cx) {
@@ -475,6 +486,41 @@ mod tests {
             ip("203.0.113.9"),
             "an IPv4 peer on a dual-stack listener"
         );
+    }
+
+    /// Time the server takes between reading one chunk and asking for the
+    /// next (an import committing a batch) is not the client's: the body
+    /// is not timed out for it.
+    #[tokio::test]
+    async fn time_the_server_holds_a_chunk_is_not_counted() {
+        use futures_util::StreamExt as _;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, PayloadError>>(1);
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(stream);
+        let payload = Payload::Stream { payload: boxed };
+        let pace = BodyPace {
+            grace: Duration::from_secs(1),
+            min_bytes_per_sec: 1_000_000,
+        };
+        let mut body = Paced::new(payload, pace);
+        sender
+            .send(Ok(Bytes::from_static(b"first")))
+            .await
+            .unwrap_or_else(|_| panic!("send"));
+        assert!(matches!(body.next().await, Some(Ok(_))));
+        // The server holds the chunk three times the grace...
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // ...and the client's next chunk comes soon after it asks.
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = sender.send(Ok(Bytes::from_static(b"second"))).await;
+            sender
+        });
+        let next = body.next().await;
+        assert!(matches!(next, Some(Ok(_))), "{next:?}");
+        drop(late.await);
     }
 
     #[test]

@@ -172,7 +172,12 @@ pub fn address_hash(raw: &str) -> String {
     // costs two hash blocks, on every lookup's request line.
     static KEYED: std::sync::OnceLock<Option<Keyed>> = std::sync::OnceLock::new();
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    let address = decoded.trim().to_lowercase();
+    // The address's identity (every spelling one hash), or its text as a
+    // fallback for one that does not parse.
+    let address = hush_model::Email::parse(&decoded).map_or_else(
+        |_| decoded.trim().to_lowercase(),
+        hush_model::Email::into_string,
+    );
     let keyed = KEYED.get_or_init(|| {
         let key = ADDRESS_KEY.get().map_or(&[][..], Vec::as_slice);
         Keyed::new_from_slice(key).ok()

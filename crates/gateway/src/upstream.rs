@@ -287,6 +287,10 @@ impl Config {
     }
 }
 
+/// How long `/readyz` waits for a backend that a router serves some tenants
+/// from.
+const READINESS_BOUND: Duration = Duration::from_secs(2);
+
 /// Serves each tenant from its own backend: the ones named in
 /// `routes`, everyone else from `default`.
 #[derive(Debug)]
@@ -341,11 +345,20 @@ impl Backend for TenantRouter {
                 distinct.push(backend);
             }
         }
-        let mut each = Vec::with_capacity(distinct.len());
-        for backend in distinct {
-            each.push((backend.name(), backend.ready().await));
-        }
-        each
+        // All at once, each within a bound: a provider that does not answer
+        // must not make /readyz slower than a balancer's probe, which
+        // would take the instance out after all.
+        let checks = distinct.into_iter().map(|backend| async move {
+            let state = match tokio::time::timeout(READINESS_BOUND, backend.ready()).await {
+                Ok(state) => state,
+                Err(_) => Err(EngineError::Unavailable {
+                    backend: backend.name(),
+                    reason: format!("did not answer within {} s", READINESS_BOUND.as_secs()),
+                }),
+            };
+            (backend.name(), state)
+        });
+        futures_util::future::join_all(checks).await
     }
 
     async fn add(
