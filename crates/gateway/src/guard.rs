@@ -342,16 +342,36 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|| hop.trim_start_matches('[').split(']').next()?.parse().ok())
 }
 
-/// A gateway refusal in the format of the API the caller speaks, told as
-/// the fallback tells it (server.rs).
+/// The API a request speaks, for answers given before or outside any
+/// API's routes (a gateway refusal, the fallback 404): Postmark's by its
+/// token header or path, SendPost's by its key header or `/api/v1`, v3's
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    V3,
+    Postmark,
+    SendPost,
+}
+
+impl Caller {
+    pub fn of(req: &HttpRequest) -> Self {
+        if hush_postmark::is_postmark_request(req) {
+            Self::Postmark
+        } else if hush_sendpost::speaks_sendpost(req) {
+            Self::SendPost
+        } else {
+            Self::V3
+        }
+    }
+}
+
+/// A gateway refusal in the format of the API the caller speaks.
 pub fn refuse(req: &HttpRequest, refusal: &GatewayRefusal) -> HttpResponse {
-    if hush_postmark::is_postmark_request(req) {
-        return hush_postmark::refuse(refusal);
+    match Caller::of(req) {
+        Caller::Postmark => hush_postmark::refuse(refusal),
+        Caller::SendPost => hush_sendpost::refuse(req, refusal),
+        Caller::V3 => hush_v3::refuse(refusal),
     }
-    if hush_sendpost::speaks_sendpost(req) {
-        return hush_sendpost::refuse(req, refusal);
-    }
-    hush_v3::refuse(refusal)
 }
 
 /// A request body that fails with `TimedOut` when it falls behind its

@@ -323,11 +323,9 @@ fn reason(err: &hush_engine::EngineError) -> String {
 /// caller speaks, told by its auth header (or SendPost's `/api/v1`
 /// prefix); v3 otherwise.
 async fn fallback(req: HttpRequest) -> HttpResponse {
-    if hush_postmark::speaks_postmark(&req) {
-        return hush_postmark::not_found().await;
+    match guard::Caller::of(&req) {
+        guard::Caller::Postmark => hush_postmark::not_found().await,
+        guard::Caller::SendPost => hush_sendpost::not_found(req).await,
+        guard::Caller::V3 => hush_v3::not_found().await,
     }
-    if hush_sendpost::speaks_sendpost(&req) {
-        return hush_sendpost::not_found(req).await;
-    }
-    hush_v3::not_found().await
 }

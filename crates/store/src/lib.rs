@@ -24,20 +24,12 @@ pub use sqlite::{SqliteBackend, SqliteOptions};
 /// Reads a store's shown-id settings as both SQL stores keep them in
 /// `hush_meta`: the key as 64 hex digits, the legacy bound as a number.
 pub(crate) fn shown_ids_from(key: &str, legacy: &str) -> Result<hush_model::ShownIds, String> {
-    let bytes: Vec<u8> = (0..key.len())
-        .step_by(2)
-        .map(|at| {
-            key.get(at..at + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or("hush_meta.shown_ids_key is not hexadecimal")?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| "hush_meta.shown_ids_key is not 32 bytes".to_owned())?;
+    let mut bytes = [0_u8; 32];
+    hex::decode_to_slice(key.trim(), &mut bytes)
+        .map_err(|e| format!("hush_meta.shown_ids_key is not 32 bytes of hexadecimal: {e}"))?;
     let legacy = legacy
         .trim()
         .parse()
         .map_err(|_| "hush_meta.legacy_groups_up_to is not a number".to_owned())?;
-    Ok(hush_model::ShownIds::new(key, legacy))
+    Ok(hush_model::ShownIds::new(bytes, legacy))
 }
