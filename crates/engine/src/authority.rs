@@ -7,7 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use hush_model::{
-    Email, KindFamily, NewSuppression, Origin, ScopeFilter, Suppression, SuppressionId, TenantId,
+    Actor, Email, KindFamily, NewSuppression, Origin, ScopeFilter, Suppression, SuppressionId,
+    TenantId,
 };
 
 use crate::{AddOutcome, Engine, EngineError};
@@ -100,6 +101,7 @@ impl Engine {
         emails: &[Email],
         visible: ScopeFilter,
         authority: Authority,
+        actor: &Actor,
     ) -> Result<Vec<GuardedRemoval>, EngineError> {
         let mut outcomes = Vec::with_capacity(emails.len());
         let mut ids = Vec::new();
@@ -118,7 +120,7 @@ impl Engine {
         }
         ids.sort_unstable();
         ids.dedup();
-        let removed = self.remove_ids(tenant, &ids).await?;
+        let removed = self.remove_ids(tenant, &ids, actor).await?;
         if removed < ids.len() as u64 {
             self.find_kept(tenant, emails, visible, &ids, &mut outcomes)
                 .await?;
@@ -167,6 +169,7 @@ impl Engine {
         items: Vec<NewSuppression>,
         visible: ScopeFilter,
         authority: Authority,
+        actor: &Actor,
     ) -> Result<Vec<GuardedAdd>, EngineError> {
         let mut refusals = Vec::with_capacity(items.len());
         let mut allowed = Vec::with_capacity(items.len());
@@ -183,7 +186,7 @@ impl Engine {
         let added = if allowed.is_empty() {
             Vec::new()
         } else {
-            self.add(tenant, allowed).await?
+            self.add(tenant, allowed, actor).await?
         };
         let mut added = added.into_iter();
         refusals

@@ -7,8 +7,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 
 use crate::EngineError;
@@ -26,6 +27,9 @@ pub struct Capabilities {
     /// holds. Upstreams find ids by walking their lists, so many addresses
     /// are removed one address at a time there (`Engine::remove_addresses`).
     pub cheap_removal_by_id: bool,
+    /// Whether the backend keeps a journal of its changes (hush's own
+    /// stores). An upstream's changes are the provider's to record.
+    pub journal: bool,
 }
 
 impl Capabilities {
@@ -37,6 +41,7 @@ impl Capabilities {
         origins: true,
         invalid_emails: true,
         cheap_removal_by_id: true,
+        journal: true,
     };
 }
 
@@ -97,10 +102,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Adds suppressions atomically: either every outcome is stored and
     /// durable when this returns, or an error is returned and nothing is.
+    /// Each new entry is journaled as `added` by `actor` in the same
+    /// transaction; one that was already there writes nothing.
     async fn add(
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError>;
 
     /// Every entry of one address, in any scope, newest first.
@@ -131,24 +139,34 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Suppression>, EngineError>;
 
-    /// Removes every entry the filter matches; returns how many.
+    /// Removes every entry the filter matches; returns how many. Each is
+    /// journaled whole as `removed`, in the same transaction.
     async fn remove_matching(
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        actor: &Actor,
     ) -> Result<u64, EngineError>;
 
-    /// Removes entries by id; returns how many existed.
+    /// Removes entries by id; returns how many existed. Journaled as
+    /// [`Backend::remove_matching`] is.
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        actor: &Actor,
     ) -> Result<u64, EngineError>;
 
     /// Creates a group. Fails with [`EngineError::GroupKeyTaken`] or
     /// [`EngineError::GroupNameTaken`]. When the new group is the default,
-    /// the previous default loses the flag in the same transaction.
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError>;
+    /// the previous default loses the flag in the same transaction (and
+    /// that change is journaled too).
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        actor: &Actor,
+    ) -> Result<Group, EngineError>;
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError>;
 
@@ -168,9 +186,81 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError>;
 
     /// Deletes a group and every suppression in it; false when it did not
-    /// exist.
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError>;
+    /// exist. Journals each suppression as `removed`, then the group as
+    /// `group_deleted`, so that undoing newest first puts the group back
+    /// before its members.
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        actor: &Actor,
+    ) -> Result<bool, EngineError>;
+
+    /// Puts back suppressions exactly as they were, ids included, for a
+    /// restore; journaled as `added`. Per item, false when its identity
+    /// holds an entry again or its group is gone.
+    async fn put_back(
+        &self,
+        _tenant: &TenantId,
+        _items: Vec<Suppression>,
+        _actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        Err(self.no_journal("restore"))
+    }
+
+    /// Puts back a deleted group with its id, for a restore; journaled as
+    /// `group_created`. False when a group with its id exists; its key or
+    /// name taken by another group is [`EngineError::GroupKeyTaken`] or
+    /// [`EngineError::GroupNameTaken`].
+    async fn put_back_group(
+        &self,
+        _tenant: &TenantId,
+        _group: Group,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        Err(self.no_journal("restore"))
+    }
+
+    /// A page of one tenant's journal.
+    async fn journal(
+        &self,
+        _tenant: &TenantId,
+        _query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        Err(self.no_journal("read the journal"))
+    }
+
+    /// Up to `limit` entries of every tenant after `after`, oldest first:
+    /// what `hush copy` carries.
+    async fn journal_all(
+        &self,
+        _after: Option<Position>,
+        _limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        Err(self.no_journal("read the journal"))
+    }
+
+    /// Appends entries as they were written elsewhere (`hush copy`), in the
+    /// order given, each with a new position.
+    async fn append_journal(&self, _entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        Err(self.no_journal("write a journal"))
+    }
+
+    /// Deletes up to `limit` of the oldest entries written before `before`;
+    /// returns how many. Bounded, so that pruning never holds writes up.
+    async fn prune_journal(&self, _before: Timestamp, _limit: u32) -> Result<u64, EngineError> {
+        Ok(0)
+    }
+
+    /// The refusal of a journal operation by a backend that keeps none.
+    fn no_journal(&self, operation: &'static str) -> EngineError {
+        EngineError::Unsupported {
+            backend: self.name(),
+            operation,
+        }
+    }
 }

@@ -45,6 +45,7 @@ mod tests {
         origins: false,
         invalid_emails: false,
         cheap_removal_by_id: false,
+        journal: false,
     };
 
     fn filter(kinds: KindSet) -> ListFilter {

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::Stream;
 use hush_model::{
-    DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Email, Group, GroupChanges, GroupId, GroupKey,
-    KindSet, ListFilter, NewGroup, NewSuppression, Page, PageRequest, ScanCursor, Scope,
+    Actor, DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Door, Email, Group, GroupChanges, GroupId,
+    GroupKey, KindSet, ListFilter, NewGroup, NewSuppression, Page, PageRequest, ScanCursor, Scope,
     ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
 };
 
@@ -48,6 +48,10 @@ pub struct Engine {
 impl Engine {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self { backend }
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -119,7 +123,8 @@ impl Engine {
             unsubscribe_handling: UnsubscribeHandling::None,
             created_at: Self::now(),
         };
-        match self.backend.create_group(tenant, outbound).await {
+        let hush = Actor::new(Door::SYSTEM);
+        match self.backend.create_group(tenant, outbound, &hush).await {
             // Another instance made it first.
             Ok(_) | Err(EngineError::GroupKeyTaken(_) | EngineError::GroupNameTaken(_)) => Ok(()),
             Err(other) => Err(other),
@@ -133,6 +138,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         self.require_scopes(
             tenant,
@@ -140,13 +146,13 @@ impl Engine {
             "store group suppressions",
         )?;
         if items.len() <= ADD_BATCH {
-            return self.backend.add(tenant, items).await;
+            return self.backend.add(tenant, items, actor).await;
         }
         let mut outcomes = Vec::with_capacity(items.len());
         let mut rest = items;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(ADD_BATCH));
-            outcomes.extend(self.backend.add(tenant, rest).await?);
+            outcomes.extend(self.backend.add(tenant, rest, actor).await?);
             rest = tail;
         }
         Ok(outcomes)
@@ -236,6 +242,7 @@ impl Engine {
         email: &Email,
         scope: Scope,
         kinds: KindSet,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         let scope = match scope {
             Scope::Global => ScopeFilter::Global,
@@ -243,7 +250,7 @@ impl Engine {
         };
         let mut filter = ListFilter::new(kinds, scope);
         filter.email = Some(hush_model::EmailMatch::Exact(email.clone()));
-        self.backend.remove_matching(tenant, &filter).await
+        self.backend.remove_matching(tenant, &filter, actor).await
     }
 
     /// Removes the entries of many addresses in one scope and of the given
@@ -260,6 +267,7 @@ impl Engine {
         emails: &[Email],
         scope: Scope,
         kinds: KindSet,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         use futures_util::{StreamExt as _, TryStreamExt as _};
         if !self.backend.capabilities_for(tenant).cheap_removal_by_id {
@@ -267,7 +275,7 @@ impl Engine {
             // per-address delete, rather than walks of its lists by id.
             let mut removed = 0;
             for email in emails {
-                removed += self.remove(tenant, email, scope, kinds).await?;
+                removed += self.remove(tenant, email, scope, kinds, actor).await?;
             }
             return Ok(removed);
         }
@@ -289,7 +297,7 @@ impl Engine {
             ids.sort_unstable();
             ids.dedup();
             if !ids.is_empty() {
-                removed += self.backend.remove_ids(tenant, &ids).await?;
+                removed += self.backend.remove_ids(tenant, &ids, actor).await?;
             }
         }
         Ok(removed)
@@ -300,9 +308,10 @@ impl Engine {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.require_filter(tenant, filter)?;
-        self.backend.remove_matching(tenant, filter).await
+        self.backend.remove_matching(tenant, filter, actor).await
     }
 
     /// Removes chosen entries, for APIs whose delete rules look at each
@@ -311,11 +320,12 @@ impl Engine {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        self.backend.remove_ids(tenant, ids).await
+        self.backend.remove_ids(tenant, ids, actor).await
     }
 
     /// Whether mail may go to an address, for a group or for mail outside
@@ -337,6 +347,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         spec: GroupSpec,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
         self.require_groups(tenant)?;
         let name = check_group_name(&spec.name)?;
@@ -354,12 +365,12 @@ impl Engine {
             created_at: Self::now(),
         };
         if let Some(key) = spec.key {
-            return self.backend.create_group(tenant, draft(key)).await;
+            return self.backend.create_group(tenant, draft(key), actor).await;
         }
         let base = GroupKey::from_name(&name);
         let mut key = base.clone();
         for attempt in 2..=KEY_ATTEMPTS + 1 {
-            match self.backend.create_group(tenant, draft(key)).await {
+            match self.backend.create_group(tenant, draft(key), actor).await {
                 Err(EngineError::GroupKeyTaken(_)) => key = base.with_suffix(attempt),
                 other => return other,
             }
@@ -394,6 +405,7 @@ impl Engine {
         tenant: &TenantId,
         id: GroupId,
         mut changes: GroupChanges,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
         self.require_groups(tenant)?;
         if let Some(name) = &changes.name {
@@ -404,7 +416,7 @@ impl Engine {
         }
         changes.updated_at = Some(Self::now());
         self.backend
-            .update_group(tenant, id, changes)
+            .update_group(tenant, id, changes, actor)
             .await?
             .ok_or(EngineError::GroupNotFound(id))
     }
@@ -412,12 +424,17 @@ impl Engine {
     /// Deletes a group and its suppressions. The default stream `outbound`
     /// stays: Postmark's default streams cannot be deleted (Postmark API
     /// docs, "Message Streams API"), and it is a stream of every tenant.
-    pub async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<(), EngineError> {
+    pub async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        actor: &Actor,
+    ) -> Result<(), EngineError> {
         let group = self.group(tenant, id).await?;
         if group.key.as_str() == DEFAULT_STREAM_KEY {
             return Err(EngineError::GroupProtected(group.key.as_str().to_owned()));
         }
-        if self.backend.delete_group(tenant, id).await? {
+        if self.backend.delete_group(tenant, id, actor).await? {
             Ok(())
         } else {
             Err(EngineError::GroupNotFound(id))

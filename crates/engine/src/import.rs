@@ -3,7 +3,7 @@
 //! batches, so memory does not grow with the input and a cut-off input
 //! keeps every batch committed before the cut.
 
-use hush_model::{NewSuppression, TenantId};
+use hush_model::{Actor, NewSuppression, TenantId};
 
 use crate::{ADD_BATCH, AddOutcome, Engine, EngineError};
 
@@ -14,6 +14,7 @@ use crate::{ADD_BATCH, AddOutcome, Engine, EngineError};
 pub struct Importer {
     engine: Engine,
     tenant: TenantId,
+    actor: Actor,
     batch: usize,
     pending: Vec<NewSuppression>,
     committed: u64,
@@ -23,17 +24,19 @@ pub struct Importer {
 
 impl Engine {
     /// An importer for one tenant committing [`ADD_BATCH`] rows at a time.
-    pub fn importer(&self, tenant: TenantId) -> Importer {
-        self.importer_with_batch(tenant, ADD_BATCH)
+    /// Every row is journaled as added by `actor`.
+    pub fn importer(&self, tenant: TenantId, actor: Actor) -> Importer {
+        self.importer_with_batch(tenant, actor, ADD_BATCH)
     }
 
     /// An importer with a chosen batch size (at least 1, at most
     /// [`ADD_BATCH`]).
-    pub fn importer_with_batch(&self, tenant: TenantId, batch: usize) -> Importer {
+    pub fn importer_with_batch(&self, tenant: TenantId, actor: Actor, batch: usize) -> Importer {
         let batch = batch.clamp(1, ADD_BATCH);
         Importer {
             engine: self.clone(),
             tenant,
+            actor,
             batch,
             pending: Vec::with_capacity(batch),
             committed: 0,
@@ -59,7 +62,7 @@ impl Importer {
             return Ok(());
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.batch));
-        let outcomes = self.engine.add(&self.tenant, batch).await?;
+        let outcomes = self.engine.add(&self.tenant, batch, &self.actor).await?;
         for outcome in outcomes {
             match outcome {
                 AddOutcome::Added { .. } => self.committed += 1,
@@ -134,6 +137,7 @@ mod tests {
             &self,
             tenant: &TenantId,
             items: Vec<NewSuppression>,
+            _actor: &Actor,
         ) -> Result<Vec<AddOutcome>, EngineError> {
             self.calls
                 .lock()
@@ -184,13 +188,28 @@ mod tests {
         ) -> Result<Vec<Suppression>, EngineError> {
             Ok(Vec::new())
         }
-        async fn remove_matching(&self, _: &TenantId, _: &ListFilter) -> Result<u64, EngineError> {
+        async fn remove_matching(
+            &self,
+            _: &TenantId,
+            _: &ListFilter,
+            _actor: &Actor,
+        ) -> Result<u64, EngineError> {
             Ok(0)
         }
-        async fn remove_ids(&self, _: &TenantId, _: &[SuppressionId]) -> Result<u64, EngineError> {
+        async fn remove_ids(
+            &self,
+            _: &TenantId,
+            _: &[SuppressionId],
+            _actor: &Actor,
+        ) -> Result<u64, EngineError> {
             Ok(0)
         }
-        async fn create_group(&self, _: &TenantId, _: NewGroup) -> Result<Group, EngineError> {
+        async fn create_group(
+            &self,
+            _: &TenantId,
+            _: NewGroup,
+            _actor: &Actor,
+        ) -> Result<Group, EngineError> {
             Err(EngineError::internal("recorder", "no groups"))
         }
         async fn group(&self, _: &TenantId, _: GroupId) -> Result<Option<Group>, EngineError> {
@@ -211,10 +230,16 @@ mod tests {
             _: &TenantId,
             _: GroupId,
             _: GroupChanges,
+            _actor: &Actor,
         ) -> Result<Option<Group>, EngineError> {
             Ok(None)
         }
-        async fn delete_group(&self, _: &TenantId, _: GroupId) -> Result<bool, EngineError> {
+        async fn delete_group(
+            &self,
+            _: &TenantId,
+            _: GroupId,
+            _actor: &Actor,
+        ) -> Result<bool, EngineError> {
             Ok(false)
         }
     }

@@ -11,6 +11,7 @@ pub mod conformance;
 mod engine;
 mod error;
 mod import;
+mod journal;
 pub mod request;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
@@ -20,3 +21,4 @@ pub use engine::{
 };
 pub use error::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL, log_unavailable};
 pub use import::Importer;
+pub use journal::{PRUNE_STEP, RestoreWindow, Restored};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 use hush_upstream::{Credential, Credentials, RetrySettings, Upstream, UpstreamSettings};
 use serde::{Deserialize, Serialize};
@@ -365,6 +365,7 @@ impl Backend for TenantRouter {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         self.of(tenant).add(tenant, items).await
     }
@@ -404,6 +405,7 @@ impl Backend for TenantRouter {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.of(tenant).remove_matching(tenant, filter).await
     }
@@ -412,11 +414,17 @@ impl Backend for TenantRouter {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.of(tenant).remove_ids(tenant, ids).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         self.of(tenant).create_group(tenant, group).await
     }
 
@@ -441,11 +449,17 @@ impl Backend for TenantRouter {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         self.of(tenant).update_group(tenant, id, changes).await
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         self.of(tenant).delete_group(tenant, id).await
     }
 }

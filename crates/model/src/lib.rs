@@ -7,6 +7,7 @@
 mod email;
 mod group;
 mod ids;
+mod journal;
 mod query;
 mod shown_ids;
 mod suppression;
@@ -19,6 +20,10 @@ pub use group::{
 };
 pub use ids::{
     GROUP_KEY_MAX, GroupId, GroupKey, GroupKeyError, SuppressionId, TenantId, TenantIdError,
+};
+pub use journal::{
+    Actor, Change, Door, JournalEntry, JournalOrder, JournalQuery, Operation, Position,
+    RecordError, Recorded,
 };
 pub use query::{
     EmailMatch, FilterError, ListFilter, MAX_FILTER_CHARS, MAX_WILDCARDS, Page, PageRequest,

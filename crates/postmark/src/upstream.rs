@@ -27,9 +27,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    BounceClass, DEFAULT_STREAM_KEY, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey,
-    Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest, ScanCursor,
-    Scope, ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp,
+    Actor, BounceClass, DEFAULT_STREAM_KEY, Email, EmailMatch, Group, GroupChanges, GroupId,
+    GroupKey, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest,
+    ScanCursor, Scope, ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp,
     UnsubscribeHandling,
 };
 use hush_upstream::{Answer, Credential, Credentials, Idempotency, Snapshots, Upstream};
@@ -455,6 +455,7 @@ impl Backend for PostmarkUpstream {
             origins: true,
             invalid_emails: false,
             cheap_removal_by_id: false,
+            journal: false,
         }
     }
 
@@ -466,6 +467,7 @@ impl Backend for PostmarkUpstream {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         let streams = if items.iter().any(|i| i.scope != Scope::Global) {
             self.streams(tenant).await?
@@ -600,6 +602,7 @@ impl Backend for PostmarkUpstream {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let doomed = self.collect_located(tenant, filter).await?;
         self.delete(tenant, doomed.into_iter().map(|(key, s)| (key, s.email)))
@@ -614,6 +617,7 @@ impl Backend for PostmarkUpstream {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let mut targets = Vec::with_capacity(ids.len());
         let mut unknown = HashSet::new();
@@ -638,7 +642,12 @@ impl Backend for PostmarkUpstream {
         self.delete(tenant, targets).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         if group.is_default {
             return Err(EngineError::Unsupported {
                 backend: BACKEND,
@@ -701,6 +710,7 @@ impl Backend for PostmarkUpstream {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         if changes.is_default == Some(true) {
             return Err(EngineError::Unsupported {
@@ -747,7 +757,12 @@ impl Backend for PostmarkUpstream {
         self.stream(tenant, &group.key).await
     }
 
-    async fn delete_group(&self, _: &TenantId, _: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        _: &TenantId,
+        _: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         Err(EngineError::Unsupported {
             backend: BACKEND,
             operation: "delete groups (Postmark streams are archived, never deleted)",

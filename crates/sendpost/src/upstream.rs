@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    BounceClass, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindSet,
+    Actor, BounceClass, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindSet,
     ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest, ScanCursor, Scope,
     ScopeFilter, Suppression, SuppressionId, TenantId, Timestamp,
 };
@@ -306,6 +306,7 @@ impl Backend for SendPostUpstream {
             origins: false,
             invalid_emails: false,
             cheap_removal_by_id: false,
+            journal: false,
         }
     }
 
@@ -317,6 +318,7 @@ impl Backend for SendPostUpstream {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         if let Some(item) = items.iter().find(|i| i.scope != Scope::Global) {
             return Err(EngineError::Unsupported {
@@ -462,6 +464,7 @@ impl Backend for SendPostUpstream {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         if !serves(filter) {
             return Ok(0);
@@ -492,6 +495,7 @@ impl Backend for SendPostUpstream {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let wanted: HashSet<&SuppressionId> = ids.iter().collect();
         let everything = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
@@ -504,7 +508,12 @@ impl Backend for SendPostUpstream {
         self.delete(tenant, &doomed).await
     }
 
-    async fn create_group(&self, _: &TenantId, _: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        _: &TenantId,
+        _: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         Err(no_groups())
     }
 
@@ -525,11 +534,17 @@ impl Backend for SendPostUpstream {
         _: &TenantId,
         _: GroupId,
         _: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         Err(no_groups())
     }
 
-    async fn delete_group(&self, _: &TenantId, _: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        _: &TenantId,
+        _: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         Err(no_groups())
     }
 }

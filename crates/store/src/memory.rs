@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_engine::{AddOutcome, Backend, Engine, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, KindFamily, ListFilter, NewGroup,
-    NewSuppression, Page, PageRequest, ScanCursor, Scope, Suppression, SuppressionId, TenantId,
+    Actor, Change, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalOrder,
+    JournalQuery, KindFamily, ListFilter, NewGroup, NewSuppression, Operation, Page, PageRequest,
+    Position, ScanCursor, Scope, Suppression, SuppressionId, TenantId, Timestamp,
 };
 
 const NAME: &str = "memory";
@@ -43,6 +44,19 @@ struct State {
     last_suppression: i64,
     last_group: i64,
     tenants: HashMap<TenantId, TenantData>,
+    /// Every tenant's journal, oldest first. Entries are appended under the
+    /// same write lock as their change, so readers see commit order.
+    journal: Vec<JournalEntry>,
+}
+
+impl State {
+    fn record(&mut self, changes: Vec<Change>, actor: &Actor) {
+        let at = Engine::now();
+        for change in changes {
+            let position = Position(self.journal.last().map_or(1, |e| e.position.0 + 1));
+            self.journal.push(change.entry(position, at, actor));
+        }
+    }
 }
 
 type Identity = (Email, Scope, KindFamily);
@@ -55,15 +69,34 @@ struct TenantData {
 }
 
 impl TenantData {
-    fn remove(&mut self, id: SuppressionId) -> bool {
-        match self.suppressions.remove(&id) {
-            Some(gone) => {
-                self.identities
-                    .remove(&(gone.email, gone.scope, gone.kind.family()));
-                true
-            }
-            None => false,
-        }
+    fn remove(&mut self, id: SuppressionId) -> Option<Suppression> {
+        let gone = self.suppressions.remove(&id)?;
+        self.identities
+            .remove(&(gone.email.clone(), gone.scope, gone.kind.family()));
+        Some(gone)
+    }
+
+    fn insert(&mut self, suppression: Suppression) {
+        let identity = (
+            suppression.email.clone(),
+            suppression.scope,
+            suppression.kind.family(),
+        );
+        self.identities.insert(identity, suppression.id);
+        self.suppressions.insert(suppression.id, suppression);
+    }
+
+    /// Whether a put-back of `s` finds its identity free and its group there.
+    fn fits(&self, s: &Suppression) -> bool {
+        let group_there = match s.scope {
+            Scope::Global => true,
+            Scope::Group(id) => self.groups.contains_key(&id),
+        };
+        group_there
+            && !self.suppressions.contains_key(&s.id)
+            && !self
+                .identities
+                .contains_key(&(s.email.clone(), s.scope, s.kind.family()))
     }
 
     /// The entries a filter matches, newest first; with
@@ -89,12 +122,22 @@ impl TenantData {
             .any(|g| g.name == name && Some(g.id) != except)
     }
 
-    fn clear_default(&mut self, except: GroupId) {
+    /// Takes the default flag off every group but `except`; the changes,
+    /// for the journal.
+    fn clear_default(&mut self, except: GroupId) -> Vec<Change> {
+        let mut changes = Vec::new();
         for group in self.groups.values_mut() {
-            if group.id != except {
+            if group.id != except && group.is_default {
+                let before = group.clone();
                 group.is_default = false;
+                changes.push(Change::group(
+                    Operation::GroupChanged,
+                    group.clone(),
+                    Some(before),
+                ));
             }
         }
+        changes
     }
 }
 
@@ -156,11 +199,13 @@ impl Backend for MemoryBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         let mut guard = self.write()?;
         let state = &mut *guard;
         let data = state.tenants.entry(tenant.clone()).or_default();
         let mut outcomes = Vec::with_capacity(items.len());
+        let mut changes = Vec::new();
         for item in items {
             match item.scope {
                 Scope::Group(id) if !data.groups.contains_key(&id) => {
@@ -192,13 +237,14 @@ impl Backend for MemoryBackend {
                 origin: item.origin,
                 created_at: item.created_at,
             };
-            data.identities.insert(identity, id);
-            data.suppressions.insert(id, suppression.clone());
+            data.insert(suppression.clone());
+            changes.push(Change::added(suppression.clone()));
             outcomes.push(AddOutcome::Added {
                 suppression,
                 new: true,
             });
         }
+        state.record(changes, actor);
         Ok(outcomes)
     }
 
@@ -267,39 +313,48 @@ impl Backend for MemoryBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        let mut state = self.write()?;
-        let Some(data) = state.tenants.get_mut(tenant) else {
-            return Ok(0);
-        };
-        let doomed: Vec<SuppressionId> = data
-            .suppressions
-            .values()
-            .filter(|s| filter.matches(s))
-            .map(|s| s.id)
-            .collect();
-        for id in &doomed {
-            data.remove(*id);
-        }
-        Ok(to_u64(doomed.len()))
+        let doomed: Vec<SuppressionId> = self.with_tenant(tenant, Vec::new(), |data| {
+            data.suppressions
+                .values()
+                .filter(|s| filter.matches(s))
+                .map(|s| s.id)
+                .collect()
+        })?;
+        self.remove_ids(tenant, &doomed, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        let mut state = self.write()?;
+        let mut guard = self.write()?;
+        let state = &mut *guard;
         let Some(data) = state.tenants.get_mut(tenant) else {
             return Ok(0);
         };
-        let unique: HashSet<SuppressionId> = ids.iter().copied().collect();
-        Ok(to_u64(
-            unique.into_iter().filter(|id| data.remove(*id)).count(),
-        ))
+        let mut unique: Vec<SuppressionId> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let changes: Vec<Change> = unique
+            .into_iter()
+            .filter_map(|id| data.remove(id))
+            .map(Change::removed)
+            .collect();
+        let removed = to_u64(changes.len());
+        state.record(changes, actor);
+        Ok(removed)
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        actor: &Actor,
+    ) -> Result<Group, EngineError> {
         let mut guard = self.write()?;
         let state = &mut *guard;
         let data = state.tenants.entry(tenant.clone()).or_default();
@@ -311,9 +366,11 @@ impl Backend for MemoryBackend {
         }
         state.last_group += 1;
         let id = GroupId(state.last_group);
-        if group.is_default {
-            data.clear_default(id);
-        }
+        let mut changes = if group.is_default {
+            data.clear_default(id)
+        } else {
+            Vec::new()
+        };
         let created = Group {
             id,
             tenant: tenant.clone(),
@@ -328,6 +385,12 @@ impl Backend for MemoryBackend {
             updated_at: None,
         };
         data.groups.insert(id, created.clone());
+        changes.push(Change::group(
+            Operation::GroupCreated,
+            created.clone(),
+            None,
+        ));
+        state.record(changes, actor);
         Ok(created)
     }
 
@@ -356,8 +419,10 @@ impl Backend for MemoryBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        let mut state = self.write()?;
+        let mut guard = self.write()?;
+        let state = &mut *guard;
         let Some(data) = state.tenants.get_mut(tenant) else {
             return Ok(None);
         };
@@ -371,33 +436,168 @@ impl Backend for MemoryBackend {
         {
             return Err(EngineError::GroupNameTaken(name.clone()));
         }
-        if changes.is_default == Some(true) {
-            data.clear_default(id);
-        }
+        let mut journaled = if changes.is_default == Some(true) {
+            data.clear_default(id)
+        } else {
+            Vec::new()
+        };
         let Some(group) = data.groups.get_mut(&id) else {
             return Ok(None);
         };
+        let before = group.clone();
         group.apply(changes);
-        Ok(Some(group.clone()))
+        let after = group.clone();
+        journaled.push(Change::group(
+            Operation::GroupChanged,
+            after.clone(),
+            Some(before),
+        ));
+        state.record(journaled, actor);
+        Ok(Some(after))
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
-        let mut state = self.write()?;
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        let mut guard = self.write()?;
+        let state = &mut *guard;
         let Some(data) = state.tenants.get_mut(tenant) else {
             return Ok(false);
         };
-        if data.groups.remove(&id).is_none() {
+        let Some(group) = data.groups.remove(&id) else {
             return Ok(false);
-        }
+        };
         let doomed: Vec<SuppressionId> = data
             .suppressions
             .values()
             .filter(|s| s.scope == Scope::Group(id))
             .map(|s| s.id)
             .collect();
-        for gone in doomed {
-            data.remove(gone);
-        }
+        let mut changes: Vec<Change> = doomed
+            .into_iter()
+            .filter_map(|gone| data.remove(gone))
+            .map(Change::removed)
+            .collect();
+        changes.push(Change::group(Operation::GroupDeleted, group, None));
+        state.record(changes, actor);
         Ok(true)
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        let mut guard = self.write()?;
+        let state = &mut *guard;
+        let data = state.tenants.entry(tenant.clone()).or_default();
+        let mut changes = Vec::new();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let fits = &item.tenant == tenant && data.fits(&item);
+            if fits {
+                data.insert(item.clone());
+                changes.push(Change::added(item));
+            }
+            outcomes.push(fits);
+        }
+        state.record(changes, actor);
+        Ok(outcomes)
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        let mut guard = self.write()?;
+        let state = &mut *guard;
+        let data = state.tenants.entry(tenant.clone()).or_default();
+        if data.groups.contains_key(&group.id) {
+            return Ok(false);
+        }
+        if data.groups.values().any(|g| g.key == group.key) {
+            return Err(EngineError::GroupKeyTaken(group.key.as_str().to_owned()));
+        }
+        if data.name_taken(&group.name, None) {
+            return Err(EngineError::GroupNameTaken(group.name));
+        }
+        let mut changes = if group.is_default {
+            data.clear_default(group.id)
+        } else {
+            Vec::new()
+        };
+        data.groups.insert(group.id, group.clone());
+        changes.push(Change::group(Operation::GroupCreated, group, None));
+        state.record(changes, actor);
+        Ok(true)
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        let state = self.read()?;
+        let admitted = |e: &&JournalEntry| &e.tenant == tenant && query.admits(e);
+        let limit = query.limit as usize;
+        Ok(match query.order {
+            JournalOrder::NewestFirst => state
+                .journal
+                .iter()
+                .rev()
+                .filter(admitted)
+                .take(limit)
+                .cloned()
+                .collect(),
+            JournalOrder::OldestFirst => state
+                .journal
+                .iter()
+                .filter(admitted)
+                .take(limit)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        let state = self.read()?;
+        Ok(state
+            .journal
+            .iter()
+            .filter(|e| after.is_none_or(|p| e.position > p))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        let mut state = self.write()?;
+        for mut entry in entries {
+            entry.position = Position(state.journal.last().map_or(1, |e| e.position.0 + 1));
+            state.journal.push(entry);
+        }
+        Ok(())
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        let mut state = self.write()?;
+        let old = state
+            .journal
+            .iter()
+            .take(limit as usize)
+            .take_while(|e| e.at < before)
+            .count();
+        state.journal.drain(..old);
+        Ok(to_u64(old))
     }
 }

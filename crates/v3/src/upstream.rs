@@ -14,10 +14,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    BounceClass, DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Email, EmailMatch, Group, GroupChanges,
-    GroupId, GroupKey, Kind, KindFamily, KindSet, ListFilter, NewGroup, NewSuppression, Origin,
-    Page, PageRequest, ScanCursor, Scope, ScopeFilter, StreamType, Suppression, SuppressionId,
-    TenantId, Timestamp, UnsubscribeHandling,
+    Actor, BounceClass, DEFAULT_STREAM_KEY, DEFAULT_STREAM_NAME, Email, EmailMatch, Group,
+    GroupChanges, GroupId, GroupKey, Kind, KindFamily, KindSet, ListFilter, NewGroup,
+    NewSuppression, Origin, Page, PageRequest, ScanCursor, Scope, ScopeFilter, StreamType,
+    Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
 };
 use hush_upstream::{Answer, Credential, Credentials, Idempotency, Snapshots, Upstream};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -768,6 +768,7 @@ impl Backend for V3Upstream {
             origins: false,
             invalid_emails: sendgrid,
             cheap_removal_by_id: false,
+            journal: false,
         }
     }
 
@@ -779,6 +780,7 @@ impl Backend for V3Upstream {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         let key = self.key(tenant)?;
         let now = hush_engine::Engine::now();
@@ -974,6 +976,7 @@ impl Backend for V3Upstream {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let doomed = self.collect(tenant, filter).await?;
         self.delete(tenant, &doomed).await
@@ -983,6 +986,7 @@ impl Backend for V3Upstream {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let wanted: HashSet<&SuppressionId> = ids.iter().collect();
         let everything = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
@@ -995,7 +999,12 @@ impl Backend for V3Upstream {
         self.delete(tenant, &doomed).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         let key = self.key(tenant)?;
         let body = NewGroupBody {
             name: group.name.clone(),
@@ -1071,6 +1080,7 @@ impl Backend for V3Upstream {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         if changes.archived_at.is_some() || changes.unsubscribe_handling.is_some() {
             return Err(EngineError::Unsupported {
@@ -1103,7 +1113,12 @@ impl Backend for V3Upstream {
         self.decode_group(tenant, &answer).map(Some)
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         let key = self.key(tenant)?;
         let path = format!("/v3/asm/groups/{}", id.0);
         let answer = self

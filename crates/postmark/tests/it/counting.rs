@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 use hush_store::MemoryBackend;
 
@@ -53,6 +53,7 @@ impl Backend for CountingBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         self.adds.fetch_add(1, Ordering::SeqCst);
         self.inner.add(tenant, items).await
@@ -97,6 +98,7 @@ impl Backend for CountingBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.inner.remove_matching(tenant, filter).await
     }
@@ -105,12 +107,18 @@ impl Backend for CountingBackend {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.removals.fetch_add(1, Ordering::SeqCst);
         self.inner.remove_ids(tenant, ids).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         self.inner.create_group(tenant, group).await
     }
 
@@ -135,11 +143,17 @@ impl Backend for CountingBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         self.inner.update_group(tenant, id, changes).await
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         self.inner.delete_group(tenant, id).await
     }
 }

@@ -33,8 +33,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -454,6 +454,7 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -508,6 +509,7 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::remove_matching(
             conn, tenant, filter
@@ -518,6 +520,7 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         if ids.is_empty() {
             return Ok(0);
@@ -527,7 +530,12 @@ impl Backend for PostgresBackend {
         ))
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::create_group(
             conn,
             tenant,
@@ -559,6 +567,7 @@ impl Backend for PostgresBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::update_group(
             conn,
@@ -568,7 +577,12 @@ impl Backend for PostgresBackend {
         ))
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::delete_group(
             conn, tenant, id
         ))

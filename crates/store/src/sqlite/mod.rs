@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 
 use crate::lookup_index::{Change, LookupIndex};
@@ -303,6 +303,7 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -391,6 +392,7 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         let (tenant, filter) = (tenant.clone(), filter.clone());
         self.removing(&tenant, 1, move |conn, tenant| {
@@ -403,6 +405,7 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         if ids.is_empty() {
             return Ok(0);
@@ -414,7 +417,12 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         let tenant = tenant.clone();
         self.writer
             .run(1, move |conn| sql::create_group(conn, &tenant, group))
@@ -451,6 +459,7 @@ impl Backend for SqliteBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         let tenant = tenant.clone();
         self.writer
@@ -458,7 +467,12 @@ impl Backend for SqliteBackend {
             .await
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         let (index, work_tenant) = (Arc::clone(&self.index), tenant.clone());
         let tenant = tenant.clone();
         let removed = self

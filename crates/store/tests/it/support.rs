@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
 use tempfile::TempDir;
@@ -41,6 +41,7 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        _actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         self.backend.add(tenant, items).await
     }
@@ -80,6 +81,7 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.backend.remove_matching(tenant, filter).await
     }
@@ -88,11 +90,17 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        _actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.backend.remove_ids(tenant, ids).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        _actor: &Actor,
+    ) -> Result<Group, EngineError> {
         self.backend.create_group(tenant, group).await
     }
 
@@ -117,11 +125,17 @@ impl Backend for TempSqlite {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        _actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         self.backend.update_group(tenant, id, changes).await
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        _actor: &Actor,
+    ) -> Result<bool, EngineError> {
         self.backend.delete_group(tenant, id).await
     }
 }
