@@ -66,15 +66,16 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
         .create_group(
             &alpha,
             new_group("outbound", StreamType::Transactional, true, 1),
+            &crate::support::seeder(),
         )
         .await
         .unwrap();
     let news = backend
-        .create_group(&alpha, new_group("news", StreamType::Broadcasts, false, 2))
+        .create_group(&alpha, new_group("news", StreamType::Broadcasts, false, 2), &crate::support::seeder())
         .await
         .unwrap();
     let old = backend
-        .create_group(&alpha, new_group("old", StreamType::Broadcasts, false, 3))
+        .create_group(&alpha, new_group("old", StreamType::Broadcasts, false, 3), &crate::support::seeder())
         .await
         .unwrap();
     backend
@@ -86,6 +87,7 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
                 updated_at: Some(Timestamp::from_nanos(1_700_000_000_987_654_321)),
                 ..GroupChanges::default()
             },
+            &crate::support::seeder(),
         )
         .await
         .unwrap();
@@ -93,6 +95,7 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
         .create_group(
             &beta,
             new_group("outbound", StreamType::Transactional, true, 4),
+            &crate::support::seeder(),
         )
         .await
         .unwrap();
@@ -119,7 +122,7 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
     }
     for (t, items) in [(alpha, &batches[0]), (beta, &batches[1])] {
         for chunk in items.chunks(1000) {
-            backend.add(&t, chunk.to_vec()).await.unwrap();
+            backend.add(&t, chunk.to_vec(), &crate::support::seeder()).await.unwrap();
         }
     }
 }

@@ -274,6 +274,7 @@ async fn a_v3_bounce_keeps_its_nanoseconds_in_sendpost() {
                     origin: Origin::Recipient,
                     created_at: Timestamp::from_nanos(seconds * NANOS + sub_second),
                 }],
+                &crate::support::seeder(),
             )
             .await
             .unwrap();

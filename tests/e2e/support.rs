@@ -281,3 +281,8 @@ id = "demo"
 pub fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
+
+/// Who a test's direct writes to a store are journaled as.
+pub fn seeder() -> hush_model::Actor {
+    hush_model::Actor::new(hush_model::Door::ADMIN).with_key("e2e-seed")
+}

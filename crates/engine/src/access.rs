@@ -92,6 +92,8 @@ impl fmt::Debug for TokenDigest {
 #[derive(Debug, Clone)]
 pub struct ApiKey<P> {
     pub tenant: TenantId,
+    /// The key's configured name, for the journal and logs.
+    pub name: std::sync::Arc<str>,
     pub permissions: Permissions,
     pub profile: P,
 }
@@ -106,6 +108,18 @@ impl<P> Default for KeyTable<P> {
     fn default() -> Self {
         Self {
             keys: HashMap::new(),
+        }
+    }
+}
+
+impl<P> ApiKey<P> {
+    /// Who a change made with this key is journaled as: `door`, the key's
+    /// name, and the id of the request being served.
+    pub fn actor(&self, door: hush_model::Door) -> hush_model::Actor {
+        let actor = hush_model::Actor::new(door).with_key(&*self.name);
+        match crate::request::current_id() {
+            Some(id) => actor.with_request_id(&*id),
+            None => actor,
         }
     }
 }
@@ -152,6 +166,7 @@ mod tests {
             TokenDigest::of("secret-1"),
             ApiKey {
                 tenant: tenant.clone(),
+                name: "k#1".into(),
                 permissions: Permissions::ALL,
                 profile: (),
             },
@@ -161,6 +176,7 @@ mod tests {
             TokenDigest::from_hex(&digest).expect("hex"),
             ApiKey {
                 tenant,
+                name: "k#2".into(),
                 permissions: Permissions::from_list(&[Permission::Read]),
                 profile: (),
             },
@@ -185,6 +201,7 @@ mod tests {
         let mut table = table();
         let dup = ApiKey {
             tenant: TenantId::parse("other").expect("tenant"),
+            name: "k#3".into(),
             permissions: Permissions::ALL,
             profile: (),
         };

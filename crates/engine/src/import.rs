@@ -258,7 +258,11 @@ mod tests {
     async fn commits_in_bounded_batches_as_rows_arrive() {
         let recorder = Arc::new(Recorder::default());
         let engine = Engine::new(recorder.clone());
-        let mut importer = engine.importer_with_batch(TenantId::parse("t").expect("tenant"), 3);
+        let mut importer = engine.importer_with_batch(
+            TenantId::parse("t").expect("tenant"),
+            Actor::new(hush_model::Door::IMPORT),
+            3,
+        );
         for n in 0..7 {
             importer.push(row(n)).await.expect("push");
         }
@@ -271,9 +275,16 @@ mod tests {
     #[tokio::test]
     async fn the_batch_size_is_bounded() {
         let engine = Engine::new(Arc::new(Recorder::default()));
-        let importer = engine.importer_with_batch(TenantId::parse("t").expect("tenant"), 0);
+        let importer = engine.importer_with_batch(
+            TenantId::parse("t").expect("tenant"),
+            Actor::new(hush_model::Door::IMPORT),
+            0,
+        );
         assert_eq!(importer.batch, 1);
-        let importer = engine.importer(TenantId::parse("t").expect("tenant"));
+        let importer = engine.importer(
+            TenantId::parse("t").expect("tenant"),
+            Actor::new(hush_model::Door::IMPORT),
+        );
         assert_eq!(importer.batch, ADD_BATCH);
     }
 }

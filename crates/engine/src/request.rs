@@ -27,6 +27,11 @@ pub fn current() -> CurrentId {
     CurrentId(REQUEST_ID.try_with(Arc::clone).ok())
 }
 
+/// The id of the request being served, if any.
+pub fn current_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
 /// What [`current`] returns; displays as the id.
 #[derive(Debug, Clone)]
 pub struct CurrentId(Option<Arc<str>>);

@@ -356,10 +356,25 @@ pub enum Api {
     Sendpost,
 }
 
+impl Api {
+    /// As config spells it, and the door its changes are journaled under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V3 => "v3",
+            Self::Postmark => "postmark",
+            Self::Sendpost => "sendpost",
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub api: Api,
+    /// What the journal and the logs call the key; defaults to its API and
+    /// its position among the tenant's keys of that API, e.g. `v3#1`.
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default, skip_serializing)]
     pub token: Option<String>,
     #[serde(default)]
@@ -378,6 +393,7 @@ impl fmt::Debug for KeyConfig {
         // A token never reaches a log, not even through a debug print.
         f.debug_struct("KeyConfig")
             .field("api", &self.api)
+            .field("name", &self.name)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field(
                 "token_sha256",
@@ -394,6 +410,8 @@ impl fmt::Debug for KeyConfig {
 pub struct ResolvedKey {
     pub tenant: TenantId,
     pub api: Api,
+    /// The key's configured name (never its secret), for the journal.
+    pub name: std::sync::Arc<str>,
     pub digest: TokenDigest,
     pub permissions: Permissions,
     /// v3 only.
@@ -608,8 +626,29 @@ impl Config {
                     format!("tenant {:?} is configured twice", tenant.id.as_str()),
                 ));
             }
+            let mut names = HashSet::new();
             for (k, key) in tenant.keys.iter().enumerate() {
                 let at = |field: &str| format!("tenants[{t}].keys[{k}].{field}");
+                let name = match &key.name {
+                    Some(name) => {
+                        check_key_name(name).map_err(|p| ConfigError::new(at("name"), p))?
+                    }
+                    None => {
+                        let position = tenant.keys[..=k]
+                            .iter()
+                            .filter(|o| o.api == key.api)
+                            .count();
+                        format!("{}#{position}", key.api.as_str())
+                    }
+                };
+                if !names.insert(name.clone()) {
+                    return Err(ConfigError::new(
+                        at("name"),
+                        format!(
+                            "the tenant already has a key named {name:?}; key names are unique per tenant"
+                        ),
+                    ));
+                }
                 let digest = match (&key.token, &key.token_sha256) {
                     (Some(token), None) if token.trim().is_empty() => {
                         return Err(ConfigError::new(at("token"), "must not be empty"));
@@ -709,6 +748,7 @@ impl Config {
                 keys.push(ResolvedKey {
                     tenant: tenant.id.clone(),
                     api: key.api,
+                    name: name.into(),
                     digest,
                     permissions,
                     shape: key.shape.unwrap_or_default(),
@@ -717,4 +757,22 @@ impl Config {
         }
         Ok(keys)
     }
+}
+
+/// Longest key name: it is written into every journal entry the key makes.
+const KEY_NAME_MAX: usize = 64;
+
+/// A key name as given, or why it cannot be one.
+fn check_key_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.chars().count() > KEY_NAME_MAX {
+        return Err(format!("is longer than {KEY_NAME_MAX} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(name.to_owned())
 }

@@ -19,6 +19,10 @@
 //!   is, and entries are added oldest first so that entries with equal
 //!   times list in the same order at the destination as at the source.
 //! - Bounded memory: the source is read in keyset batches.
+//! - The journal goes along: between hush stores, each tenant's history is
+//!   carried (its times, doors, keys and records as they were; positions
+//!   are the destination's), and the copy's own writes are journaled with
+//!   door `copy`. A re-run carries only what the destination lacks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,8 +33,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow, bail};
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    GroupChanges, GroupId, KindSet, ListFilter, NewGroup, NewSuppression, ScanCursor, Scope,
-    ScopeFilter, TenantId, has_nul,
+    Actor, Door, GroupChanges, GroupId, JournalEntry, JournalOrder, JournalQuery, KindSet,
+    ListFilter, NewGroup, NewSuppression, Recorded, ScanCursor, Scope, ScopeFilter, TenantId,
+    has_nul,
 };
 use hush_store::{PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -213,6 +218,8 @@ pub struct Summary {
     /// it: stored before hush refused NUL at its edges, and unstorable in
     /// PostgreSQL (`hush_model::has_nul`).
     pub nul_cleaned: u64,
+    /// Journal entries carried to the destination.
+    pub journal_carried: u64,
 }
 
 impl fmt::Display for Summary {
@@ -283,6 +290,9 @@ pub async fn copy(
         let groups = copy_groups(from.backend(), to.backend(), tenant, &mut summary)
             .await
             .with_context(|| format!("copying the groups of tenant {tenant}"))?;
+        carry_journal(from.backend(), to.backend(), tenant, &groups, &mut summary)
+            .await
+            .with_context(|| format!("carrying the journal of tenant {tenant}"))?;
         copy_suppressions(
             from.backend(),
             to.backend(),
@@ -296,6 +306,103 @@ pub async fn copy(
         .with_context(|| format!("copying the suppressions of tenant {tenant}"))?;
     }
     Ok(summary)
+}
+
+/// What the copy's own writes are journaled as.
+fn copier() -> Actor {
+    Actor::new(Door::COPY)
+}
+
+/// Journal entries read and appended at a time.
+const JOURNAL_BATCH: u32 = 1_000;
+
+/// Appends the source's journal of one tenant to the destination's, oldest
+/// first, with group ids as the destination knows them. Entries the
+/// destination already holds (same time, operation and record: an earlier
+/// run) are skipped, so a re-run carries only the rest.
+async fn carry_journal(
+    from: &dyn Backend,
+    to: &dyn Backend,
+    tenant: &TenantId,
+    groups: &HashMap<GroupId, GroupId>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    if !from.capabilities_for(tenant).journal || !to.capabilities_for(tenant).journal {
+        return Ok(());
+    }
+    let mut query = JournalQuery {
+        order: JournalOrder::OldestFirst,
+        ..JournalQuery::newest_first(JOURNAL_BATCH)
+    };
+    loop {
+        let page = from.journal(tenant, &query).await?;
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            break;
+        };
+        query.cursor = Some(last.position);
+        let full = page.len() == JOURNAL_BATCH as usize;
+        let mut held = to
+            .journal(
+                tenant,
+                &JournalQuery {
+                    since: Some(first.at),
+                    until: Some(last.at),
+                    order: JournalOrder::OldestFirst,
+                    ..JournalQuery::newest_first(u32::MAX)
+                },
+            )
+            .await?;
+        let fresh: Vec<JournalEntry> = page
+            .into_iter()
+            .map(|entry| with_groups_of_destination(entry, groups))
+            .filter(|entry| {
+                match held.iter().position(|h| {
+                    h.at == entry.at && h.operation == entry.operation && h.record == entry.record
+                }) {
+                    Some(found) => {
+                        held.swap_remove(found);
+                        false
+                    }
+                    None => true,
+                }
+            })
+            .collect();
+        summary.journal_carried += fresh.len() as u64;
+        if !fresh.is_empty() {
+            to.append_journal(fresh).await?;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// An entry with its group ids mapped to the destination's, so that a
+/// restore there puts entries back into the right group.
+fn with_groups_of_destination(
+    mut entry: JournalEntry,
+    groups: &HashMap<GroupId, GroupId>,
+) -> JournalEntry {
+    let map = |id: &mut GroupId| {
+        if let Some(to) = groups.get(id) {
+            *id = *to;
+        }
+    };
+    match &mut entry.record {
+        Recorded::Suppression(s) => {
+            if let Scope::Group(id) = &mut s.scope {
+                map(id);
+            }
+        }
+        Recorded::Group { group, before } => {
+            map(&mut group.id);
+            if let Some(before) = before {
+                map(&mut before.id);
+            }
+        }
+    }
+    entry
 }
 
 /// Creates the groups the destination lacks (matched by key) and returns
@@ -338,6 +445,7 @@ async fn copy_groups(
                     unsubscribe_handling: group.unsubscribe_handling,
                     created_at: group.created_at,
                 },
+                &copier(),
             )
             .await
             .with_context(|| format!("creating group {:?}", group.key.as_str()))?;
@@ -347,7 +455,8 @@ async fn copy_groups(
                 updated_at: group.updated_at,
                 ..GroupChanges::default()
             };
-            to.update_group(tenant, created.id, changes).await?;
+            to.update_group(tenant, created.id, changes, &copier())
+                .await?;
         }
         ids.insert(group.id, created.id);
         summary.groups_created += 1;
@@ -412,7 +521,7 @@ async fn copy_suppressions(
         }
         let count = items.len() as u64 + skipped;
         summary.suppressions_skipped += skipped;
-        for outcome in to.add(tenant, items).await? {
+        for outcome in to.add(tenant, items, &copier()).await? {
             match outcome {
                 AddOutcome::Added { new: true, .. } => summary.suppressions_copied += 1,
                 AddOutcome::Added { new: false, .. } => summary.suppressions_existing += 1,

@@ -196,6 +196,7 @@ fn key_table<P>(
             key.digest,
             ApiKey {
                 tenant: key.tenant.clone(),
+                name: Arc::clone(&key.name),
                 permissions: key.permissions,
                 profile: profile(key),
             },

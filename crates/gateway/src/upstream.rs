@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 use hush_upstream::{Credential, Credentials, RetrySettings, Upstream, UpstreamSettings};
 use serde::{Deserialize, Serialize};
@@ -365,9 +366,70 @@ impl Backend for TenantRouter {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        self.of(tenant).add(tenant, items).await
+        self.of(tenant).add(tenant, items, actor).await
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.of(tenant).put_back(tenant, items, actor).await
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        self.of(tenant).put_back_group(tenant, group, actor).await
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.of(tenant).journal(tenant, query).await
+    }
+
+    /// The default backend's: `hush copy` opens stores itself, never
+    /// through a router.
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.default.journal_all(after, limit).await
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        for entry in entries {
+            let tenant = entry.tenant.clone();
+            self.of(&tenant).append_journal(vec![entry]).await?;
+        }
+        Ok(())
+    }
+
+    /// Prunes each distinct store that keeps a journal.
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        let mut distinct: Vec<&Arc<dyn Backend>> = vec![&self.default];
+        for backend in self.routes.values() {
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, backend)) {
+                distinct.push(backend);
+            }
+        }
+        let mut pruned = 0;
+        for backend in distinct {
+            if backend.capabilities().journal {
+                pruned = pruned.max(backend.prune_journal(before, limit).await?);
+            }
+        }
+        Ok(pruned)
     }
 
     async fn entries(
@@ -405,27 +467,27 @@ impl Backend for TenantRouter {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.of(tenant).remove_matching(tenant, filter).await
+        self.of(tenant).remove_matching(tenant, filter, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.of(tenant).remove_ids(tenant, ids).await
+        self.of(tenant).remove_ids(tenant, ids, actor).await
     }
 
     async fn create_group(
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
-        self.of(tenant).create_group(tenant, group).await
+        self.of(tenant).create_group(tenant, group, actor).await
     }
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
@@ -449,17 +511,19 @@ impl Backend for TenantRouter {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        self.of(tenant).update_group(tenant, id, changes).await
+        self.of(tenant)
+            .update_group(tenant, id, changes, actor)
+            .await
     }
 
     async fn delete_group(
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
-        self.of(tenant).delete_group(tenant, id).await
+        self.of(tenant).delete_group(tenant, id, actor).await
     }
 }

@@ -18,6 +18,8 @@ pub const SERVER_TOKEN_HEADER: &str = "X-Postmark-Server-Token";
 #[derive(Debug)]
 pub struct PostmarkServer {
     pub tenant: TenantId,
+    /// Who this caller's changes are journaled as.
+    pub actor: hush_model::Actor,
 }
 
 impl FromRequest for PostmarkServer {
@@ -41,6 +43,7 @@ fn authenticate(req: &HttpRequest) -> Result<PostmarkServer, PostmarkError> {
         .ok_or(PostmarkError::InvalidToken)?;
     Ok(PostmarkServer {
         tenant: key.tenant.clone(),
+        actor: key.actor(hush_model::Door::POSTMARK),
     })
 }
 

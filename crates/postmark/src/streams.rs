@@ -138,6 +138,7 @@ pub async fn create(
                 stream_type: kind,
                 unsubscribe_handling: handling,
             },
+            &server.actor,
         )
         .await?;
     Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
@@ -178,7 +179,7 @@ pub async fn edit(
     };
     let group = state
         .engine
-        .update_group(&server.tenant, group.id, changes)
+        .update_group(&server.tenant, group.id, changes, &server.actor)
         .await?;
     Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))
 }
@@ -208,7 +209,7 @@ pub async fn archive(
             };
             state
                 .engine
-                .update_group(&server.tenant, group.id, changes)
+                .update_group(&server.tenant, group.id, changes, &server.actor)
                 .await?
                 .archived_at
                 .ok_or(PostmarkError::Internal)?
@@ -242,7 +243,7 @@ pub async fn unarchive(
         };
         group = state
             .engine
-            .update_group(&server.tenant, group.id, changes)
+            .update_group(&server.tenant, group.id, changes, &server.actor)
             .await?;
     }
     Ok(HttpResponse::Ok().json(shown(&group, &server.tenant)))

@@ -226,7 +226,13 @@ pub async fn create(
         let visible = ScopeFilter::GlobalAndGroup(group.id);
         state
             .engine
-            .add_with_authority(&server.tenant, items, visible, Authority::Customer)
+            .add_with_authority(
+                &server.tenant,
+                items,
+                visible,
+                Authority::Customer,
+                &server.actor,
+            )
             .await?
             .into_iter()
             .map(|outcome| match outcome {
@@ -263,7 +269,13 @@ pub async fn delete(
         let visible = ScopeFilter::GlobalAndGroup(group.id);
         Ok(state
             .engine
-            .remove_with_authority(&server.tenant, &emails, visible, Authority::Customer)
+            .remove_with_authority(
+                &server.tenant,
+                &emails,
+                visible,
+                Authority::Customer,
+                &server.actor,
+            )
             .await?
             .into_iter()
             .map(|outcome| match outcome {

@@ -18,6 +18,8 @@ pub const KEY_HEADER: &str = "x-subaccount-apikey";
 #[derive(Debug)]
 pub struct SendPostSubaccount {
     pub tenant: TenantId,
+    /// Who this caller's changes are journaled as.
+    pub actor: hush_model::Actor,
 }
 
 impl FromRequest for SendPostSubaccount {
@@ -40,6 +42,7 @@ fn authenticate(req: &HttpRequest) -> Result<SendPostSubaccount, SendPostError> 
     let key = state.keys.resolve(key).ok_or(SendPostError::UnknownKey)?;
     Ok(SendPostSubaccount {
         tenant: key.tenant.clone(),
+        actor: key.actor(hush_model::Door::SENDPOST),
     })
 }
 

@@ -77,7 +77,10 @@ pub async fn create(
             "give at least one {\"email\": …} in hardBounce, manual, unsubscribe or spamComplaint",
         ));
     }
-    let outcomes = state.engine.add(&subaccount.tenant, items).await?;
+    let outcomes = state
+        .engine
+        .add(&subaccount.tenant, items, &subaccount.actor)
+        .await?;
     let mut seen = HashSet::new();
     let mut created = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
@@ -286,7 +289,13 @@ pub async fn delete(
         }
         state
             .engine
-            .remove(&subaccount.tenant, email, Scope::Global, KindSet::ALL)
+            .remove(
+                &subaccount.tenant,
+                email,
+                Scope::Global,
+                KindSet::ALL,
+                &subaccount.actor,
+            )
             .await?;
     }
     Ok(match contract {

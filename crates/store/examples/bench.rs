@@ -62,7 +62,10 @@ async fn main() {
                 created_at: Timestamp::from_nanos(1_700_000_000_000_000_000 + k as i64),
             })
             .collect();
-        backend.add(&tenant, items).await.unwrap();
+        backend
+            .add(&tenant, items, &hush_model::Actor::new(hush_model::Door::IMPORT))
+            .await
+            .unwrap();
         i = end;
     }
     let import = started.elapsed();

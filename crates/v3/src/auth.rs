@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use hush_engine::access::Permission;
-use hush_model::TenantId;
+use hush_model::{Actor, Door, TenantId};
 
 use crate::{Shape, V3Error, V3State};
 
@@ -38,6 +38,8 @@ impl Need for Write {
 pub struct V3Key<P> {
     pub tenant: TenantId,
     pub shape: Shape,
+    /// Who this caller's changes are journaled as.
+    pub actor: Actor,
     _need: PhantomData<P>,
 }
 
@@ -88,6 +90,7 @@ fn authenticate<P: Need>(req: &HttpRequest) -> Result<V3Key<P>, V3Error> {
     Ok(V3Key {
         tenant,
         shape: key.profile.shape,
+        actor: key.actor(Door::V3),
         _need: PhantomData,
     })
 }

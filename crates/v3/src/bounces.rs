@@ -34,7 +34,7 @@ pub async fn create(
         status,
         reason,
     };
-    let stored = add_one(&state, &key.tenant, email, kind).await?;
+    let stored = add_one(&state, &key.tenant, email, kind, &key.actor).await?;
     match key.shape {
         Shape::Seed => Ok(HttpResponse::Created()
             .json(BounceRecord::from_suppression(&stored).ok_or(V3Error::Internal)?)),

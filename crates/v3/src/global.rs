@@ -106,7 +106,11 @@ pub async fn add(
     let emails = recipient_emails(&body)?;
     state
         .engine
-        .add(&key.tenant, unsubscribes(&emails, Scope::Global))
+        .add(
+            &key.tenant,
+            unsubscribes(&emails, Scope::Global),
+            &key.actor,
+        )
         .await?;
     Ok(HttpResponse::Created().json(added(key.shape, body, emails)))
 }
@@ -166,6 +170,7 @@ pub async fn delete(
             &email,
             Scope::Global,
             global_unsubscribe_kinds(),
+            &key.actor,
         )
         .await?;
     if removed == 0 && key.shape == Shape::Seed {

@@ -151,7 +151,10 @@ pub async fn create(
         stream_type: StreamType::Broadcasts,
         unsubscribe_handling: None,
     };
-    let group = state.engine.create_group(&key.tenant, spec).await?;
+    let group = state
+        .engine
+        .create_group(&key.tenant, spec, &key.actor)
+        .await?;
     Ok(HttpResponse::Created().json(shown(&state, &key.tenant, key.shape, &group).await?))
 }
 
@@ -186,7 +189,10 @@ pub async fn update(
         is_default: body.is_default,
         ..GroupChanges::default()
     };
-    let group = state.engine.update_group(&key.tenant, id, changes).await?;
+    let group = state
+        .engine
+        .update_group(&key.tenant, id, changes, &key.actor)
+        .await?;
     let shown = shown(&state, &key.tenant, key.shape, &group).await?;
     Ok(match key.shape {
         Shape::Seed => HttpResponse::Ok().json(shown),
@@ -203,7 +209,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, V3Error> {
     state
         .engine
-        .delete_group(&key.tenant, path_group(&req, &state.engine, &key.tenant)?)
+        .delete_group(
+            &key.tenant,
+            path_group(&req, &state.engine, &key.tenant)?,
+            &key.actor,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -269,7 +279,7 @@ pub async fn add_members(
     };
     let outcomes = state
         .engine
-        .add(&key.tenant, unsubscribes(&emails, scope))
+        .add(&key.tenant, unsubscribes(&emails, scope), &key.actor)
         .await?;
     // The group was deleted between the check and the add.
     if let Some(hush_engine::AddOutcome::UnknownGroup(gone)) = outcomes
@@ -299,6 +309,7 @@ pub async fn remove_member(
             &email,
             Scope::Group(id),
             global_unsubscribe_kinds(),
+            &key.actor,
         )
         .await?;
     if removed == 0 && key.shape == Shape::Seed {

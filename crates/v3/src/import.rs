@@ -271,7 +271,15 @@ async fn import(
     }
     let mut progress = Progress {
         target,
-        importer: state.engine.importer(key.tenant.clone()),
+        // A CSV import is its own door: the journal tells a file's rows from
+        // single calls, and names the key that sent the file.
+        importer: state.engine.importer(
+            key.tenant.clone(),
+            hush_model::Actor {
+                door: hush_model::Door::IMPORT,
+                ..key.actor.clone()
+            },
+        ),
         skipped: 0,
         errors: Vec::new(),
         error_bytes: 0,

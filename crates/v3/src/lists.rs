@@ -287,7 +287,13 @@ pub async fn delete<L: GlobalList>(
     let email = path_email(&req)?;
     let removed = state
         .engine
-        .remove(&key.tenant, &email, Scope::Global, L::kinds(key.shape))
+        .remove(
+            &key.tenant,
+            &email,
+            Scope::Global,
+            L::kinds(key.shape),
+            &key.actor,
+        )
         .await?;
     if removed == 0 {
         return Err(not_listed::<L>(&email));
@@ -326,7 +332,10 @@ pub async fn delete_many<L: GlobalList>(
         )),
         (true, None) => {
             let filter = ListFilter::new(kinds, ScopeFilter::Global);
-            state.engine.remove_all(&key.tenant, &filter).await?;
+            state
+                .engine
+                .remove_all(&key.tenant, &filter, &key.actor)
+                .await?;
             Ok(HttpResponse::NoContent().finish())
         }
         (false, Some(emails)) if emails.len() > BULK_DELETE_MAX => Err(V3Error::bad_request(
@@ -343,7 +352,7 @@ pub async fn delete_many<L: GlobalList>(
                 .collect::<Result<Vec<_>, _>>()?;
             state
                 .engine
-                .remove_addresses(&key.tenant, &emails, Scope::Global, kinds)
+                .remove_addresses(&key.tenant, &emails, Scope::Global, kinds, &key.actor)
                 .await?;
             Ok(HttpResponse::NoContent().finish())
         }
@@ -390,6 +399,7 @@ pub async fn add_one(
     tenant: &hush_model::TenantId,
     email: Email,
     kind: Kind,
+    actor: &hush_model::Actor,
 ) -> Result<Suppression, V3Error> {
     let item = NewSuppression {
         email,
@@ -398,7 +408,7 @@ pub async fn add_one(
         origin: Origin::Customer,
         created_at: hush_engine::Engine::now(),
     };
-    match state.engine.add(tenant, vec![item]).await?.pop() {
+    match state.engine.add(tenant, vec![item], actor).await?.pop() {
         Some(AddOutcome::Added { suppression, .. }) => Ok(suppression),
         Some(AddOutcome::Refused { message }) => Err(V3Error::bad_request("email", message)),
         _ => Err(V3Error::Internal),
@@ -415,7 +425,14 @@ pub async fn create_spam_report(
 ) -> Result<HttpResponse, V3Error> {
     let email = body_email("email", &body.email)?;
     let source = optional_text("source", body.source)?;
-    let stored = add_one(&state, &key.tenant, email, Kind::SpamComplaint { source }).await?;
+    let stored = add_one(
+        &state,
+        &key.tenant,
+        email,
+        Kind::SpamComplaint { source },
+        &key.actor,
+    )
+    .await?;
     match key.shape {
         Shape::Seed => Ok(HttpResponse::Created()
             .json(SpamReportRecord::from_suppression(&stored).ok_or(V3Error::Internal)?)),
@@ -437,6 +454,13 @@ pub async fn create_invalid_email(
     key.require_sendgrid_shape()?;
     let email = body_email("email", &body.email)?;
     let reason = optional_text("reason", body.reason)?;
-    let stored = add_one(&state, &key.tenant, email, Kind::Invalid { reason }).await?;
+    let stored = add_one(
+        &state,
+        &key.tenant,
+        email,
+        Kind::Invalid { reason },
+        &key.actor,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(InvalidEmails::sendgrid(&stored).ok_or(V3Error::Internal)?))
 }

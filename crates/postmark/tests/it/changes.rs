@@ -532,6 +532,7 @@ async fn the_other_tenants_entries_are_out_of_reach() {
                 origin: Origin::Recipient,
                 created_at: Engine::now(),
             }],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

@@ -53,10 +53,10 @@ impl Backend for CountingBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         self.adds.fetch_add(1, Ordering::SeqCst);
-        self.inner.add(tenant, items).await
+        self.inner.add(tenant, items, actor).await
     }
 
     async fn entries(
@@ -98,28 +98,28 @@ impl Backend for CountingBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.inner.remove_matching(tenant, filter).await
+        self.inner.remove_matching(tenant, filter, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         self.removals.fetch_add(1, Ordering::SeqCst);
-        self.inner.remove_ids(tenant, ids).await
+        self.inner.remove_ids(tenant, ids, actor).await
     }
 
     async fn create_group(
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
-        self.inner.create_group(tenant, group).await
+        self.inner.create_group(tenant, group, actor).await
     }
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
@@ -143,17 +143,17 @@ impl Backend for CountingBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        self.inner.update_group(tenant, id, changes).await
+        self.inner.update_group(tenant, id, changes, actor).await
     }
 
     async fn delete_group(
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
-        self.inner.delete_group(tenant, id).await
+        self.inner.delete_group(tenant, id, actor).await
     }
 }

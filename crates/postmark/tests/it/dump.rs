@@ -32,6 +32,7 @@ async fn seeded() -> hush_engine::Engine {
                 stream_type: hush_model::StreamType::Broadcasts,
                 unsubscribe_handling: None,
             },
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap()
@@ -323,7 +324,10 @@ async fn streams_large_dumps_across_batches() {
             created_at: Timestamp::from_unix_seconds(1_700_000_000 + i64::from(i % 7)),
         })
         .collect();
-    engine.add(&demo(), items).await.unwrap();
+    engine
+        .add(&demo(), items, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     let app = app(engine).await;
     let res = test::call_service(
         &app,
@@ -362,7 +366,10 @@ async fn the_store_is_read_as_the_body_is_read() {
             created_at: Timestamp::from_unix_seconds(1_700_000_000 + i64::from(i)),
         })
         .collect();
-    engine.add(&demo(), items).await.unwrap();
+    engine
+        .add(&demo(), items, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     let app = app(engine).await;
     let res = test::call_service(
         &app,

@@ -39,6 +39,7 @@ fn keys() -> KeyTable<PostmarkProfile> {
         keys.insert(
             TokenDigest::of(token),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(tenant_id),
                 permissions: Permissions::ALL,
                 profile: PostmarkProfile::default(),
@@ -165,6 +166,7 @@ pub async fn seed(
                 origin,
                 created_at: Timestamp::parse_rfc3339(created).unwrap(),
             }],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

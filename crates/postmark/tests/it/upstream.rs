@@ -68,6 +68,7 @@ async fn hush_b() -> String {
         keys.insert(
             TokenDigest::of(&token(t)),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(t),
                 permissions: Permissions::ALL,
                 profile: PostmarkProfile::default(),
@@ -179,7 +180,7 @@ async fn adds_go_in_batches_of_fifty_and_each_failed_item_reaches_its_caller() {
     items[7] = global("spam7@x.com");
     items[101] = global("spam101@x.com");
     let outcomes = upstream(fake.uri(), 1)
-        .add(&tenant("t1"), items)
+        .add(&tenant("t1"), items, &hush_engine::conformance::tester())
         .await
         .unwrap();
     assert_eq!(outcomes.len(), 120);
@@ -380,7 +381,10 @@ async fn deleting_a_group_is_refused_naming_the_backend() {
     let engine = Engine::new(Arc::new(upstream(fake.uri(), 1)));
     let news = group_id(&GroupKey::parse("news").unwrap());
     // The group is found upstream, so the refusal is the backend's own.
-    let err = engine.delete_group(&tenant("t1"), news).await.unwrap_err();
+    let err = engine
+        .delete_group(&tenant("t1"), news, &hush_engine::conformance::tester())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,

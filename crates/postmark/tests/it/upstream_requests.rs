@@ -242,6 +242,7 @@ async fn deletes_go_fifty_a_call_and_each_failed_item_reaches_its_caller() {
             &emails,
             ScopeFilter::GlobalAndGroup(outbound),
             Authority::Customer,
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();
@@ -265,7 +266,11 @@ async fn deletes_go_fifty_a_call_and_each_failed_item_reaches_its_caller() {
     let fake = FakePostmark::with("outbound", all.clone());
     let server = fake.serve().await;
     let removed = engine_on(&server)
-        .remove_all(&demo(), &ListFilter::new(KindSet::ALL, ScopeFilter::Global))
+        .remove_all(
+            &demo(),
+            &ListFilter::new(KindSet::ALL, ScopeFilter::Global),
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     assert_eq!(removed, 118);

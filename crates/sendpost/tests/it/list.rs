@@ -330,6 +330,7 @@ async fn group_entries_are_not_shown_counted_or_deleted() {
                 stream_type: StreamType::Broadcasts,
                 unsubscribe_handling: None,
             },
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

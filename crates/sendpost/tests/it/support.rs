@@ -32,6 +32,7 @@ fn keys() -> KeyTable<SendPostProfile> {
         keys.insert(
             TokenDigest::of(token),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(tenant_id),
                 permissions: Permissions::ALL,
                 profile: SendPostProfile::default(),
@@ -185,7 +186,7 @@ pub fn assert_error(reply: &Reply, status: StatusCode, param: Option<&str>) -> S
 /// Stores entries directly, as another API or an import would.
 pub async fn seed(engine: &Engine, items: Vec<NewSuppression>) -> Vec<Suppression> {
     engine
-        .add(&tenant("demo"), items)
+        .add(&tenant("demo"), items, &hush_engine::conformance::tester())
         .await
         .unwrap()
         .into_iter()

@@ -71,6 +71,7 @@ async fn hush_b() -> String {
         keys.insert(
             TokenDigest::of(&token(t)),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(t),
                 permissions: Permissions::ALL,
                 profile: SendPostProfile::default(),
@@ -173,6 +174,7 @@ async fn adds_are_one_create_call_with_each_reason_list_and_the_subaccount_key()
                 add("u@x.com", Kind::Unsubscribe),
                 add("s@x.com", Kind::SpamComplaint { source: None }),
             ],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();
@@ -195,7 +197,11 @@ async fn a_create_answer_missing_an_item_is_an_upstream_fault() {
         .mount(&fake)
         .await;
     let err = upstream(fake.uri(), 3)
-        .add(&tenant("t1"), vec![add("b@x.com", Kind::Manual)])
+        .add(
+            &tenant("t1"),
+            vec![add("b@x.com", Kind::Manual)],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -219,7 +225,11 @@ async fn a_failed_create_is_not_sent_twice() {
         .mount(&fake)
         .await;
     let err = upstream(fake.uri(), 4)
-        .add(&tenant("t1"), vec![add("b@x.com", Kind::Manual)])
+        .add(
+            &tenant("t1"),
+            vec![add("b@x.com", Kind::Manual)],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -413,7 +423,7 @@ async fn removing_a_whole_address_is_one_delete_and_no_listing() {
     filter.email = Some(EmailMatch::Exact(Email::parse("a@x.com").unwrap()));
     assert_eq!(
         backend
-            .remove_matching(&tenant("t1"), &filter)
+            .remove_matching(&tenant("t1"), &filter, &hush_engine::conformance::tester())
             .await
             .unwrap(),
         2,
@@ -455,7 +465,7 @@ async fn removing_some_kinds_of_an_address_walks_its_entries_once() {
     filter.email = Some(EmailMatch::Exact(Email::parse("a@x.com").unwrap()));
     assert_eq!(
         backend
-            .remove_matching(&tenant("t1"), &filter)
+            .remove_matching(&tenant("t1"), &filter, &hush_engine::conformance::tester())
             .await
             .unwrap(),
         2
@@ -466,7 +476,7 @@ async fn removing_some_kinds_of_an_address_walks_its_entries_once() {
     // One kind of the two cannot go alone: SendPost deletes whole addresses.
     filter.kinds = KindSet::family(hush_model::KindFamily::Manual);
     let err = backend
-        .remove_matching(&tenant("t1"), &filter)
+        .remove_matching(&tenant("t1"), &filter, &hush_engine::conformance::tester())
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Unsupported { .. }), "{err:?}");
@@ -613,7 +623,11 @@ async fn tenants_never_see_each_other() {
     let (one, two) = (tenant("one"), tenant("two"));
     let a = Email::parse("a@x.com").unwrap();
     backend
-        .add(&one, vec![add("a@x.com", Kind::hard_bounce())])
+        .add(
+            &one,
+            vec![add("a@x.com", Kind::hard_bounce())],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     let global = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
@@ -632,11 +646,29 @@ async fn tenants_never_see_each_other() {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids.len(), 1);
-    assert_eq!(backend.remove_ids(&two, &ids).await.unwrap(), 0);
-    assert_eq!(backend.remove_matching(&two, &global).await.unwrap(), 0);
+    assert_eq!(
+        backend
+            .remove_ids(&two, &ids, &hush_engine::conformance::tester())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        backend
+            .remove_matching(&two, &global, &hush_engine::conformance::tester())
+            .await
+            .unwrap(),
+        0
+    );
     let mut whole = global.clone();
     whole.email = Some(EmailMatch::Exact(a.clone()));
-    assert_eq!(backend.remove_matching(&two, &whole).await.unwrap(), 0);
+    assert_eq!(
+        backend
+            .remove_matching(&two, &whole, &hush_engine::conformance::tester())
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         backend.entries(&one, &a).await.unwrap().len(),
         1,
@@ -644,7 +676,13 @@ async fn tenants_never_see_each_other() {
     );
     assert_eq!(backend.list(&one, &global, page).await.unwrap().total, 1);
     // And the owner's own whole-address delete removes it, counted.
-    assert_eq!(backend.remove_matching(&one, &whole).await.unwrap(), 1);
+    assert_eq!(
+        backend
+            .remove_matching(&one, &whole, &hush_engine::conformance::tester())
+            .await
+            .unwrap(),
+        1
+    );
     assert!(backend.entries(&one, &a).await.unwrap().is_empty());
 }
 
@@ -664,7 +702,14 @@ async fn groups_are_refused_naming_the_backend() {
     );
     let mut item = add("a@x.com", Kind::Unsubscribe);
     item.scope = Scope::Group(GroupId(1));
-    let err = engine.add(&tenant("t1"), vec![item]).await.unwrap_err();
+    let err = engine
+        .add(
+            &tenant("t1"),
+            vec![item],
+            &hush_engine::conformance::tester(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::Unsupported { .. }), "{err:?}");
 }
 

@@ -239,7 +239,10 @@ async fn list_pages_with_total_and_filters() {
         seeded("new@example.com", 3_000),
         seeded("newer@other.org", 3_000),
     ];
-    engine.add(&demo, items).await.unwrap();
+    engine
+        .add(&demo, items, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     let app = app(engine).await;
 
     let (status, list) = call(&app, get(BOUNCES, READER)).await;

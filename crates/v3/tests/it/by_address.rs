@@ -26,6 +26,7 @@ async fn manual(engine: &Engine, address: &str, scope: Scope) {
                 origin: Origin::Customer,
                 created_at: Timestamp::from_unix_seconds(1_000),
             }],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

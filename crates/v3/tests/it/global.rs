@@ -82,6 +82,7 @@ async fn unsubscribe_and_manual_entries_both_appear() {
                 entry("manual@example.com", Kind::Manual, 2_000),
                 entry("bounce@example.com", Kind::hard_bounce(), 3_000),
             ],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

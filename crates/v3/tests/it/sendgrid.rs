@@ -55,6 +55,7 @@ async fn seeded() -> Engine {
                 entry("unsub@example.com", Kind::Unsubscribe, 6_000),
                 entry("manual@example.com", Kind::Manual, 7_000),
             ],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();
@@ -138,7 +139,10 @@ async fn the_link_header_pages_like_sendgrid() {
     let items = (0..5)
         .map(|n| entry(&format!("u{n}@example.com"), Kind::Unsubscribe, 1_000 + n))
         .collect();
-    engine.add(&tenant("demo"), items).await.unwrap();
+    engine
+        .add(&tenant("demo"), items, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     let app = app(engine).await;
     let req = get(
         "/v3/suppression/unsubscribes?limit=2&offset=2&email=u",

@@ -85,6 +85,7 @@ async fn list_takes_the_bounce_parameters() {
                 report("b@example.com", 2_000),
                 report("c@other.org", 3_000),
             ],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();
@@ -96,6 +97,7 @@ async fn list_takes_the_bounce_parameters() {
                 kind: Kind::hard_bounce(),
                 ..report("d@example.com", 4_000)
             }],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();

@@ -36,6 +36,7 @@ fn keys() -> KeyTable<V3Profile> {
         keys.insert(
             TokenDigest::of(token),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(tenant_id),
                 permissions,
                 profile,

@@ -71,6 +71,7 @@ async fn hush_b(shape: Shape) -> String {
         keys.insert(
             TokenDigest::of(&token(t)),
             ApiKey {
+                name: "test#1".into(),
                 tenant: tenant(t),
                 permissions: Permissions::ALL,
                 profile: V3Profile {
@@ -217,6 +218,7 @@ async fn adds_go_to_each_kinds_list_with_the_bearer_key() {
                 global("u@x.com", Kind::Unsubscribe),
                 group,
             ],
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap();
@@ -340,6 +342,7 @@ async fn a_group_create_is_not_sent_twice() {
                 stream_type: hush_model::StreamType::Broadcasts,
                 unsubscribe_handling: None,
             },
+            &hush_engine::conformance::tester(),
         )
         .await
         .unwrap_err();
@@ -397,7 +400,7 @@ async fn unsubscribes_go_a_thousand_to_a_request() {
         .map(|i| global(&format!("u{i}@x.com"), Kind::Unsubscribe))
         .collect();
     let outcomes = upstream(fake.uri(), Shape::Seed, 1)
-        .add(&tenant("t1"), items)
+        .add(&tenant("t1"), items, &hush_engine::conformance::tester())
         .await
         .unwrap();
     assert_eq!(outcomes.len(), 2500);
@@ -646,7 +649,7 @@ async fn a_group_create_refusal_is_read_by_its_field_and_message() {
             created_at: Timestamp::from_nanos(0),
         };
         let err = backend
-            .create_group(&tenant("t1"), group)
+            .create_group(&tenant("t1"), group, &hush_engine::conformance::tester())
             .await
             .unwrap_err();
         match expected {
