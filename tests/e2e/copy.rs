@@ -71,11 +71,19 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
         .await
         .unwrap();
     let news = backend
-        .create_group(&alpha, new_group("news", StreamType::Broadcasts, false, 2), &crate::support::seeder())
+        .create_group(
+            &alpha,
+            new_group("news", StreamType::Broadcasts, false, 2),
+            &crate::support::seeder(),
+        )
         .await
         .unwrap();
     let old = backend
-        .create_group(&alpha, new_group("old", StreamType::Broadcasts, false, 3), &crate::support::seeder())
+        .create_group(
+            &alpha,
+            new_group("old", StreamType::Broadcasts, false, 3),
+            &crate::support::seeder(),
+        )
         .await
         .unwrap();
     backend
@@ -122,7 +130,10 @@ pub async fn fill(backend: &dyn Backend, entries: usize) {
     }
     for (t, items) in [(alpha, &batches[0]), (beta, &batches[1])] {
         for chunk in items.chunks(1000) {
-            backend.add(&t, chunk.to_vec(), &crate::support::seeder()).await.unwrap();
+            backend
+                .add(&t, chunk.to_vec(), &crate::support::seeder())
+                .await
+                .unwrap();
         }
     }
 }

@@ -101,7 +101,10 @@ pub(crate) async fn seeded_dir() -> tempfile::TempDir {
             "2020-01-05T10:00:00Z",
         ),
     ];
-    engine.add(&tenant(), items, &crate::support::seeder()).await.unwrap();
+    engine
+        .add(&tenant(), items, &crate::support::seeder())
+        .await
+        .unwrap();
     dir
 }
 

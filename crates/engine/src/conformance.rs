@@ -24,6 +24,14 @@ pub fn tester() -> hush_model::Actor {
     hush_model::Actor::new(hush_model::Door::ADMIN).with_key("conformance")
 }
 
+mod journal;
+pub use journal::{
+    engine_restore_undoes_adds_and_group_changes, engine_restores_a_bulk_delete_exactly,
+    engine_restores_one_address, journal_appends_carried_entries_in_order,
+    journal_prunes_old_entries_in_bounded_steps, journal_reads_filter_and_page,
+    journal_records_each_change_with_its_actor,
+};
+
 // The guarded changes' checks live beside their rules.
 pub use crate::authority::conformance::{
     engine_guards_adds_by_authority, engine_guards_removal_by_authority,
@@ -65,7 +73,14 @@ macro_rules! backend_conformance {
             engine_guards_adds_by_authority,
             list_matches_email_patterns,
             list_collapses_to_one_row_per_address,
-            odd_but_real_addresses_round_trip
+            odd_but_real_addresses_round_trip,
+            journal_records_each_change_with_its_actor,
+            journal_reads_filter_and_page,
+            engine_restores_a_bulk_delete_exactly,
+            engine_restore_undoes_adds_and_group_changes,
+            engine_restores_one_address,
+            journal_prunes_old_entries_in_bounded_steps,
+            journal_appends_carried_entries_in_order
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {

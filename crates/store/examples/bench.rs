@@ -63,7 +63,11 @@ async fn main() {
             })
             .collect();
         backend
-            .add(&tenant, items, &hush_model::Actor::new(hush_model::Door::IMPORT))
+            .add(
+                &tenant,
+                items,
+                &hush_model::Actor::new(hush_model::Door::IMPORT),
+            )
             .await
             .unwrap();
         i = end;
