@@ -72,6 +72,11 @@ impl TokenDigest {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
+    /// Whether two digests are equal, in constant time.
+    pub fn matches(&self, other: &Self) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+
     /// From 64 hex digits.
     pub fn from_hex(hex_digits: &str) -> Option<Self> {
         let mut bytes = [0u8; 32];

@@ -37,7 +37,63 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// `[journal]`: how long the record of changes is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Entries older than this many days are pruned (docs/operations.md,
+    /// "History and restore"). 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 400,
+        }
+    }
+}
+
+/// `[admin]`: the admin API's tokens. Without any, the API is not served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub tokens: Vec<AdminTokenConfig>,
+}
+
+/// `[[admin.tokens]]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenConfig {
+    pub name: String,
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// `admin.read`, `admin.write`.
+    pub scopes: Vec<String>,
+    /// The tenants the token may see; every tenant when absent.
+    #[serde(default)]
+    pub tenants: Option<Vec<TenantId>>,
+}
+
+impl fmt::Debug for AdminTokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An admin token is the key to every tenant: never printed.
+        f.debug_struct("AdminTokenConfig")
+            .field("name", &self.name)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("scopes", &self.scopes)
+            .field("tenants", &self.tenants)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The shortest token a gateway listening beyond loopback accepts: one a
@@ -492,6 +548,8 @@ impl Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             log: LogConfig::default(),
+            journal: JournalConfig::default(),
+            admin: AdminConfig::default(),
             tenants: Vec::new(),
         }
     }
@@ -566,6 +624,7 @@ impl Config {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::new("log.level", err.to_string()));
         }
+        self.resolve_admin_tokens()?;
         self.resolve_keys().map(drop)
     }
 
@@ -775,4 +834,106 @@ fn check_key_name(raw: &str) -> Result<String, String> {
         return Err("must not contain control characters".into());
     }
     Ok(name.to_owned())
+}
+
+impl Config {
+    /// The admin tokens, checked: names unique, one of token or digest,
+    /// known scopes, known tenants; a clear token beyond loopback at least
+    /// [`MIN_TOKEN_CHARS`] long.
+    pub fn resolve_admin_tokens(&self) -> Result<Vec<hush_admin::AdminToken>, ConfigError> {
+        let mut names = HashSet::new();
+        let mut digests: Vec<TokenDigest> = Vec::new();
+        let mut resolved = Vec::new();
+        for (i, token) in self.admin.tokens.iter().enumerate() {
+            let at = |field: &str| format!("admin.tokens[{i}].{field}");
+            let name = check_key_name(&token.name).map_err(|p| ConfigError::new(at("name"), p))?;
+            if !names.insert(name.clone()) {
+                return Err(ConfigError::new(
+                    at("name"),
+                    format!("another admin token is named {name:?}"),
+                ));
+            }
+            let digest = match (&token.token, &token.token_sha256) {
+                (Some(clear), None) => {
+                    let clear = clear.trim();
+                    if clear.chars().count() < MIN_TOKEN_CHARS
+                        && !self.server.listen.ip().is_loopback()
+                    {
+                        return Err(ConfigError::new(
+                            at("token"),
+                            format!(
+                                "an admin token beyond loopback needs at least {MIN_TOKEN_CHARS} random characters"
+                            ),
+                        ));
+                    }
+                    if clear.is_empty() {
+                        return Err(ConfigError::new(at("token"), "must not be empty"));
+                    }
+                    TokenDigest::of(clear)
+                }
+                (None, Some(hex)) => TokenDigest::from_hex(hex.trim()).ok_or_else(|| {
+                    ConfigError::new(at("token_sha256"), "must be 64 hexadecimal digits")
+                })?,
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        at("token"),
+                        "give token or token_sha256, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        at("token"),
+                        "a token or token_sha256 is required",
+                    ));
+                }
+            };
+            if digests.iter().any(|d| d.matches(&digest)) {
+                return Err(ConfigError::new(
+                    at("token"),
+                    "the same token is configured twice",
+                ));
+            }
+            digests.push(digest);
+            let (mut read, mut write) = (false, false);
+            for scope in &token.scopes {
+                match scope.as_str() {
+                    "admin.read" => read = true,
+                    "admin.write" => write = true,
+                    other => {
+                        return Err(ConfigError::new(
+                            at("scopes"),
+                            format!(
+                                "unknown scope {other:?}; the scopes are admin.read and admin.write"
+                            ),
+                        ));
+                    }
+                }
+            }
+            if !read && !write {
+                return Err(ConfigError::new(
+                    at("scopes"),
+                    "name admin.read, admin.write or both",
+                ));
+            }
+            if let Some(tenants) = &token.tenants {
+                if let Some(unknown) = tenants
+                    .iter()
+                    .find(|t| !self.tenants.iter().any(|c| &c.id == *t))
+                {
+                    return Err(ConfigError::new(
+                        at("tenants"),
+                        format!("no tenant {:?} is configured", unknown.as_str()),
+                    ));
+                }
+            }
+            resolved.push(hush_admin::AdminToken {
+                name: name.into(),
+                digest,
+                read,
+                write,
+                tenants: token.tenants.clone(),
+            });
+        }
+        Ok(resolved)
+    }
 }

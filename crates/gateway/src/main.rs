@@ -4,6 +4,7 @@ mod config;
 mod copy;
 mod guard;
 mod log_lines;
+mod operator;
 mod server;
 mod telemetry;
 mod upstream;
@@ -62,6 +63,46 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         batch: u32,
     },
+    /// Print a tenant's journal, newest first, one JSON object a line.
+    History {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        /// Only this address's changes.
+        #[arg(long)]
+        email: Option<String>,
+        /// RFC 3339: changes at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339: changes at or before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only changes through this door (v3, postmark, import, restore…).
+        #[arg(long)]
+        door: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Undo every change of a tenant in a time window, newest first.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        /// RFC 3339: undo changes at or after this time.
+        #[arg(long)]
+        since: String,
+        /// RFC 3339; defaults to now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this address's changes.
+        #[arg(long)]
+        email: Option<String>,
+        /// Count what would be undone, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +115,80 @@ fn main() -> ExitCode {
             batch,
             config,
         } => copy_stores(from, to, batch, config.as_deref()),
+        Command::History {
+            config,
+            tenant,
+            email,
+            since,
+            until,
+            door,
+            limit,
+        } => operate("history", config.as_deref(), |config| {
+            Box::pin(operator::history(
+                config,
+                operator::HistoryArgs {
+                    tenant,
+                    email,
+                    since,
+                    until,
+                    door,
+                    limit,
+                },
+            ))
+        }),
+        Command::Restore {
+            config,
+            tenant,
+            since,
+            until,
+            email,
+            dry_run,
+        } => operate("restore", config.as_deref(), |config| {
+            Box::pin(operator::restore(
+                config,
+                operator::RestoreArgs {
+                    tenant,
+                    since,
+                    until,
+                    email,
+                    dry_run,
+                },
+            ))
+        }),
+    }
+}
+
+type Work<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Runs an operator command on the config's store.
+fn operate(
+    name: &str,
+    file: Option<&std::path::Path>,
+    work: impl for<'a> FnOnce(&'a config::Config) -> Work<'a>,
+) -> ExitCode {
+    let config = match config::Config::load(file) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("hush {name}: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hush: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(&config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hush {name}: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Gateway {
     pub v3: web::Data<V3State>,
     pub sendpost: web::Data<SendPostState>,
     pub postmark: web::Data<PostmarkState>,
+    /// `None` when no admin token is configured: the admin API is then not
+    /// served at all.
+    pub admin: Option<web::Data<hush_admin::AdminState>>,
 }
 
 impl Gateway {
@@ -134,11 +137,21 @@ impl Gateway {
             keys: key_table(&keys, Api::Postmark, |_| PostmarkProfile::default()),
             body_limit: config.server.max_body_bytes,
         });
+        let admin_tokens = config.resolve_admin_tokens()?;
+        let admin = (!admin_tokens.is_empty()).then(|| {
+            web::Data::new(hush_admin::AdminState {
+                engine: engine.clone(),
+                tokens: admin_tokens,
+                tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
+                body_limit: config.server.max_body_bytes,
+            })
+        });
         Ok(Self {
             engine,
             v3,
             sendpost,
             postmark,
+            admin,
         })
     }
 
@@ -149,8 +162,11 @@ impl Gateway {
             .route("/readyz", web::get().to(readyz))
             .service(hush_v3::scope(self.v3.clone()))
             .service(hush_sendpost::scope(self.sendpost.clone()))
-            .service(hush_postmark::scope(self.postmark.clone()))
-            .default_service(web::to(fallback));
+            .service(hush_postmark::scope(self.postmark.clone()));
+        if let Some(admin) = &self.admin {
+            cfg.service(hush_admin::scope(admin.clone()));
+        }
+        cfg.default_service(web::to(fallback));
     }
 }
 
@@ -249,11 +265,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(%addr, backend = gateway.engine.backend_name(), "listening");
     }
     let noise = tokio::spawn(telemetry::report_connection_noise());
+    let pruning = tokio::spawn(prune_journal(
+        gateway.engine.clone(),
+        config.journal.retention_days,
+    ));
     let served = server.run().await.context("running the HTTP server");
     noise.abort();
+    pruning.abort();
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the journal is pruned.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes journal entries past `journal.retention_days`, at start and then
+/// hourly, in bounded steps (`Engine::prune_journal`). With several
+/// instances on one database each prunes; the deletes are idempotent.
+async fn prune_journal(engine: Engine, retention_days: u32) {
+    if retention_days == 0 {
+        return;
+    }
+    let retention = i64::from(retention_days) * 86_400 * 1_000_000_000;
+    let mut every = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        every.tick().await;
+        let cut =
+            hush_model::Timestamp::from_nanos(Engine::now().as_nanos().saturating_sub(retention));
+        match engine.prune_journal(cut).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, retention_days, "pruned the journal"),
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning the journal failed; trying again in an hour")
+            }
+        }
+    }
 }
 
 async fn healthz() -> HttpResponse {

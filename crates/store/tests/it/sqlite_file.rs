@@ -74,7 +74,11 @@ async fn data_survives_drop_and_reopen() {
         let backend = open(&path);
         assert_eq!(backend.path(), path);
         let group = backend
-            .create_group(&t, new_group("news", "News"), &hush_engine::conformance::tester())
+            .create_group(
+                &t,
+                new_group("news", "News"),
+                &hush_engine::conformance::tester(),
+            )
             .await
             .unwrap();
         let stored = backend
@@ -111,7 +115,11 @@ async fn data_survives_drop_and_reopen() {
     assert_eq!(entries, expected);
     // Ids keep increasing after a reopen.
     let later = backend
-        .add(&t, vec![unsubscribe("b@x.com", Scope::Global, 3)], &hush_engine::conformance::tester())
+        .add(
+            &t,
+            vec![unsubscribe("b@x.com", Scope::Global, 3)],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     let AddOutcome::Added { suppression, new } = &later[0] else {
@@ -131,7 +139,11 @@ async fn migrations_are_versioned_and_idempotent() {
     // Opening again applies nothing and loses nothing.
     let first = open(&path);
     first
-        .add(&tenant(), vec![unsubscribe("a@x.com", Scope::Global, 1)], &hush_engine::conformance::tester())
+        .add(
+            &tenant(),
+            vec![unsubscribe("a@x.com", Scope::Global, 1)],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     drop(first);
@@ -185,7 +197,11 @@ async fn concurrent_adds_are_all_stored_and_readable() {
             for n in 0..EACH {
                 let address = format!("c{client}-{n}@x.com");
                 let outcome = backend
-                    .add(&t, vec![unsubscribe(&address, Scope::Global, 1)], &hush_engine::conformance::tester())
+                    .add(
+                        &t,
+                        vec![unsubscribe(&address, Scope::Global, 1)],
+                        &hush_engine::conformance::tester(),
+                    )
                     .await
                     .unwrap();
                 let AddOutcome::Added { suppression, new } = &outcome[0] else {
@@ -219,7 +235,11 @@ async fn a_failing_command_does_not_poison_its_batch() {
     let backend = Arc::new(open(&dir.path().join("hush.db")));
     let t = tenant();
     let news = backend
-        .create_group(&t, new_group("news", "News"), &hush_engine::conformance::tester())
+        .create_group(
+            &t,
+            new_group("news", "News"),
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     for round in 0..5 {
@@ -231,7 +251,11 @@ async fn a_failing_command_does_not_poison_its_batch() {
                 if n % 8 == 0 {
                     // The key is taken: this command fails alone.
                     let taken = backend
-                        .create_group(&t, new_group("news", &format!("Other {round} {n}")), &hush_engine::conformance::tester())
+                        .create_group(
+                            &t,
+                            new_group("news", &format!("Other {round} {n}")),
+                            &hush_engine::conformance::tester(),
+                        )
                         .await;
                     assert!(
                         matches!(taken, Err(EngineError::GroupKeyTaken(_))),
@@ -240,7 +264,11 @@ async fn a_failing_command_does_not_poison_its_batch() {
                 } else {
                     let address = format!("r{round}-{n}@x.com");
                     let outcome = backend
-                        .add(&t, vec![unsubscribe(&address, Scope::Group(news.id), 1)], &hush_engine::conformance::tester())
+                        .add(
+                            &t,
+                            vec![unsubscribe(&address, Scope::Group(news.id), 1)],
+                            &hush_engine::conformance::tester(),
+                        )
                         .await
                         .unwrap();
                     assert!(
@@ -268,7 +296,15 @@ async fn racing_creates_of_one_group_make_one_group() {
     for _ in 0..16 {
         let backend = Arc::clone(&backend);
         let t = t.clone();
-        tasks.spawn(async move { backend.create_group(&t, new_group("news", "News"), &hush_engine::conformance::tester()).await });
+        tasks.spawn(async move {
+            backend
+                .create_group(
+                    &t,
+                    new_group("news", "News"),
+                    &hush_engine::conformance::tester(),
+                )
+                .await
+        });
     }
     let mut made = 0;
     while let Some(done) = tasks.join_next().await {
@@ -317,20 +353,34 @@ async fn every_lookup_sees_the_writes_before_it() {
             let address = email(&format!("u{n}@example.com"));
             assert!(backend.entries(&t, &address).await.unwrap().is_empty());
             backend
-                .add(&t, vec![unsubscribe(address.as_str(), Scope::Global, n)], &hush_engine::conformance::tester())
+                .add(
+                    &t,
+                    vec![unsubscribe(address.as_str(), Scope::Global, n)],
+                    &hush_engine::conformance::tester(),
+                )
                 .await
                 .unwrap();
             assert_eq!(backend.entries(&t, &address).await.unwrap().len(), 1, "{n}");
             let mut filter = everything();
             filter.email = Some(hush_model::EmailMatch::Exact(address.clone()));
-            assert_eq!(backend.remove_matching(&t, &filter, &hush_engine::conformance::tester()).await.unwrap(), 1);
+            assert_eq!(
+                backend
+                    .remove_matching(&t, &filter, &hush_engine::conformance::tester())
+                    .await
+                    .unwrap(),
+                1
+            );
             assert!(
                 backend.entries(&t, &address).await.unwrap().is_empty(),
                 "{n}"
             );
             if n % 2 == 0 {
                 backend
-                    .add(&t, vec![unsubscribe(address.as_str(), Scope::Global, n)], &hush_engine::conformance::tester())
+                    .add(
+                        &t,
+                        vec![unsubscribe(address.as_str(), Scope::Global, n)],
+                        &hush_engine::conformance::tester(),
+                    )
                     .await
                     .unwrap();
                 assert_eq!(backend.entries(&t, &address).await.unwrap().len(), 1, "{n}");
@@ -364,12 +414,17 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
     let t = tenant();
     let mut first = new_group("news", "News");
     first.is_default = true;
-    let first = backend.create_group(&t, first, &hush_engine::conformance::tester()).await.unwrap();
+    let first = backend
+        .create_group(&t, first, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     // A new default whose key is taken: if the flag moved before the insert
     // failed, the old default would lose it.
     let mut clash = new_group("news", "Other");
     clash.is_default = true;
-    let refused = backend.create_group(&t, clash, &hush_engine::conformance::tester()).await;
+    let refused = backend
+        .create_group(&t, clash, &hush_engine::conformance::tester())
+        .await;
     assert!(
         matches!(refused, Err(EngineError::GroupKeyTaken(_))),
         "{refused:?}"
@@ -380,7 +435,11 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
     assert!(groups[0].is_default, "the failed command's changes stayed");
     // The writer goes on.
     let added = backend
-        .add(&t, vec![unsubscribe("after@example.com", Scope::Global, 1)], &hush_engine::conformance::tester())
+        .add(
+            &t,
+            vec![unsubscribe("after@example.com", Scope::Global, 1)],
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     assert!(matches!(added[0], AddOutcome::Added { new: true, .. }));
@@ -450,7 +509,10 @@ async fn the_lookup_index_answers_what_the_file_holds() {
     {
         let backend = open(&path);
         for t in &tenants {
-            let group = backend.create_group(t, new_group("g", "G"), &hush_engine::conformance::tester()).await.unwrap();
+            let group = backend
+                .create_group(t, new_group("g", "G"), &hush_engine::conformance::tester())
+                .await
+                .unwrap();
             for n in 0..12 {
                 let address = format!("u{n}@example.com");
                 step += 1;
@@ -471,8 +533,14 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                     });
                 }
                 // The same add twice changes nothing.
-                backend.add(t, items.clone(), &hush_engine::conformance::tester()).await.unwrap();
-                backend.add(t, items, &hush_engine::conformance::tester()).await.unwrap();
+                backend
+                    .add(t, items.clone(), &hush_engine::conformance::tester())
+                    .await
+                    .unwrap();
+                backend
+                    .add(t, items, &hush_engine::conformance::tester())
+                    .await
+                    .unwrap();
             }
             lookups_agree_with_the_file(&backend, &tenants, "after the adds").await;
 
@@ -481,23 +549,50 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                 ScopeFilter::Any,
             );
             bounces.email = Some(hush_model::EmailMatch::Exact(email("u1@example.com")));
-            assert_eq!(backend.remove_matching(t, &bounces, &hush_engine::conformance::tester()).await.unwrap(), 1);
+            assert_eq!(
+                backend
+                    .remove_matching(t, &bounces, &hush_engine::conformance::tester())
+                    .await
+                    .unwrap(),
+                1
+            );
             lookups_agree_with_the_file(&backend, &tenants, "after a removal by filter").await;
 
             let spam = listed(&backend, t, &email("u3@example.com")).await;
             let ids: Vec<_> = spam.iter().take(2).map(|s| s.id).collect();
-            assert_eq!(backend.remove_ids(t, &ids, &hush_engine::conformance::tester()).await.unwrap(), 2);
+            assert_eq!(
+                backend
+                    .remove_ids(t, &ids, &hush_engine::conformance::tester())
+                    .await
+                    .unwrap(),
+                2
+            );
             lookups_agree_with_the_file(&backend, &tenants, "after a removal by id").await;
 
-            assert!(backend.delete_group(t, group.id, &hush_engine::conformance::tester()).await.unwrap());
+            assert!(
+                backend
+                    .delete_group(t, group.id, &hush_engine::conformance::tester())
+                    .await
+                    .unwrap()
+            );
             lookups_agree_with_the_file(&backend, &tenants, "after a group's deletion").await;
         }
         let mut old = everything();
         old.created_to = Some(Timestamp::from_nanos(5));
-        assert!(backend.remove_matching(&tenants[1], &old, &hush_engine::conformance::tester()).await.unwrap() > 0);
+        assert!(
+            backend
+                .remove_matching(&tenants[1], &old, &hush_engine::conformance::tester())
+                .await
+                .unwrap()
+                > 0
+        );
         lookups_agree_with_the_file(&backend, &tenants, "after a removal by time").await;
         backend
-            .add(&tenants[0], vec![bounce_of("u5@example.com", 99)], &hush_engine::conformance::tester())
+            .add(
+                &tenants[0],
+                vec![bounce_of("u5@example.com", 99)],
+                &hush_engine::conformance::tester(),
+            )
             .await
             .unwrap();
         lookups_agree_with_the_file(&backend, &tenants, "after a re-add").await;
@@ -529,9 +624,16 @@ async fn the_lookup_index_answers_what_the_file_holds() {
             let many: Vec<NewSuppression> = (0..30_000)
                 .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
                 .collect();
-            backend.add(&tenants[0], many, &hush_engine::conformance::tester()).await.unwrap();
             backend
-                .add(&tenants[0], vec![bounce_of("u7@example.com", 7)], &hush_engine::conformance::tester())
+                .add(&tenants[0], many, &hush_engine::conformance::tester())
+                .await
+                .unwrap();
+            backend
+                .add(
+                    &tenants[0],
+                    vec![bounce_of("u7@example.com", 7)],
+                    &hush_engine::conformance::tester(),
+                )
                 .await
                 .unwrap();
             let before = backend.entry_reads();
@@ -634,13 +736,22 @@ async fn removing_many_addresses_is_one_transaction_per_batch() {
     let items: Vec<NewSuppression> = (0..2_600)
         .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
         .collect();
-    backend.add(&t, items, &hush_engine::conformance::tester()).await.unwrap();
+    backend
+        .add(&t, items, &hush_engine::conformance::tester())
+        .await
+        .unwrap();
     let before = backend.write_commits();
     let doomed: Vec<Email> = (0..2_500)
         .map(|n| email(&format!("bulk{n}@example.com")))
         .collect();
     let removed = engine
-        .remove_addresses(&t, &doomed, Scope::Global, KindSet::ALL, &hush_engine::conformance::tester())
+        .remove_addresses(
+            &t,
+            &doomed,
+            Scope::Global,
+            KindSet::ALL,
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     assert_eq!(removed, 2_500);
@@ -752,7 +863,11 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
     let backend = open(&path);
     let t = tenant();
     let old = backend
-        .create_group(&t, new_group("old", "Old"), &hush_engine::conformance::tester())
+        .create_group(
+            &t,
+            new_group("old", "Old"),
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     drop(backend);
@@ -764,7 +879,11 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
     let shown = backend.shown_ids(&t).unwrap().clone();
     assert_eq!(shown.group(&t, old.id), old.id.0, "kept as stored");
     let new = backend
-        .create_group(&t, new_group("new", "New"), &hush_engine::conformance::tester())
+        .create_group(
+            &t,
+            new_group("new", "New"),
+            &hush_engine::conformance::tester(),
+        )
         .await
         .unwrap();
     let new_shown = shown.group(&t, new.id);
