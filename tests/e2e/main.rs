@@ -10,6 +10,7 @@ mod cross_api;
 mod deployment;
 mod full_disk;
 mod gateway;
+mod journal;
 #[cfg(hush_postgres_tests)]
 mod multi_instance;
 #[cfg(hush_postgres_tests)]
