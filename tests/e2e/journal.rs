@@ -630,3 +630,34 @@ async fn a_kill_9_leaves_no_change_without_its_entry() {
         "every entry the journal says is there is there, and no other"
     );
 }
+
+/// Key names and admin tokens are checked at start, naming the key.
+#[test]
+fn bad_key_names_and_admin_tokens_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[tenants]]\nid = \"a\"\n  [[tenants.keys]]\n  api = \"v3\"\n  name = \"svc\"\n  token = \"k1\"\n  [[tenants.keys]]\n  api = \"postmark\"\n  name = \"svc\"\n  token = \"k2\"\n",
+            "tenants[0].keys[1].name",
+        ),
+        (
+            "[[tenants]]\nid = \"a\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"t-0123456789abcdef\"\nscopes = [\"admin.root\"]\n",
+            "admin.tokens[0].scopes",
+        ),
+        (
+            "[[tenants]]\nid = \"a\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"t-0123456789abcdef\"\nscopes = [\"admin.read\"]\ntenants = [\"nobody\"]\n",
+            "admin.tokens[0].tenants",
+        ),
+        (
+            "[[tenants]]\nid = \"a\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"t-0123456789abcdef\"\nscopes = [\"admin.read\"]\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"t-fedcba9876543210\"\nscopes = [\"admin.read\"]\n",
+            "admin.tokens[1].name",
+        ),
+    ];
+    for (n, (toml, key)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("c{n}.toml"));
+        std::fs::write(&file, format!("[storage]\nbackend = \"memory\"\n{toml}")).unwrap();
+        let (code, stderr) = crate::support::refused_start(Some(&file), &[]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+}
