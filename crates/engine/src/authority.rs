@@ -279,6 +279,11 @@ pub mod conformance {
     use super::*;
     use crate::{Backend, GroupSpec};
 
+    /// Who the checks' changes are journaled as.
+    fn actor() -> Actor {
+        Actor::new(hush_model::Door::ADMIN)
+    }
+
     fn tenant() -> TenantId {
         TenantId::parse("demo").unwrap()
     }
@@ -315,6 +320,7 @@ pub mod conformance {
                     stream_type: StreamType::Broadcasts,
                     unsubscribe_handling: None,
                 },
+                &actor(),
             )
             .await
             .unwrap()
@@ -365,6 +371,7 @@ pub mod conformance {
                         Origin::Customer,
                     ),
                 ],
+                &actor(),
             )
             .await
             .unwrap();
@@ -381,6 +388,7 @@ pub mod conformance {
                 ],
                 in_outbound,
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();
@@ -406,7 +414,13 @@ pub mod conformance {
         );
 
         let operator = engine
-            .remove_with_authority(&t, &[email("s@x.com")], in_outbound, Authority::Operator)
+            .remove_with_authority(
+                &t,
+                &[email("s@x.com")],
+                in_outbound,
+                Authority::Operator,
+                &actor(),
+            )
             .await
             .unwrap();
         assert_eq!(operator, vec![GuardedRemoval::Removed { removed: 2 }]);
@@ -431,6 +445,7 @@ pub mod conformance {
                     Kind::SpamComplaint { source: None },
                     Origin::Recipient,
                 )],
+                &actor(),
             )
             .await
             .unwrap();
@@ -444,6 +459,7 @@ pub mod conformance {
                 vec![manual("s@x.com", broadcast), manual("ok@x.com", broadcast)],
                 ScopeFilter::GlobalAndGroup(broadcast),
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();
@@ -472,6 +488,7 @@ pub mod conformance {
                 vec![manual("s@x.com", outbound)],
                 ScopeFilter::GlobalAndGroup(outbound),
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();

@@ -41,9 +41,9 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        self.backend.add(tenant, items).await
+        self.backend.add(tenant, items, actor).await
     }
 
     async fn entries(
@@ -81,27 +81,27 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_matching(tenant, filter).await
+        self.backend.remove_matching(tenant, filter, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_ids(tenant, ids).await
+        self.backend.remove_ids(tenant, ids, actor).await
     }
 
     async fn create_group(
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
-        self.backend.create_group(tenant, group).await
+        self.backend.create_group(tenant, group, actor).await
     }
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
@@ -125,17 +125,17 @@ impl Backend for TempSqlite {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        self.backend.update_group(tenant, id, changes).await
+        self.backend.update_group(tenant, id, changes, actor).await
     }
 
     async fn delete_group(
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
-        self.backend.delete_group(tenant, id).await
+        self.backend.delete_group(tenant, id, actor).await
     }
 }
