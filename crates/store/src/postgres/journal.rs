@@ -10,9 +10,10 @@
 //! commit afterwards below the cursor: that reader never sees it (a mirror
 //! would skip a change, a restore by position would miss one).
 //!
-//! So every writer takes [`lock`], `pg_advisory_xact_lock(JOURNAL, hashtext
-//! (tenant))`, right before it inserts its rows, and holds it until its
-//! transaction ends. The next writer of the tenant takes its positions only
+//! So every writer takes the tenant's journal lock, `pg_advisory_xact_lock
+//! (JOURNAL, hashtext(tenant))`, in the statement that inserts its rows,
+//! before the rows take their positions ([`LOCK_THEN_INSERT`]), and holds it
+//! until its transaction ends. The next writer of the tenant takes its positions only
 //! once it has the lock, that is once the previous writer has committed or
 //! rolled back; PostgreSQL makes a commit visible to new snapshots before it
 //! releases the transaction's locks (`CommitTransaction`: the proc array is
@@ -25,12 +26,13 @@
 //! history reads ([`read`]). Across tenants, positions are not in commit
 //! order: see [`read_all`].
 //!
-//! Taken last, the lock is held only through the journal insert, the
-//! version bump and the commit, and nothing after it waits for a lock that
-//! a writer waiting for it holds (the version rows of the tenant are taken
-//! only after it), so it adds no deadlock. Its cost is that one tenant's
-//! writes commit one after another; other tenants' writes do not wait. Two
-//! tenants whose names hash alike merely share a lock.
+//! The insert is a writing transaction's last statement (the version bump
+//! comes before it), so the lock is held only through that statement and
+//! the commit, and its holder waits for no other lock: it adds no deadlock
+//! cycle. Its cost is that one tenant's writes commit one after another
+//! (other tenants' writes do not wait), which is why it is held for as
+//! short a time as can be. Two tenants whose names hash alike merely share
+//! a lock.
 
 use hush_engine::Engine;
 use hush_model::{
@@ -55,21 +57,30 @@ const INSERT_CHUNK: usize = 5_000;
 const COLUMNS: &str =
     "position, tenant, at, op, door, key_name, request_id, event_id, record::text AS record";
 
-/// Takes the journal lock of every tenant named, until the transaction
-/// ends (see the module's documentation). In the order of their hashes, so
-/// that two transactions locking several tenants (`append`) take them in
-/// the same order.
-async fn lock(conn: &mut PgConnection, tenants: &[&str]) -> Result<(), StoreError> {
-    sqlx::query(
-        "SELECT count(pg_advisory_xact_lock($1, h)) \
-         FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest($2::text[]) AS t ORDER BY h) AS hashes",
-    )
-    .bind(JOURNAL_LOCK_SPACE)
-    .bind(tenants)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+/// Takes the journal lock of every tenant in `$11` (see the module's
+/// documentation), then inserts the rows of `$1`…`$9` in array order.
+///
+/// The locks come first because every row's position (the identity's
+/// `nextval`) is drawn as the row reaches the insert, and no row of the
+/// join with `locked` exists before `locked`'s one row does, which is only
+/// once every lock is held (whichever way the planner joins). One
+/// statement rather than a `SELECT` of the lock and then the insert: one
+/// round trip less while the tenant's writers queue. Several tenants are
+/// locked in the order of their hashes, so that two transactions locking
+/// several (`append`) take them in the same order.
+const LOCK_THEN_INSERT: &str = "\
+WITH locked AS MATERIALIZED ( \
+    SELECT count(pg_advisory_xact_lock($10, h)) AS held \
+    FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest($11::text[]) AS t ORDER BY h) AS hashes \
+) \
+INSERT INTO hush_journal (tenant, at, op, door, key_name, request_id, event_id, email, record) \
+SELECT u.tenant, u.at, u.op, u.door, u.key_name, u.request_id, u.event_id, u.email, \
+       u.record::jsonb \
+FROM locked, \
+     UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+            $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
+     AS u(tenant, at, op, door, key_name, request_id, event_id, email, record, n) \
+ORDER BY u.n";
 
 /// Rows for the journal, column by column, in the order they get their
 /// positions.
@@ -107,56 +118,45 @@ impl Rows {
         self.record.push(record.to_stored());
     }
 
-    /// One statement: positions are taken in the order of the rows, as the
-    /// arrays are unnested in order.
-    async fn insert(self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO hush_journal \
-             (tenant, at, op, door, key_name, request_id, event_id, email, record) \
-             SELECT u.tenant, u.at, u.op, u.door, u.key_name, u.request_id, u.event_id, \
-                    u.email, u.record::jsonb \
-             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-                         $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
-                  AS u(tenant, at, op, door, key_name, request_id, event_id, email, record, n) \
-             ORDER BY u.n",
-        )
-        .bind(self.tenant)
-        .bind(self.at)
-        .bind(self.op)
-        .bind(self.door)
-        .bind(self.key_name)
-        .bind(self.request_id)
-        .bind(self.event_id)
-        .bind(self.email)
-        .bind(self.record)
-        .execute(conn)
-        .await?;
+    /// One statement ([`LOCK_THEN_INSERT`]) that first locks the journal
+    /// of every tenant in `lock` (again for a later chunk of the same
+    /// transaction, which costs nothing).
+    async fn insert(self, conn: &mut PgConnection, lock: &[&str]) -> Result<(), StoreError> {
+        sqlx::query(LOCK_THEN_INSERT)
+            .bind(self.tenant)
+            .bind(self.at)
+            .bind(self.op)
+            .bind(self.door)
+            .bind(self.key_name)
+            .bind(self.request_id)
+            .bind(self.event_id)
+            .bind(self.email)
+            .bind(self.record)
+            .bind(JOURNAL_LOCK_SPACE)
+            .bind(lock)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }
 
 /// Journals a transaction's changes of one tenant, in order, as `actor`'s:
-/// the last thing a writing transaction does before its version bump and
-/// commit (see the module's documentation for why last). The time is read
-/// once the lock is held, so that within a tenant it follows positions
-/// (on one clock).
+/// the last thing a writing transaction does before it commits (see the
+/// module's documentation for why last). The time is read just before, so
+/// it may be a lock wait earlier than the tenant's entry before it.
 pub(super) async fn write(
     conn: &mut PgConnection,
     tenant: &TenantId,
     changes: Vec<Change>,
     actor: &Actor,
 ) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    lock(conn, &[tenant.as_str()]).await?;
     let at = Engine::now();
     for chunk in changes.chunks(INSERT_CHUNK) {
         let mut rows = Rows::default();
         for change in chunk {
             rows.push(tenant, at, change.operation, actor, &change.record);
         }
-        rows.insert(conn).await?;
+        rows.insert(conn, &[tenant.as_str()]).await?;
     }
     Ok(())
 }
@@ -170,13 +170,14 @@ pub(super) async fn append(
     let mut tenants: Vec<&str> = entries.iter().map(|e| e.tenant.as_str()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    lock(conn, &tenants).await?;
     for chunk in entries.chunks(INSERT_CHUNK) {
         let mut rows = Rows::default();
         for e in chunk {
             rows.push(&e.tenant, e.at, e.operation, &e.actor, &e.record);
         }
-        rows.insert(conn).await?;
+        // Every tenant at the first chunk: a lock taken for a later chunk
+        // would come after positions the earlier ones drew.
+        rows.insert(conn, &tenants).await?;
     }
     Ok(())
 }

@@ -1108,11 +1108,11 @@ pub(super) async fn put_back(
     Ok(outcomes)
 }
 
-/// Ends a writing transaction that changed something: journals its
-/// changes as `actor`'s, then bumps the tenant's version, in that order
-/// (both want to be last; `journal` says why the journal lock must be
-/// taken late, and the version rows are then only ever taken by a holder
-/// of that lock). A write that changed nothing does neither.
+/// Ends a writing transaction that changed something: bumps the tenant's
+/// version, then journals the changes as `actor`'s, the last statement
+/// before the commit: the journal's lock orders one tenant's writers
+/// through their commits, so it is taken as late as can be (`journal`).
+/// A write that changed nothing does neither.
 async fn record_changes(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -1122,8 +1122,8 @@ async fn record_changes(
     if changes.is_empty() {
         return Ok(());
     }
-    journal::write(conn, tenant, changes, actor).await?;
-    bump_version(conn, tenant).await
+    bump_version(conn, tenant).await?;
+    journal::write(conn, tenant, changes, actor).await
 }
 
 /// Shards of a tenant's version (`schema`, migration 2): how many writers
@@ -1134,11 +1134,13 @@ const VERSION_SHARDS: i32 = 16;
 /// release, which trusted a cached answer while this version stood still:
 /// kept so that such instances stay exact while they share the database
 /// with upgraded ones during a rolling upgrade (docs/operations.md). This
-/// release reads the change log instead (`mirror.rs`). The last statement
-/// of every write transaction that changed something, so that the version and the change
-/// commit together (a reader that sees version V sees every write up to V)
-/// and the row lock it takes is held only while the transaction commits.
-/// Nothing is locked after it, so it adds no deadlock cycle. The shard is
+/// release reads the change log instead (`mirror.rs`). At the end of every
+/// write transaction that changed something, right before its journal
+/// rows (`record_changes`), so that the version and the change commit
+/// together (a reader that sees version V sees every write up to V) and the
+/// row lock it takes is held only while the transaction journals and
+/// commits. The one lock taken after it is the journal's, whose holder
+/// waits for no lock, so it adds no deadlock cycle. The shard is
 /// the connection's (its server process id), so concurrent writers on
 /// different connections bump different rows: one row would make every
 /// write of a tenant wait for the previous one's commit (fsync), which

@@ -878,32 +878,38 @@ async fn a_change_that_rolls_back_leaves_no_entry() {
     assert!(matches!(refused, Err(EngineError::GroupNameTaken(_))));
     assert_eq!(whole_journal(&backend, &t).await.len(), 1);
 
-    // A failure after the journal rows are written: the version bump, the
-    // statement after them, fails for this tenant. The change and its
-    // entries go together.
+    // A failure after everything is written, at the commit itself: a
+    // deferred check of the journal's rows refuses this tenant's. The
+    // change and its entries go together.
     let doomed = tenant("doomed");
     let mut conn = database.connection().await;
     sqlx::raw_sql(
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN RAISE EXCEPTION 'refused for the test'; END $$; \
-         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON hush_tenant_versions \
+         CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON hush_journal \
+         DEFERRABLE INITIALLY DEFERRED \
          FOR EACH ROW WHEN (NEW.tenant = 'doomed') EXECUTE FUNCTION refuse();",
     )
     .execute(&mut conn)
     .await
     .expect("trigger");
+    let refused = backend
+        .add(&doomed, vec![hard_bounce("a@x.com")], &api_key_actor())
+        .await
+        .expect_err("refused at commit");
     assert!(
-        backend
-            .add(&doomed, vec![hard_bounce("a@x.com")], &api_key_actor())
-            .await
-            .is_err()
+        refused.to_string().contains("refused for the test"),
+        "{refused}"
     );
+    let refused = backend
+        .create_group(&doomed, new_group("news", "News", false), &api_key_actor())
+        .await
+        .expect_err("refused at commit");
     assert!(
-        backend
-            .create_group(&doomed, new_group("news", "News", false), &api_key_actor())
-            .await
-            .is_err()
+        refused.to_string().contains("refused for the test"),
+        "{refused}"
     );
+    assert_eq!(backend.groups(&doomed).await.expect("groups"), []);
     assert!(whole_journal(&backend, &doomed).await.is_empty());
     assert!(
         backend
