@@ -12,15 +12,17 @@
 //!
 //! So every writer takes the tenant's journal lock, `pg_advisory_xact_lock
 //! (JOURNAL, hashtext(tenant))`, in the statement that inserts its rows,
-//! before the rows take their positions ([`LOCK_THEN_INSERT`]), and holds it
-//! until its transaction ends. The next writer of the tenant takes its positions only
-//! once it has the lock, that is once the previous writer has committed or
-//! rolled back; PostgreSQL makes a commit visible to new snapshots before it
-//! releases the transaction's locks (`CommitTransaction`: the proc array is
-//! updated, then locks are released). Every snapshot that sees the later
-//! writer's rows therefore sees the earlier writer's too: within a tenant,
-//! positions increase in commit order, and a reader that has read a
-//! tenant's entries up to P never later finds one of them below P.
+//! before the rows take their positions ([`LOCK_THEN_INSERT`]), and holds
+//! it until its transaction ends. The next writer of the tenant takes its
+//! positions only once it has the lock, that is once the previous writer
+//! has committed or rolled back; and PostgreSQL makes a commit visible to
+//! new snapshots before it releases the transaction's locks
+//! (`CommitTransaction`: the proc array is updated, then locks are
+//! released). Every snapshot that sees the later writer's rows therefore
+//! sees the earlier writer's too: within a tenant, positions increase in
+//! commit order, and a reader that has read a tenant's entries up to P
+//! never later finds one of them below P. (Positions a rolled-back writer
+//! drew are gaps, never filled.)
 //!
 //! The order is per tenant, which is what every reader of a tenant's
 //! history reads ([`read`]). Across tenants, positions are not in commit
@@ -54,8 +56,7 @@ const JOURNAL_LOCK_SPACE: i32 = 0x006a_6e6c;
 /// of MB.
 const INSERT_CHUNK: usize = 5_000;
 
-const COLUMNS: &str =
-    "position, tenant, at, op, door, key_name, request_id, event_id, record::text AS record";
+const COLUMNS: &str = "position, tenant, at, op, door, key_name, request_id, event_id, record";
 
 /// Takes the journal lock of every tenant in `$11` (see the module's
 /// documentation), then inserts the rows of `$1`…`$9` in array order.
@@ -75,7 +76,7 @@ WITH locked AS MATERIALIZED ( \
 ) \
 INSERT INTO hush_journal (tenant, at, op, door, key_name, request_id, event_id, email, record) \
 SELECT u.tenant, u.at, u.op, u.door, u.key_name, u.request_id, u.event_id, u.email, \
-       u.record::jsonb \
+       u.record \
 FROM locked, \
      UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
             $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
@@ -209,8 +210,19 @@ fn entry_from_row(row: &PgRow) -> Result<JournalEntry, StoreError> {
 }
 
 /// A page of one tenant's journal: every filter is a condition of the
-/// query, walked along `hush_journal_by_tenant`, or `hush_journal_by_email`
-/// for one address.
+/// query, walked along `hush_journal_by_email` for one address, else along
+/// `hush_journal_by_tenant` from the cursor.
+///
+/// Without an address, the tenant is a range of one value and the order is
+/// `(tenant, position)`, which only `hush_journal_by_tenant` yields. With
+/// `tenant = $1` PostgreSQL orders by `position` alone, which the primary
+/// key yields too, and a generic plan (a prepared statement run a few
+/// times) guesses that every tenant is an even share of the journal and
+/// walks the primary key backwards, filtering: every newer entry of every
+/// other tenant is read, all of the journal for a tenant that has been
+/// quiet (measured: 55 ms for a tenant's newest 50 of 500,000 entries,
+/// against 0.07 ms along its own index, which a range on its leading
+/// column still lets the cursor position).
 pub(super) async fn read(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -219,11 +231,22 @@ pub(super) async fn read(
     if query.limit == 0 {
         return Ok(Vec::new());
     }
-    let mut clause = Clause::new(tenant);
-    if let Some(email) = &query.email {
-        let p = clause.push(Param::Text(email.as_str().to_owned()));
-        clause.and(&format!("email = {p}"));
-    }
+    let (sql, clause) = read_statement(tenant, query);
+    let rows = clause.query(sql).fetch_all(conn).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// The statement of [`read`] and its parameters.
+fn read_statement(tenant: &TenantId, query: &JournalQuery) -> (String, Clause) {
+    let mut clause = match &query.email {
+        Some(email) => {
+            let mut clause = Clause::new(tenant);
+            let p = clause.push(Param::Text(email.as_str().to_owned()));
+            clause.and(&format!("email = {p}"));
+            clause
+        }
+        None => Clause::tenant_range(tenant),
+    };
     if let Some(since) = query.since {
         let p = clause.push(Param::Int(since.as_nanos()));
         clause.and(&format!("at >= {p}"));
@@ -244,13 +267,36 @@ pub(super) async fn read(
         let p = clause.push(Param::Int(cursor.0));
         clause.and(&format!("position {past} {p}"));
     }
+    let order = match query.email {
+        Some(_) => format!("position {direction}"),
+        None => format!("tenant {direction}, position {direction}"),
+    };
     let limit = clause.push(Param::Int(i64::from(query.limit)));
     let sql = format!(
-        "SELECT {COLUMNS} FROM hush_journal WHERE {} ORDER BY position {direction} LIMIT {limit}",
+        "SELECT {COLUMNS} FROM hush_journal WHERE {} ORDER BY {order} LIMIT {limit}",
         clause.sql
     );
-    let rows = clause.query(sql).fetch_all(conn).await?;
-    rows.iter().map(entry_from_row).collect()
+    (sql, clause)
+}
+
+/// The statements the backend runs to read a page of a tenant's journal
+/// and to prune, each with its parameters in placeholder order: for tests
+/// that EXPLAIN them to see which indexes serve them.
+#[doc(hidden)]
+pub fn journal_statements(
+    tenant: &TenantId,
+    query: &JournalQuery,
+    before: Timestamp,
+    limit: u32,
+) -> Vec<(String, Vec<Param>)> {
+    let (read, clause) = read_statement(tenant, query);
+    vec![
+        (read, clause.params().to_vec()),
+        (
+            PRUNE.to_owned(),
+            vec![Param::Int(before.as_nanos()), Param::Int(i64::from(limit))],
+        ),
+    ]
 }
 
 /// Up to `limit` entries of every tenant after `after`, by position.
@@ -276,27 +322,30 @@ pub(super) async fn read_all(
     rows.iter().map(entry_from_row).collect()
 }
 
+const PRUNE: &str = "\
+DELETE FROM hush_journal WHERE position = ANY (ARRAY( \
+    SELECT position FROM ( \
+        SELECT position, bool_and(at < $1) OVER (ORDER BY position) AS old \
+        FROM (SELECT position, at FROM hush_journal ORDER BY position LIMIT $2) AS head \
+    ) AS walked WHERE old))";
+
 /// Deletes up to `limit` of the oldest entries, stopping at the first one
 /// written at or after `before` (as the memory store does: a walk from the
 /// oldest that ends where retention begins); returns how many went. One
 /// short statement on the oldest rows, which no writer touches, and no
-/// journal lock: writers go on meanwhile.
+/// journal lock: writers go on meanwhile. The positions are an array, so
+/// that the delete looks each one up in the primary key (as `IN (SELECT …)`
+/// the planner joined them by hash with a scan of the whole journal).
 pub(super) async fn prune(
     conn: &mut PgConnection,
     before: Timestamp,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let deleted = sqlx::query(
-        "DELETE FROM hush_journal WHERE position IN ( \
-             SELECT position FROM ( \
-                 SELECT position, bool_and(at < $1) OVER (ORDER BY position) AS old \
-                 FROM (SELECT position, at FROM hush_journal ORDER BY position LIMIT $2) AS head \
-             ) AS walked WHERE old)",
-    )
-    .bind(before.as_nanos())
-    .bind(i64::from(limit))
-    .execute(conn)
-    .await?
-    .rows_affected();
+    let deleted = sqlx::query(PRUNE)
+        .bind(before.as_nanos())
+        .bind(i64::from(limit))
+        .execute(conn)
+        .await?
+        .rows_affected();
     Ok(deleted)
 }

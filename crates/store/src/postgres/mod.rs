@@ -23,7 +23,9 @@ mod mirror;
 mod schema;
 mod sql;
 
-/// The backend's own listing SQL, for tests that EXPLAIN it.
+/// The backend's own listing and journal SQL, for tests that EXPLAIN it.
+#[doc(hidden)]
+pub use journal::journal_statements;
 #[doc(hidden)]
 pub use sql::{Param as SqlParam, list_statements};
 

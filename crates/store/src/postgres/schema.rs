@@ -170,7 +170,8 @@ INSERT INTO hush_meta (name, value)
     // in the change's transaction. Positions come from the identity's
     // sequence, so they are taken before commit; `journal::lock` is what
     // makes them follow commit order within a tenant. `record` is
-    // `Recorded::to_stored` (JSONB, so that an operator can query it in
+    // `Recorded::to_stored` as written (TEXT: JSONB took 17% more room for
+    // the same rows, at the same insert rate; `record::jsonb` reads it in
     // psql); `email` repeats the address of a suppression's record (NULL for
     // a group's), for the history of one address. `at` is nanoseconds, as
     // every time here.
@@ -185,7 +186,7 @@ CREATE TABLE hush_journal (
     request_id TEXT,
     event_id   TEXT,
     email      TEXT COLLATE "C",
-    record     JSONB  NOT NULL
+    record     TEXT   NOT NULL
 );
 
 CREATE INDEX hush_journal_by_tenant ON hush_journal (tenant, position);

@@ -183,6 +183,22 @@ impl Clause {
         }
     }
 
+    /// `tenant` as a range of one value instead of an equality, for a
+    /// query that orders by `tenant` too: PostgreSQL drops a column equal
+    /// to a constant from the order, and so may serve what remains of it
+    /// from another index (`journal::read` says where that hurts).
+    pub(super) fn tenant_range(tenant: &TenantId) -> Self {
+        Self {
+            sql: "tenant >= $1 AND tenant <= $1".to_owned(),
+            params: vec![Param::Text(tenant.as_str().to_owned())],
+        }
+    }
+
+    /// The parameters, `$1` first.
+    pub(super) fn params(&self) -> &[Param] {
+        &self.params
+    }
+
     /// The placeholder the next parameter will take.
     pub(super) fn push(&mut self, param: Param) -> String {
         self.params.push(param);

@@ -15,6 +15,8 @@ use hush_model::{
     TenantId, Timestamp, UnsubscribeHandling,
 };
 use hush_store::MemoryBackend;
+use hush_store::postgres::SqlParam;
+use sqlx::Row as _;
 
 use crate::postgres::TempDatabase;
 
@@ -1023,4 +1025,148 @@ async fn readers_see_a_tenants_entries_in_commit_order() {
         &missed[..missed.len().min(10)]
     );
     assert_eq!(seen, committed, "seen exactly once, in order");
+}
+
+/// The plan of each statement `journal_statements` gives, as a prepared
+/// statement that has gone generic (what PostgreSQL may run for a
+/// statement prepared once per connection and run often: it does not look
+/// at the values).
+async fn generic_plans(
+    conn: &mut sqlx::PgConnection,
+    statements: Vec<(String, Vec<SqlParam>)>,
+) -> Vec<(String, String)> {
+    // Every statement here is simple-protocol (`raw_sql`), so that sqlx
+    // keeps no prepared statement of its own that `DEALLOCATE ALL` drops.
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .expect("generic plans");
+    let mut plans = Vec::new();
+    for (n, (sql, params)) in statements.into_iter().enumerate() {
+        let types: Vec<&str> = params
+            .iter()
+            .map(|p| match p {
+                SqlParam::Text(_) => "text",
+                SqlParam::Int(_) => "int8",
+                SqlParam::Small(_) => "int2",
+            })
+            .collect();
+        let prepare = format!(
+            "DEALLOCATE ALL; PREPARE plan{n} ({}) AS {sql}",
+            types.join(", ")
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+        // EXECUTE takes its arguments as SQL, not as bound parameters.
+        let values: Vec<String> = params
+            .iter()
+            .map(|p| match p {
+                SqlParam::Text(text) => format!("'{}'", text.replace('\'', "''")),
+                SqlParam::Int(n) => n.to_string(),
+                SqlParam::Small(n) => n.to_string(),
+            })
+            .collect();
+        let explain = format!("EXPLAIN EXECUTE plan{n} ({})", values.join(", "));
+        let lines: Vec<String> = sqlx::raw_sql(sqlx::AssertSqlSafe(explain))
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        plans.push((sql, lines.join("\n")));
+    }
+    plans
+}
+
+/// A tenant's history is read along its own indexes and pruning looks its
+/// rows up by position, also in a generic plan and in a journal where one
+/// busy tenant has written everything since a quiet one last did: walking
+/// the primary key there would read the whole journal for the quiet one.
+#[tokio::test]
+async fn journal_reads_and_pruning_are_served_by_indexes() {
+    let database = TempDatabase::create().await;
+    drop(database.backend().await);
+    let mut conn = database.connection().await;
+    sqlx::raw_sql(
+        "INSERT INTO hush_journal (tenant, at, op, door, email, record) \
+         SELECT 'quiet', g, 'added', 'v3', 'q' || (g % 10) || '@x.com', '{}' \
+         FROM generate_series(1, 200) AS g; \
+         INSERT INTO hush_journal (tenant, at, op, door, email, record) \
+         SELECT 'busy', 1000 + g, 'added', 'import', 'b' || g || '@x.com', '{}' \
+         FROM generate_series(1, 50000) AS g; \
+         ANALYZE hush_journal;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("journal");
+    let quiet = tenant("quiet");
+    let cases = [
+        (
+            "newest",
+            JournalQuery::newest_first(50),
+            "hush_journal_by_tenant",
+        ),
+        (
+            "oldest after a cursor",
+            JournalQuery {
+                cursor: Some(Position(20)),
+                ..oldest_first(50)
+            },
+            "hush_journal_by_tenant",
+        ),
+        (
+            "filtered",
+            JournalQuery {
+                door: Some("v3".into()),
+                since: Some(Timestamp::from_nanos(5)),
+                until: Some(Timestamp::from_nanos(500)),
+                cursor: Some(Position(150)),
+                ..JournalQuery::newest_first(50)
+            },
+            "hush_journal_by_tenant",
+        ),
+        (
+            "one address",
+            JournalQuery {
+                email: Some(email("q3@x.com")),
+                ..JournalQuery::newest_first(50)
+            },
+            "hush_journal_by_email",
+        ),
+    ];
+    for (name, query, index) in cases {
+        let statements = hush_store::postgres::journal_statements(
+            &quiet,
+            &query,
+            Timestamp::from_nanos(100),
+            5_000,
+        );
+        let plans = generic_plans(&mut conn, statements).await;
+        let (read, prune) = (&plans[0], &plans[1]);
+        let seen = format!("{name}: {}\n{}", read.0, read.1);
+        assert!(
+            read.1
+                .contains(&format!("Index Scan Backward using {index}"))
+                || read.1.contains(&format!("Index Scan using {index}")),
+            "{seen}"
+        );
+        assert!(!read.1.contains("Seq Scan"), "{seen}");
+        assert!(!read.1.contains("Sort"), "{seen}");
+        // The cursor bounds the index range, not merely filters what it
+        // yields.
+        if query.cursor.is_some() {
+            assert!(
+                read.1
+                    .lines()
+                    .any(|l| l.contains("Index Cond") && l.contains("position")),
+                "{seen}"
+            );
+        }
+        let seen = format!("{}\n{}", prune.0, prune.1);
+        assert!(!prune.1.contains("Seq Scan"), "{seen}");
+        assert!(prune.1.contains("hush_journal_pkey"), "{seen}");
+    }
 }
