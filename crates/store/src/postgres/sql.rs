@@ -741,6 +741,52 @@ async fn lock_groups(
         .collect()
 }
 
+/// Suppressions as one array per column but the id and tenant, in order,
+/// for an insert that unnests them (`insert_new`, `put_back`).
+#[derive(Default)]
+struct ColumnArrays {
+    emails: Vec<String>,
+    group_ids: Vec<i64>,
+    families: Vec<i16>,
+    classes: Vec<Option<i16>>,
+    statuses: Vec<Option<String>>,
+    reasons: Vec<Option<String>>,
+    sources: Vec<Option<String>>,
+    origins: Vec<i16>,
+    created: Vec<i64>,
+}
+
+impl ColumnArrays {
+    fn push(&mut self, email: &Email, scope: Scope, kind: &Kind, origin: Origin, at: Timestamp) {
+        let (class, status, reason, source) = kind_columns(kind);
+        self.emails.push(email.as_str().to_owned());
+        self.group_ids.push(group_column(scope));
+        self.families.push(small(kind.family().code()));
+        self.classes.push(class);
+        self.statuses.push(status);
+        self.reasons.push(reason);
+        self.sources.push(source);
+        self.origins.push(small(origin.code()));
+        self.created.push(at.as_nanos());
+    }
+
+    /// Binds the arrays as the query's next nine parameters, typed
+    /// `text[], int8[], int2[], int2[], text[], text[], text[], int2[],
+    /// int8[]` in this order.
+    fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+        query
+            .bind(self.emails)
+            .bind(self.group_ids)
+            .bind(self.families)
+            .bind(self.classes)
+            .bind(self.statuses)
+            .bind(self.reasons)
+            .bind(self.sources)
+            .bind(self.origins)
+            .bind(self.created)
+    }
+}
+
 /// Inserts the items in one multi-row statement (arrays unnested in request
 /// order, so ids increase in request order), skipping every identity that
 /// exists — also one an earlier item of the same call just made. Returns the
@@ -750,28 +796,17 @@ async fn insert_new(
     tenant: &TenantId,
     items: &[&NewSuppression],
 ) -> Result<HashMap<Identity, i64>, StoreError> {
-    let mut emails = Vec::with_capacity(items.len());
-    let mut group_ids = Vec::with_capacity(items.len());
-    let mut families = Vec::with_capacity(items.len());
-    let mut classes = Vec::with_capacity(items.len());
-    let mut statuses = Vec::with_capacity(items.len());
-    let mut reasons = Vec::with_capacity(items.len());
-    let mut sources = Vec::with_capacity(items.len());
-    let mut origins = Vec::with_capacity(items.len());
-    let mut created = Vec::with_capacity(items.len());
+    let mut columns = ColumnArrays::default();
     for item in items {
-        let (class, status, reason, source) = kind_columns(&item.kind);
-        emails.push(item.email.as_str().to_owned());
-        group_ids.push(group_column(item.scope));
-        families.push(small(item.kind.family().code()));
-        classes.push(class);
-        statuses.push(status);
-        reasons.push(reason);
-        sources.push(source);
-        origins.push(small(item.origin.code()));
-        created.push(item.created_at.as_nanos());
+        columns.push(
+            &item.email,
+            item.scope,
+            &item.kind,
+            item.origin,
+            item.created_at,
+        );
     }
-    let rows = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO suppressions \
          (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
          SELECT $1, u.email, u.group_id, u.family, u.class, u.status, u.reason, u.source, \
@@ -783,30 +818,22 @@ async fn insert_new(
          ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
          RETURNING id, email, group_id, family",
     )
-    .bind(tenant.as_str())
-    .bind(emails)
-    .bind(group_ids)
-    .bind(families)
-    .bind(classes)
-    .bind(statuses)
-    .bind(reasons)
-    .bind(sources)
-    .bind(origins)
-    .bind(created)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                (
-                    row.try_get("email")?,
-                    row.try_get("group_id")?,
-                    row.try_get("family")?,
-                ),
-                row.try_get("id")?,
-            ))
-        })
-        .collect()
+    .bind(tenant.as_str());
+    let rows = columns.bind(query).fetch_all(conn).await?;
+    rows.iter().map(inserted_row).collect()
+}
+
+/// The identity and id of a row an insert returned (`RETURNING id, email,
+/// group_id, family`).
+fn inserted_row(row: &PgRow) -> Result<(Identity, i64), StoreError> {
+    Ok((
+        (
+            row.try_get("email")?,
+            row.try_get("group_id")?,
+            row.try_get("family")?,
+        ),
+        row.try_get("id")?,
+    ))
 }
 
 /// The stored entries of some identities, by identity.
@@ -1044,33 +1071,15 @@ pub(super) async fn put_back(
         .zip(&fits)
         .filter_map(|(s, fits)| fits.then_some(s))
         .collect();
-    let mut ids = Vec::with_capacity(candidates.len());
-    let mut emails = Vec::with_capacity(candidates.len());
-    let mut group_ids = Vec::with_capacity(candidates.len());
-    let mut families = Vec::with_capacity(candidates.len());
-    let mut classes = Vec::with_capacity(candidates.len());
-    let mut statuses = Vec::with_capacity(candidates.len());
-    let mut reasons = Vec::with_capacity(candidates.len());
-    let mut sources = Vec::with_capacity(candidates.len());
-    let mut origins = Vec::with_capacity(candidates.len());
-    let mut created = Vec::with_capacity(candidates.len());
+    let ids: Vec<i64> = candidates.iter().map(|s| s.id.0).collect();
+    let mut columns = ColumnArrays::default();
     for s in &candidates {
-        let (class, status, reason, source) = kind_columns(&s.kind);
-        ids.push(s.id.0);
-        emails.push(s.email.as_str().to_owned());
-        group_ids.push(group_column(s.scope));
-        families.push(small(s.kind.family().code()));
-        classes.push(class);
-        statuses.push(status);
-        reasons.push(reason);
-        sources.push(source);
-        origins.push(small(s.origin.code()));
-        created.push(s.created_at.as_nanos());
+        columns.push(&s.email, s.scope, &s.kind, s.origin, s.created_at);
     }
     // In item order, so that of two items with one id or one identity the
     // first goes in, as in the memory store; any unique index (the id's or
     // the identity's) that holds a row already skips the item.
-    let rows = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO suppressions \
          (id, tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
          SELECT u.id, $1, u.email, u.group_id, u.family, u.class, u.status, u.reason, u.source, \
@@ -1084,37 +1093,16 @@ pub(super) async fn put_back(
          RETURNING id, email, group_id, family",
     )
     .bind(tenant.as_str())
-    .bind(ids)
-    .bind(emails)
-    .bind(group_ids)
-    .bind(families)
-    .bind(classes)
-    .bind(statuses)
-    .bind(reasons)
-    .bind(sources)
-    .bind(origins)
-    .bind(created)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut inserted: HashSet<(i64, Identity)> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("id")?,
-                (
-                    row.try_get("email")?,
-                    row.try_get("group_id")?,
-                    row.try_get("family")?,
-                ),
-            ))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    .bind(ids);
+    let rows = columns.bind(query).fetch_all(&mut *conn).await?;
+    let mut inserted: HashSet<(Identity, i64)> =
+        rows.iter().map(inserted_row).collect::<Result<_, _>>()?;
     let mut changes = Vec::with_capacity(inserted.len());
     let mut outcomes = Vec::with_capacity(items.len());
     for (item, fits) in items.iter().zip(fits) {
         // Taken out of the set, so that a later item of the same id and
         // identity, which the insert skipped, is not counted too.
-        let went_in = fits && inserted.remove(&(item.id.0, stored_identity(item)));
+        let went_in = fits && inserted.remove(&(stored_identity(item), item.id.0));
         if went_in {
             changes.push(Change::added(item.clone()));
         }
