@@ -9,6 +9,8 @@
 //!   advisory lock, adds lock the groups they name.
 //! - Transactions that PostgreSQL aborts to break a deadlock or a
 //!   serialisation conflict are retried a few times.
+//! - Every change is journaled in its own transaction, in an order that
+//!   readers of a tenant's journal can rely on (`journal`).
 //! - The schema is migrated at start under an advisory lock, so instances
 //!   that start together apply each migration once (`schema`).
 //! - `entries` (a send check's lookup) is answered from an in-memory mirror
@@ -16,11 +18,14 @@
 //!   change log, which triggers write in every writing transaction
 //!   (`mirror`).
 
+mod journal;
 mod mirror;
 mod schema;
 mod sql;
 
-/// The backend's own listing SQL, for tests that EXPLAIN it.
+/// The backend's own listing and journal SQL, for tests that EXPLAIN it.
+#[doc(hidden)]
+pub use journal::journal_statements;
 #[doc(hidden)]
 pub use sql::{Param as SqlParam, list_statements};
 
@@ -33,8 +38,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -454,13 +460,13 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         in_transaction!(self, Isolation::ReadCommitted, |conn, retry| sql::add(
-            conn, tenant, &items, retry
+            conn, tenant, &items, retry, actor
         ))
     }
 
@@ -509,10 +515,10 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::remove_matching(
-            conn, tenant, filter
+            conn, tenant, filter, actor
         ))
     }
 
@@ -520,13 +526,13 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         if ids.is_empty() {
             return Ok(0);
         }
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::remove_ids(
-            conn, tenant, ids
+            conn, tenant, ids, actor
         ))
     }
 
@@ -534,12 +540,13 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::create_group(
             conn,
             tenant,
-            group.clone()
+            group.clone(),
+            actor
         ))
     }
 
@@ -567,13 +574,14 @@ impl Backend for PostgresBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::update_group(
             conn,
             tenant,
             id,
-            changes.clone()
+            changes.clone(),
+            actor
         ))
     }
 
@@ -581,10 +589,70 @@ impl Backend for PostgresBackend {
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
         in_transaction!(self, Isolation::ReadCommitted, |conn| sql::delete_group(
-            conn, tenant, id
+            conn, tenant, id, actor
         ))
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        in_transaction!(self, Isolation::ReadCommitted, |conn| sql::put_back(
+            conn, tenant, &items, actor
+        ))
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        in_transaction!(self, Isolation::ReadCommitted, |conn| sql::put_back_group(
+            conn,
+            tenant,
+            group.clone(),
+            actor
+        ))
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(journal::read(&mut conn, tenant, query).await?)
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(journal::read_all(&mut conn, after, limit).await?)
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(self, Isolation::ReadCommitted, |conn| journal::append(
+            conn, &entries
+        ))
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(journal::prune(&mut conn, before, limit).await?)
     }
 }

@@ -9,15 +9,16 @@ use std::collections::{HashMap, HashSet};
 
 use hush_engine::AddOutcome;
 use hush_model::{
-    Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindFamily, KindSet,
-    ListFilter, NewGroup, NewSuppression, Origin, Page, PageRequest, ScanCursor, Scope,
-    ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
+    Actor, Change, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindFamily,
+    KindSet, ListFilter, NewGroup, NewSuppression, Operation, Origin, Page, PageRequest,
+    ScanCursor, Scope, ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp,
+    UnsubscribeHandling,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row as _};
 
-use super::StoreError;
+use super::{StoreError, journal};
 use crate::sqlite::sql::{class_code, class_from_code, like_pattern, prefix_end};
 
 // ---------------------------------------------------------------------------
@@ -169,26 +170,42 @@ pub enum Param {
 
 /// A `WHERE` clause and its parameters; placeholder `$n` is `params[n-1]`.
 #[derive(Debug, Clone)]
-struct Clause {
-    sql: String,
+pub(super) struct Clause {
+    pub(super) sql: String,
     params: Vec<Param>,
 }
 
 impl Clause {
-    fn new(tenant: &TenantId) -> Self {
+    pub(super) fn new(tenant: &TenantId) -> Self {
         Self {
             sql: "tenant = $1".to_owned(),
             params: vec![Param::Text(tenant.as_str().to_owned())],
         }
     }
 
+    /// `tenant` as a range of one value instead of an equality, for a
+    /// query that orders by `tenant` too: PostgreSQL drops a column equal
+    /// to a constant from the order, and so may serve what remains of it
+    /// from another index (`journal::read` says where that hurts).
+    pub(super) fn tenant_range(tenant: &TenantId) -> Self {
+        Self {
+            sql: "tenant >= $1 AND tenant <= $1".to_owned(),
+            params: vec![Param::Text(tenant.as_str().to_owned())],
+        }
+    }
+
+    /// The parameters, `$1` first.
+    pub(super) fn params(&self) -> &[Param] {
+        &self.params
+    }
+
     /// The placeholder the next parameter will take.
-    fn push(&mut self, param: Param) -> String {
+    pub(super) fn push(&mut self, param: Param) -> String {
         self.params.push(param);
         format!("${}", self.params.len())
     }
 
-    fn and(&mut self, sql: &str) {
+    pub(super) fn and(&mut self, sql: &str) {
         self.sql.push_str(" AND ");
         self.sql.push_str(sql);
     }
@@ -277,7 +294,7 @@ impl Clause {
 
     /// A query of `sql` (which uses this clause's placeholders) with the
     /// parameters bound.
-    fn query(&self, sql: String) -> Query<'static, Postgres, PgArguments> {
+    pub(super) fn query(&self, sql: String) -> Query<'static, Postgres, PgArguments> {
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for param in &self.params {
             query = match param {
@@ -682,6 +699,14 @@ fn identity(item: &NewSuppression) -> Identity {
     )
 }
 
+fn stored_identity(s: &Suppression) -> Identity {
+    (
+        s.email.as_str().to_owned(),
+        group_column(s.scope),
+        small(s.kind.family().code()),
+    )
+}
+
 /// Which of the groups the items name exist, locked `FOR KEY SHARE` until
 /// the transaction ends: a concurrent `delete_group` (which takes the row
 /// for delete) then either finished before, and the group is unknown here,
@@ -690,11 +715,10 @@ fn identity(item: &NewSuppression) -> Identity {
 async fn lock_groups(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    items: &[NewSuppression],
+    scopes: impl Iterator<Item = Scope>,
 ) -> Result<HashSet<i64>, StoreError> {
-    let mut wanted: Vec<i64> = items
-        .iter()
-        .filter_map(|item| match item.scope {
+    let mut wanted: Vec<i64> = scopes
+        .filter_map(|scope| match scope {
             Scope::Group(id) => Some(id.0),
             Scope::Global => None,
         })
@@ -717,6 +741,52 @@ async fn lock_groups(
         .collect()
 }
 
+/// Suppressions as one array per column but the id and tenant, in order,
+/// for an insert that unnests them (`insert_new`, `put_back`).
+#[derive(Default)]
+struct ColumnArrays {
+    emails: Vec<String>,
+    group_ids: Vec<i64>,
+    families: Vec<i16>,
+    classes: Vec<Option<i16>>,
+    statuses: Vec<Option<String>>,
+    reasons: Vec<Option<String>>,
+    sources: Vec<Option<String>>,
+    origins: Vec<i16>,
+    created: Vec<i64>,
+}
+
+impl ColumnArrays {
+    fn push(&mut self, email: &Email, scope: Scope, kind: &Kind, origin: Origin, at: Timestamp) {
+        let (class, status, reason, source) = kind_columns(kind);
+        self.emails.push(email.as_str().to_owned());
+        self.group_ids.push(group_column(scope));
+        self.families.push(small(kind.family().code()));
+        self.classes.push(class);
+        self.statuses.push(status);
+        self.reasons.push(reason);
+        self.sources.push(source);
+        self.origins.push(small(origin.code()));
+        self.created.push(at.as_nanos());
+    }
+
+    /// Binds the arrays as the query's next nine parameters, typed
+    /// `text[], int8[], int2[], int2[], text[], text[], text[], int2[],
+    /// int8[]` in this order.
+    fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+        query
+            .bind(self.emails)
+            .bind(self.group_ids)
+            .bind(self.families)
+            .bind(self.classes)
+            .bind(self.statuses)
+            .bind(self.reasons)
+            .bind(self.sources)
+            .bind(self.origins)
+            .bind(self.created)
+    }
+}
+
 /// Inserts the items in one multi-row statement (arrays unnested in request
 /// order, so ids increase in request order), skipping every identity that
 /// exists — also one an earlier item of the same call just made. Returns the
@@ -726,28 +796,17 @@ async fn insert_new(
     tenant: &TenantId,
     items: &[&NewSuppression],
 ) -> Result<HashMap<Identity, i64>, StoreError> {
-    let mut emails = Vec::with_capacity(items.len());
-    let mut group_ids = Vec::with_capacity(items.len());
-    let mut families = Vec::with_capacity(items.len());
-    let mut classes = Vec::with_capacity(items.len());
-    let mut statuses = Vec::with_capacity(items.len());
-    let mut reasons = Vec::with_capacity(items.len());
-    let mut sources = Vec::with_capacity(items.len());
-    let mut origins = Vec::with_capacity(items.len());
-    let mut created = Vec::with_capacity(items.len());
+    let mut columns = ColumnArrays::default();
     for item in items {
-        let (class, status, reason, source) = kind_columns(&item.kind);
-        emails.push(item.email.as_str().to_owned());
-        group_ids.push(group_column(item.scope));
-        families.push(small(item.kind.family().code()));
-        classes.push(class);
-        statuses.push(status);
-        reasons.push(reason);
-        sources.push(source);
-        origins.push(small(item.origin.code()));
-        created.push(item.created_at.as_nanos());
+        columns.push(
+            &item.email,
+            item.scope,
+            &item.kind,
+            item.origin,
+            item.created_at,
+        );
     }
-    let rows = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO suppressions \
          (tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
          SELECT $1, u.email, u.group_id, u.family, u.class, u.status, u.reason, u.source, \
@@ -759,30 +818,22 @@ async fn insert_new(
          ON CONFLICT (tenant, email, group_id, family) DO NOTHING \
          RETURNING id, email, group_id, family",
     )
-    .bind(tenant.as_str())
-    .bind(emails)
-    .bind(group_ids)
-    .bind(families)
-    .bind(classes)
-    .bind(statuses)
-    .bind(reasons)
-    .bind(sources)
-    .bind(origins)
-    .bind(created)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                (
-                    row.try_get("email")?,
-                    row.try_get("group_id")?,
-                    row.try_get("family")?,
-                ),
-                row.try_get("id")?,
-            ))
-        })
-        .collect()
+    .bind(tenant.as_str());
+    let rows = columns.bind(query).fetch_all(conn).await?;
+    rows.iter().map(inserted_row).collect()
+}
+
+/// The identity and id of a row an insert returned (`RETURNING id, email,
+/// group_id, family`).
+fn inserted_row(row: &PgRow) -> Result<(Identity, i64), StoreError> {
+    Ok((
+        (
+            row.try_get("email")?,
+            row.try_get("group_id")?,
+            row.try_get("family")?,
+        ),
+        row.try_get("id")?,
+    ))
 }
 
 /// The stored entries of some identities, by identity.
@@ -813,11 +864,7 @@ async fn existing(
     let mut found = HashMap::with_capacity(wanted.len());
     for row in &rows {
         let suppression = suppression_from_row(row, tenant)?;
-        let identity = (
-            suppression.email.as_str().to_owned(),
-            group_column(suppression.scope),
-            small(suppression.kind.family().code()),
-        );
+        let identity = stored_identity(&suppression);
         if wanted.contains(&identity) {
             found.insert(identity, suppression);
         }
@@ -851,6 +898,7 @@ pub(super) async fn add(
     tenant: &TenantId,
     items: &[NewSuppression],
     retry: bool,
+    actor: &Actor,
 ) -> Result<Vec<AddOutcome>, StoreError> {
     if retry {
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
@@ -859,7 +907,7 @@ pub(super) async fn add(
             .execute(&mut *conn)
             .await?;
     }
-    let groups = lock_groups(conn, tenant, items).await?;
+    let groups = lock_groups(conn, tenant, items.iter().map(|i| i.scope)).await?;
     let known = |item: &NewSuppression| match item.scope {
         Scope::Group(id) => groups.contains(&id.0),
         Scope::Global => true,
@@ -936,41 +984,150 @@ pub(super) async fn add(
             new: *made_here && first,
         });
     }
-    if resolved.values().any(|(_, made_here)| *made_here) {
-        bump_version(conn, tenant).await?;
-    }
+    // Each new entry once, in request order, as the memory store journals.
+    let made = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            AddOutcome::Added {
+                suppression,
+                new: true,
+            } => Some(Change::added(suppression.clone())),
+            _ => None,
+        })
+        .collect();
+    record_changes(conn, tenant, made, actor).await?;
     Ok(outcomes)
+}
+
+/// The `removed` changes of deleted rows (`DELETE … RETURNING` the
+/// suppression's columns), by id as the memory store journals them: each
+/// whole, so that a restore can put it back exactly.
+fn removed(rows: &[PgRow], tenant: &TenantId) -> Result<Vec<Change>, StoreError> {
+    let mut gone = suppressions_from_rows(rows, tenant)?;
+    gone.sort_unstable_by_key(|s| s.id);
+    Ok(gone.into_iter().map(Change::removed).collect())
 }
 
 pub(super) async fn remove_matching(
     conn: &mut PgConnection,
     tenant: &TenantId,
     filter: &ListFilter,
+    actor: &Actor,
 ) -> Result<u64, StoreError> {
     let clause = Clause::filter(tenant, filter);
-    let sql = format!("DELETE FROM suppressions WHERE {}", clause.sql);
-    let done = clause.query(sql).execute(&mut *conn).await?;
-    if done.rows_affected() > 0 {
-        bump_version(conn, tenant).await?;
-    }
-    Ok(done.rows_affected())
+    let sql = format!(
+        "DELETE FROM suppressions WHERE {} RETURNING {SUPPRESSION_COLUMNS}",
+        clause.sql
+    );
+    let rows = clause.query(sql).fetch_all(&mut *conn).await?;
+    record_changes(conn, tenant, removed(&rows, tenant)?, actor).await?;
+    Ok(to_u64(rows.len()))
 }
 
 pub(super) async fn remove_ids(
     conn: &mut PgConnection,
     tenant: &TenantId,
     ids: &[SuppressionId],
+    actor: &Actor,
 ) -> Result<u64, StoreError> {
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let done = sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND id = ANY($2)")
+    let sql = format!(
+        "DELETE FROM suppressions WHERE tenant = $1 AND id = ANY($2) \
+         RETURNING {SUPPRESSION_COLUMNS}"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(ids)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-    if done.rows_affected() > 0 {
-        bump_version(conn, tenant).await?;
+    record_changes(conn, tenant, removed(&rows, tenant)?, actor).await?;
+    Ok(to_u64(rows.len()))
+}
+
+/// Puts suppressions back exactly as they were, ids included (a restore):
+/// each goes in if its id and identity are free and its group is there,
+/// and is journaled as `added`. The ids come from the table's own
+/// sequence, which has handed them out already, so the sequence stays
+/// ahead of them.
+pub(super) async fn put_back(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[Suppression],
+    actor: &Actor,
+) -> Result<Vec<bool>, StoreError> {
+    let groups = lock_groups(conn, tenant, items.iter().map(|s| s.scope)).await?;
+    let fits: Vec<bool> = items
+        .iter()
+        .map(|s| {
+            &s.tenant == tenant
+                && match s.scope {
+                    Scope::Group(id) => groups.contains(&id.0),
+                    Scope::Global => true,
+                }
+        })
+        .collect();
+    let candidates: Vec<&Suppression> = items
+        .iter()
+        .zip(&fits)
+        .filter_map(|(s, fits)| fits.then_some(s))
+        .collect();
+    let ids: Vec<i64> = candidates.iter().map(|s| s.id.0).collect();
+    let mut columns = ColumnArrays::default();
+    for s in &candidates {
+        columns.push(&s.email, s.scope, &s.kind, s.origin, s.created_at);
     }
-    Ok(done.rows_affected())
+    // In item order, so that of two items with one id or one identity the
+    // first goes in, as in the memory store; any unique index (the id's or
+    // the identity's) that holds a row already skips the item.
+    let query = sqlx::query(
+        "INSERT INTO suppressions \
+         (id, tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
+         SELECT u.id, $1, u.email, u.group_id, u.family, u.class, u.status, u.reason, u.source, \
+                u.origin, u.created_at \
+         FROM UNNEST($2::int8[], $3::text[], $4::int8[], $5::int2[], $6::int2[], $7::text[], \
+                     $8::text[], $9::text[], $10::int2[], $11::int8[]) WITH ORDINALITY \
+              AS u(id, email, group_id, family, class, status, reason, source, origin, \
+                   created_at, n) \
+         ORDER BY u.n \
+         ON CONFLICT DO NOTHING \
+         RETURNING id, email, group_id, family",
+    )
+    .bind(tenant.as_str())
+    .bind(ids);
+    let rows = columns.bind(query).fetch_all(&mut *conn).await?;
+    let mut inserted: HashSet<(Identity, i64)> =
+        rows.iter().map(inserted_row).collect::<Result<_, _>>()?;
+    let mut changes = Vec::with_capacity(inserted.len());
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (item, fits) in items.iter().zip(fits) {
+        // Taken out of the set, so that a later item of the same id and
+        // identity, which the insert skipped, is not counted too.
+        let went_in = fits && inserted.remove(&(stored_identity(item), item.id.0));
+        if went_in {
+            changes.push(Change::added(item.clone()));
+        }
+        outcomes.push(went_in);
+    }
+    record_changes(conn, tenant, changes, actor).await?;
+    Ok(outcomes)
+}
+
+/// Ends a writing transaction that changed something: bumps the tenant's
+/// version, then journals the changes as `actor`'s, the last statement
+/// before the commit: the journal's lock orders one tenant's writers
+/// through their commits, so it is taken as late as can be (`journal`).
+/// A write that changed nothing does neither.
+async fn record_changes(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    changes: Vec<Change>,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    bump_version(conn, tenant).await?;
+    journal::write(conn, tenant, changes, actor).await
 }
 
 /// Shards of a tenant's version (`schema`, migration 2): how many writers
@@ -981,11 +1138,13 @@ const VERSION_SHARDS: i32 = 16;
 /// release, which trusted a cached answer while this version stood still:
 /// kept so that such instances stay exact while they share the database
 /// with upgraded ones during a rolling upgrade (docs/operations.md). This
-/// release reads the change log instead (`mirror.rs`). The last statement
-/// of every write transaction that changed something, so that the version and the change
-/// commit together (a reader that sees version V sees every write up to V)
-/// and the row lock it takes is held only while the transaction commits.
-/// Nothing is locked after it, so it adds no deadlock cycle. The shard is
+/// release reads the change log instead (`mirror.rs`). At the end of every
+/// write transaction that changed something, right before its journal
+/// rows (`record_changes`), so that the version and the change commit
+/// together (a reader that sees version V sees every write up to V) and the
+/// row lock it takes is held only while the transaction journals and
+/// commits. The one lock taken after it is the journal's, whose holder
+/// waits for no lock, so it adds no deadlock cycle. The shard is
 /// the connection's (its server process id), so concurrent writers on
 /// different connections bump different rows: one row would make every
 /// write of a tenant wait for the previous one's commit (fsync), which
@@ -1061,20 +1220,37 @@ async fn name_taken(
     )
 }
 
+/// Takes the default flag off every group but `except`; the changes, by
+/// id, for the journal.
 async fn clear_default(
     conn: &mut PgConnection,
     tenant: &TenantId,
     except: GroupId,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<Vec<Change>, StoreError> {
+    let sql = format!(
         "UPDATE suppression_groups SET is_default = FALSE \
-         WHERE tenant = $1 AND id <> $2 AND is_default",
-    )
-    .bind(tenant.as_str())
-    .bind(except.0)
-    .execute(conn)
-    .await?;
-    Ok(())
+         WHERE tenant = $1 AND id <> $2 AND is_default RETURNING {GROUP_COLUMNS}"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(except.0)
+        .fetch_all(conn)
+        .await?;
+    let mut changed = rows
+        .iter()
+        .map(|row| group_from_row(row, tenant))
+        .collect::<Result<Vec<_>, _>>()?;
+    changed.sort_unstable_by_key(|g| g.id);
+    Ok(changed
+        .into_iter()
+        .map(|after| {
+            let before = Group {
+                is_default: true,
+                ..after.clone()
+            };
+            Change::group(Operation::GroupChanged, after, Some(before))
+        })
+        .collect())
 }
 
 /// Maps a violated unique constraint of the groups table, by its name, to
@@ -1095,6 +1271,7 @@ pub(super) async fn create_group(
     conn: &mut PgConnection,
     tenant: &TenantId,
     group: NewGroup,
+    actor: &Actor,
 ) -> Result<Group, StoreError> {
     lock_tenant_groups(conn, tenant).await?;
     if key_taken(conn, tenant, &group.key).await? {
@@ -1122,11 +1299,12 @@ pub(super) async fn create_group(
     .map_err(|e| group_conflict(e, &group.key, &group.name))?
     .try_get(0)?;
     let id = GroupId(id);
-    if group.is_default {
-        clear_default(conn, tenant, id).await?;
-    }
-    bump_version(conn, tenant).await?;
-    Ok(Group {
+    let mut changes = if group.is_default {
+        clear_default(conn, tenant, id).await?
+    } else {
+        Vec::new()
+    };
+    let created = Group {
         id,
         tenant: tenant.clone(),
         key: group.key,
@@ -1138,7 +1316,73 @@ pub(super) async fn create_group(
         archived_at: None,
         created_at: group.created_at,
         updated_at: None,
-    })
+    };
+    changes.push(Change::group(
+        Operation::GroupCreated,
+        created.clone(),
+        None,
+    ));
+    record_changes(conn, tenant, changes, actor).await?;
+    Ok(created)
+}
+
+/// Puts back a deleted group with its id (a restore), as `create_group`
+/// would have made it: false when a group has that id. Group ids come from
+/// the table's sequence, which has handed this one out already.
+pub(super) async fn put_back_group(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    group: Group,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
+    lock_tenant_groups(conn, tenant).await?;
+    // Any tenant's: ids are one sequence, and the key is the table's.
+    let id_taken = sqlx::query("SELECT 1 FROM suppression_groups WHERE id = $1")
+        .bind(group.id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if id_taken {
+        return Ok(false);
+    }
+    if key_taken(conn, tenant, &group.key).await? {
+        return Err(StoreError::KeyTaken(group.key.as_str().to_owned()));
+    }
+    if name_taken(conn, tenant, &group.name, None).await? {
+        return Err(StoreError::NameTaken(group.name));
+    }
+    sqlx::query(
+        "INSERT INTO suppression_groups \
+         (id, tenant, key, name, description, is_default, stream_type, unsubscribe_handling, \
+          archived_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(group.id.0)
+    .bind(tenant.as_str())
+    .bind(group.key.as_str())
+    .bind(&group.name)
+    .bind(&group.description)
+    .bind(group.is_default)
+    .bind(group.stream_type.as_str())
+    .bind(group.unsubscribe_handling.as_str())
+    .bind(group.archived_at.map(Timestamp::as_nanos))
+    .bind(group.created_at.as_nanos())
+    .bind(group.updated_at.map(Timestamp::as_nanos))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| group_conflict(e, &group.key, &group.name))?;
+    let mut changes = if group.is_default {
+        clear_default(conn, tenant, group.id).await?
+    } else {
+        Vec::new()
+    };
+    let restored = Group {
+        tenant: tenant.clone(),
+        ..group
+    };
+    changes.push(Change::group(Operation::GroupCreated, restored, None));
+    record_changes(conn, tenant, changes, actor).await?;
+    Ok(true)
 }
 
 pub(super) async fn update_group(
@@ -1146,11 +1390,13 @@ pub(super) async fn update_group(
     tenant: &TenantId,
     id: GroupId,
     changes: GroupChanges,
+    actor: &Actor,
 ) -> Result<Option<Group>, StoreError> {
     lock_tenant_groups(conn, tenant).await?;
     let Some(mut group) = group(conn, tenant, id).await? else {
         return Ok(None);
     };
+    let before = group.clone();
     if let Some(name) = changes.name {
         if name != group.name && name_taken(conn, tenant, &name, Some(id)).await? {
             return Err(StoreError::NameTaken(name));
@@ -1188,36 +1434,56 @@ pub(super) async fn update_group(
     .execute(&mut *conn)
     .await
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    if changes.is_default == Some(true) {
-        clear_default(conn, tenant, id).await?;
-    }
-    bump_version(conn, tenant).await?;
+    let mut journaled = if changes.is_default == Some(true) {
+        clear_default(conn, tenant, id).await?
+    } else {
+        Vec::new()
+    };
+    journaled.push(Change::group(
+        Operation::GroupChanged,
+        group.clone(),
+        Some(before),
+    ));
+    record_changes(conn, tenant, journaled, actor).await?;
     Ok(Some(group))
 }
 
+/// Journals each member as `removed` and then the group as
+/// `group_deleted`, so that undoing newest first puts the group back
+/// before its members.
 pub(super) async fn delete_group(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: GroupId,
+    actor: &Actor,
 ) -> Result<bool, StoreError> {
     lock_tenant_groups(conn, tenant).await?;
-    let deleted = sqlx::query("DELETE FROM suppression_groups WHERE tenant = $1 AND id = $2")
+    let sql = format!(
+        "DELETE FROM suppression_groups WHERE tenant = $1 AND id = $2 RETURNING {GROUP_COLUMNS}"
+    );
+    let Some(row) = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(id.0)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?
-        .rows_affected();
-    if deleted == 0 {
+    else {
         return Ok(false);
-    }
+    };
+    let deleted = group_from_row(&row, tenant)?;
     // A new statement, so a fresh snapshot: it also sees adds to the group
     // that committed while this transaction waited for their group lock.
-    sqlx::query("DELETE FROM suppressions WHERE tenant = $1 AND group_id = $2")
+    let sql = format!(
+        "DELETE FROM suppressions WHERE tenant = $1 AND group_id = $2 \
+         RETURNING {SUPPRESSION_COLUMNS}"
+    );
+    let members = sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(id.0)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-    bump_version(conn, tenant).await?;
+    let mut changes = removed(&members, tenant)?;
+    changes.push(Change::group(Operation::GroupDeleted, deleted, None));
+    record_changes(conn, tenant, changes, actor).await?;
     Ok(true)
 }
 

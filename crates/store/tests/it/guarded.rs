@@ -2,10 +2,11 @@
 //! database), dropped after the backend.
 
 use async_trait::async_trait;
-use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
-    Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression, Page,
-    PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 
 /// Fields drop in order: the backend closes before the guard cleans up.
@@ -17,10 +18,20 @@ pub struct Guarded<G> {
     pub guard: G,
 }
 
+/// Every method forwards, the journal's included: a default left in place
+/// would test the trait's refusal instead of the backend.
 #[async_trait]
 impl<G: std::fmt::Debug + Send + Sync + 'static> Backend for Guarded<G> {
     fn name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
+    }
+
+    fn shown_ids(&self, tenant: &TenantId) -> Option<&hush_model::ShownIds> {
+        self.backend.shown_ids(tenant)
     }
 
     async fn ready(&self) -> Result<(), EngineError> {
@@ -31,8 +42,9 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Backend for Guarded<G> {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        self.backend.add(tenant, items).await
+        self.backend.add(tenant, items, actor).await
     }
 
     async fn entries(
@@ -70,20 +82,27 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Backend for Guarded<G> {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_matching(tenant, filter).await
+        self.backend.remove_matching(tenant, filter, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_ids(tenant, ids).await
+        self.backend.remove_ids(tenant, ids, actor).await
     }
 
-    async fn create_group(&self, tenant: &TenantId, group: NewGroup) -> Result<Group, EngineError> {
-        self.backend.create_group(tenant, group).await
+    async fn create_group(
+        &self,
+        tenant: &TenantId,
+        group: NewGroup,
+        actor: &Actor,
+    ) -> Result<Group, EngineError> {
+        self.backend.create_group(tenant, group, actor).await
     }
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
@@ -107,11 +126,59 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Backend for Guarded<G> {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        self.backend.update_group(tenant, id, changes).await
+        self.backend.update_group(tenant, id, changes, actor).await
     }
 
-    async fn delete_group(&self, tenant: &TenantId, id: GroupId) -> Result<bool, EngineError> {
-        self.backend.delete_group(tenant, id).await
+    async fn delete_group(
+        &self,
+        tenant: &TenantId,
+        id: GroupId,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        self.backend.delete_group(tenant, id, actor).await
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.backend.put_back(tenant, items, actor).await
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        self.backend.put_back_group(tenant, group, actor).await
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal(tenant, query).await
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal_all(after, limit).await
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        self.backend.append_journal(entries).await
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        self.backend.prune_journal(before, limit).await
     }
 }

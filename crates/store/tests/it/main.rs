@@ -22,6 +22,8 @@ mod guarded;
 #[cfg(hush_postgres_tests)]
 mod postgres;
 #[cfg(hush_postgres_tests)]
+mod postgres_journal;
+#[cfg(hush_postgres_tests)]
 mod postgres_mirror;
 mod postgres_setup;
 mod sqlite_file;

@@ -96,6 +96,11 @@ mod conformance {
     hush_engine::backend_conformance!(super::fresh);
 }
 
+/// Who the tests' changes are journaled as.
+fn actor() -> hush_model::Actor {
+    hush_model::Actor::new(hush_model::Door::ADMIN)
+}
+
 fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
@@ -131,7 +136,7 @@ async fn migrations_apply_once_when_instances_start_together() {
             .iter()
             .map(|row| row.get(0))
             .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration recorded once");
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "each migration recorded once");
     // And a restart applies nothing and still works.
     drop(backends);
     let again = database.backend().await;
@@ -182,7 +187,7 @@ async fn concurrent_instances_keep_one_entry_per_identity() {
                     if writer % 2 == 1 {
                         batch.reverse();
                     }
-                    for outcome in instance.add(&t, batch).await.unwrap() {
+                    for outcome in instance.add(&t, batch, &actor()).await.unwrap() {
                         let AddOutcome::Added { suppression, new } = outcome else {
                             panic!("global adds are always stored");
                         };
@@ -275,6 +280,7 @@ async fn adds_racing_a_group_delete_leave_no_orphans() {
                 unsubscribe_handling: UnsubscribeHandling::default_for(StreamType::Broadcasts),
                 created_at: Timestamp::from_nanos(1),
             },
+            &actor(),
         )
         .await
         .unwrap();
@@ -301,7 +307,7 @@ async fn adds_racing_a_group_delete_leave_no_orphans() {
                     ..bounce(&format!("r{i}@x.com"), 5)
                 })
                 .collect();
-            adder.add(&t, batch).await.unwrap()
+            adder.add(&t, batch, &actor()).await.unwrap()
         })
     };
     const BUMP: &str = "INSERT INTO hush_tenant_versions";
@@ -315,7 +321,7 @@ async fn adds_racing_a_group_delete_leave_no_orphans() {
     assert!(!adding.is_finished());
     let deleting = {
         let (deleter, t) = (Arc::clone(&deleter), t.clone());
-        tokio::spawn(async move { deleter.delete_group(&t, group.id).await.unwrap() })
+        tokio::spawn(async move { deleter.delete_group(&t, group.id, &actor()).await.unwrap() })
     };
     // The delete waits for the add's lock on the group. Were the add not to
     // hold one, the delete would get past its deletes and wait at its own
@@ -505,7 +511,11 @@ async fn concurrent_group_changes_keep_groups_consistent() {
                 // half of them ask to be the default.
                 let key = format!("g{}", k % 3);
                 let made = instance
-                    .create_group(&t, group_named(&key, &format!("G {}", k % 3), k % 2 == 0))
+                    .create_group(
+                        &t,
+                        group_named(&key, &format!("G {}", k % 3), k % 2 == 0),
+                        &actor(),
+                    )
                     .await;
                 match made {
                     Ok(group) => {
@@ -515,7 +525,7 @@ async fn concurrent_group_changes_keep_groups_consistent() {
                             ..Default::default()
                         };
                         instance
-                            .update_group(&t, group.id, changes)
+                            .update_group(&t, group.id, changes, &actor())
                             .await
                             .unwrap()
                             .unwrap();
@@ -577,10 +587,13 @@ async fn stored_addresses_are_normalized_by_the_migration() {
         .unwrap();
     }
     // Back to before migration 4 (and the later ones).
-    sqlx::raw_sql("DELETE FROM hush_schema_migrations WHERE version >= 4; DROP TABLE hush_meta;")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM hush_schema_migrations WHERE version >= 4; \
+         DROP TABLE hush_meta; DROP TABLE hush_journal;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     drop(conn);
     let backend = db.backend().await;
     let t = TenantId::parse("t1").unwrap();

@@ -17,6 +17,11 @@ use hush_store::PostgresBackend;
 
 use crate::postgres::TempDatabase;
 
+/// Who the tests' changes are journaled as.
+fn actor() -> hush_model::Actor {
+    hush_model::Actor::new(hush_model::Door::ADMIN)
+}
+
 fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
@@ -36,7 +41,12 @@ fn unsubscribe(address: &str, scope: Scope) -> NewSuppression {
 }
 
 async fn add(backend: &PostgresBackend, t: &TenantId, item: NewSuppression) -> Suppression {
-    match backend.add(t, vec![item]).await.unwrap().remove(0) {
+    match backend
+        .add(t, vec![item], &actor())
+        .await
+        .unwrap()
+        .remove(0)
+    {
         AddOutcome::Added { suppression, .. } => suppression,
         other => panic!("not added: {other:?}"),
     }
@@ -97,7 +107,7 @@ async fn each_kind_of_delete_on_one_instance_is_seen_by_the_next_lookup_on_anoth
     // remove_ids
     let made = add(&a, &t, unsubscribe("x@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &t, "x@x.com").await, [made.id]);
-    assert_eq!(a.remove_ids(&t, &[made.id]).await.unwrap(), 1);
+    assert_eq!(a.remove_ids(&t, &[made.id], &actor()).await.unwrap(), 1);
     assert!(ids(&b, &t, "x@x.com").await.is_empty(), "remove_ids seen");
 
     // remove_matching
@@ -105,7 +115,7 @@ async fn each_kind_of_delete_on_one_instance_is_seen_by_the_next_lookup_on_anoth
     assert_eq!(ids(&b, &t, "x@x.com").await, [made.id], "re-add seen");
     let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
     filter.email = Some(hush_model::EmailMatch::Exact(email("x@x.com")));
-    assert_eq!(a.remove_matching(&t, &filter).await.unwrap(), 1);
+    assert_eq!(a.remove_matching(&t, &filter, &actor()).await.unwrap(), 1);
     assert!(
         ids(&b, &t, "x@x.com").await.is_empty(),
         "remove_matching seen"
@@ -124,12 +134,13 @@ async fn each_kind_of_delete_on_one_instance_is_seen_by_the_next_lookup_on_anoth
                 unsubscribe_handling: UnsubscribeHandling::default_for(StreamType::Broadcasts),
                 created_at: Timestamp::from_nanos(1),
             },
+            &actor(),
         )
         .await
         .unwrap();
     let made = add(&a, &t, unsubscribe("x@x.com", Scope::Group(group.id))).await;
     assert_eq!(ids(&b, &t, "x@x.com").await, [made.id], "group add seen");
-    assert!(a.delete_group(&t, group.id).await.unwrap());
+    assert!(a.delete_group(&t, group.id, &actor()).await.unwrap());
     assert!(ids(&b, &t, "x@x.com").await.is_empty(), "delete_group seen");
 }
 
@@ -146,7 +157,7 @@ async fn an_instance_sees_its_own_writes_and_other_tenants_are_apart() {
         ids(&a, &two, "x@x.com").await.is_empty(),
         "tenant two apart"
     );
-    assert_eq!(a.remove_ids(&one, &[made.id]).await.unwrap(), 1);
+    assert_eq!(a.remove_ids(&one, &[made.id], &actor()).await.unwrap(), 1);
     assert!(ids(&a, &one, "x@x.com").await.is_empty());
 }
 
@@ -259,7 +270,7 @@ async fn a_tenant_over_the_budget_is_read_from_postgres_and_stays_exact() {
     // Its writes are seen, as any read of the table sees them.
     let made = add(&a, &big, unsubscribe("new@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &big, "new@x.com").await, [made.id]);
-    assert_eq!(a.remove_ids(&big, &[made.id]).await.unwrap(), 1);
+    assert_eq!(a.remove_ids(&big, &[made.id], &actor()).await.unwrap(), 1);
     assert!(ids(&b, &big, "new@x.com").await.is_empty());
 }
 
@@ -289,7 +300,7 @@ async fn lookups_racing_writes_never_miss_an_acknowledged_write() {
         let address = format!("w{}@x.com", round % 5);
         let made = add(&a, &t, unsubscribe(&address, Scope::Global)).await;
         assert_eq!(ids(&b, &t, &address).await, [made.id], "add, round {round}");
-        assert_eq!(a.remove_ids(&t, &[made.id]).await.unwrap(), 1);
+        assert_eq!(a.remove_ids(&t, &[made.id], &actor()).await.unwrap(), 1);
         assert!(
             ids(&b, &t, &address).await.is_empty(),
             "remove, round {round}"
@@ -377,7 +388,7 @@ async fn an_instance_behind_the_pruning_horizon_builds_again() {
     let made = add(&a, &t, unsubscribe("x@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &t, "x@x.com").await, [made.id]);
     let builds = b.mirror_builds();
-    assert_eq!(a.remove_ids(&t, &[made.id]).await.unwrap(), 1);
+    assert_eq!(a.remove_ids(&t, &[made.id], &actor()).await.unwrap(), 1);
     // The log of the remove is gone, and the horizon says so.
     let mut conn = database.connection().await;
     by_hand(
@@ -414,7 +425,7 @@ async fn pruning_deletes_the_log_and_every_instance_stays_exact() {
     let t = tenant("t");
     let made = add(&a, &t, unsubscribe("x@x.com", Scope::Global)).await;
     assert_eq!(ids(&b, &t, "x@x.com").await, [made.id]);
-    assert_eq!(a.remove_ids(&t, &[made.id]).await.unwrap(), 1);
+    assert_eq!(a.remove_ids(&t, &[made.id], &actor()).await.unwrap(), 1);
     let mut pruned = 0;
     for _ in 0..100 {
         pruned = a.prune_change_log_now().await.unwrap();
