@@ -277,6 +277,7 @@ pub mod conformance {
     };
 
     use super::*;
+    use crate::conformance::actor;
     use crate::{Backend, GroupSpec};
 
     fn tenant() -> TenantId {
@@ -315,6 +316,7 @@ pub mod conformance {
                     stream_type: StreamType::Broadcasts,
                     unsubscribe_handling: None,
                 },
+                &actor(),
             )
             .await
             .unwrap()
@@ -365,6 +367,7 @@ pub mod conformance {
                         Origin::Customer,
                     ),
                 ],
+                &actor(),
             )
             .await
             .unwrap();
@@ -381,6 +384,7 @@ pub mod conformance {
                 ],
                 in_outbound,
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();
@@ -406,7 +410,13 @@ pub mod conformance {
         );
 
         let operator = engine
-            .remove_with_authority(&t, &[email("s@x.com")], in_outbound, Authority::Operator)
+            .remove_with_authority(
+                &t,
+                &[email("s@x.com")],
+                in_outbound,
+                Authority::Operator,
+                &actor(),
+            )
             .await
             .unwrap();
         assert_eq!(operator, vec![GuardedRemoval::Removed { removed: 2 }]);
@@ -431,6 +441,7 @@ pub mod conformance {
                     Kind::SpamComplaint { source: None },
                     Origin::Recipient,
                 )],
+                &actor(),
             )
             .await
             .unwrap();
@@ -444,6 +455,7 @@ pub mod conformance {
                 vec![manual("s@x.com", broadcast), manual("ok@x.com", broadcast)],
                 ScopeFilter::GlobalAndGroup(broadcast),
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();
@@ -472,6 +484,7 @@ pub mod conformance {
                 vec![manual("s@x.com", outbound)],
                 ScopeFilter::GlobalAndGroup(outbound),
                 Authority::Customer,
+                &actor(),
             )
             .await
             .unwrap();

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt as _;
 use hush_model::{
-    BounceClass, Email, EmailMatch, GroupChanges, GroupKey, Kind, KindFamily, KindSet, ListFilter,
-    NewGroup, NewSuppression, Origin, PageRequest, Scope, ScopeFilter, StreamType, Suppression,
-    TenantId, Timestamp, UnsubscribeHandling,
+    Actor, BounceClass, Door, Email, EmailMatch, GroupChanges, GroupKey, Kind, KindFamily, KindSet,
+    ListFilter, NewGroup, NewSuppression, Origin, PageRequest, Scope, ScopeFilter, StreamType,
+    Suppression, TenantId, Timestamp, UnsubscribeHandling,
 };
 
 use crate::{AddOutcome, Backend, Engine, EngineError, GroupSpec};
@@ -78,6 +78,11 @@ fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
 
+/// Who the checks' changes come from: the journal's own checks name theirs.
+pub fn actor() -> Actor {
+    Actor::new(Door::ADMIN)
+}
+
 fn email(raw: &str) -> Email {
     Email::parse(raw).unwrap()
 }
@@ -124,7 +129,7 @@ async fn add_all(
     items: Vec<NewSuppression>,
 ) -> Vec<Suppression> {
     backend
-        .add(t, items)
+        .add(t, items, &actor())
         .await
         .unwrap()
         .iter()
@@ -159,14 +164,22 @@ fn emails(items: &[Suppression]) -> Vec<&str> {
 pub async fn add_is_idempotent_and_keeps_id_and_time(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let first = backend
-        .add(&t, vec![bounce("a@x.com", BounceClass::Hard, 100)])
+        .add(
+            &t,
+            vec![bounce("a@x.com", BounceClass::Hard, 100)],
+            &actor(),
+        )
         .await
         .unwrap();
     let (stored, new) = added(&first[0]);
     assert!(new, "first add is new");
     assert_eq!(stored.created_at, at(100));
     let again = backend
-        .add(&t, vec![bounce("A@X.com", BounceClass::Hard, 999)])
+        .add(
+            &t,
+            vec![bounce("A@X.com", BounceClass::Hard, 999)],
+            &actor(),
+        )
         .await
         .unwrap();
     let (second, new) = added(&again[0]);
@@ -187,6 +200,7 @@ pub async fn add_reports_each_item_in_order(backend: Arc<dyn Backend>) {
                 bounce("a@x.com", BounceClass::Hard, 2),
                 bounce("b@x.com", BounceClass::Soft, 3),
             ],
+            &actor(),
         )
         .await
         .unwrap();
@@ -206,7 +220,7 @@ pub async fn add_reports_each_item_in_order(backend: Arc<dyn Backend>) {
 pub async fn identity_is_scope_email_and_family(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     let stored = add_all(
@@ -341,7 +355,7 @@ pub async fn ids_increase(backend: Arc<dyn Backend>) {
 pub async fn entries_cover_every_scope_newest_first(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     add_all(
@@ -391,7 +405,7 @@ pub async fn tenants_never_see_each_other(backend: Arc<dyn Backend>) {
     )
     .await;
     let g = backend
-        .create_group(&one, new_group("news", "News"))
+        .create_group(&one, new_group("news", "News"), &actor())
         .await
         .unwrap();
     assert!(
@@ -414,14 +428,17 @@ pub async fn tenants_never_see_each_other(backend: Arc<dyn Backend>) {
     assert!(backend.groups(&two).await.unwrap().is_empty());
     assert!(
         backend
-            .update_group(&two, g.id, GroupChanges::default())
+            .update_group(&two, g.id, GroupChanges::default(), &actor())
             .await
             .unwrap()
             .is_none()
     );
-    assert!(!backend.delete_group(&two, g.id).await.unwrap());
+    assert!(!backend.delete_group(&two, g.id, &actor()).await.unwrap());
     assert_eq!(
-        backend.remove_matching(&two, &all_global()).await.unwrap(),
+        backend
+            .remove_matching(&two, &all_global(), &actor())
+            .await
+            .unwrap(),
         0
     );
     let ids: Vec<_> = backend
@@ -431,7 +448,7 @@ pub async fn tenants_never_see_each_other(backend: Arc<dyn Backend>) {
         .iter()
         .map(|s| s.id)
         .collect();
-    assert_eq!(backend.remove_ids(&two, &ids).await.unwrap(), 0);
+    assert_eq!(backend.remove_ids(&two, &ids, &actor()).await.unwrap(), 0);
     // The same identity in another tenant is another entry.
     let theirs = add_all(
         &backend,
@@ -453,11 +470,11 @@ pub async fn tenants_never_see_each_other(backend: Arc<dyn Backend>) {
 pub async fn list_filters_by_kind_and_scope(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     let h = backend
-        .create_group(&t, new_group("promo", "Promo"))
+        .create_group(&t, new_group("promo", "Promo"), &actor())
         .await
         .unwrap();
     add_all(
@@ -749,7 +766,7 @@ pub async fn scan_walks_everything_once(backend: Arc<dyn Backend>) {
 pub async fn remove_matching_removes_only_what_matches(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     add_all(
@@ -777,9 +794,18 @@ pub async fn remove_matching_removes_only_what_matches(backend: Arc<dyn Backend>
     .await;
     let mut filter = ListFilter::new(KindSet::family(KindFamily::Bounce), ScopeFilter::Global);
     filter.email = Some(EmailMatch::Exact(email("a@x.com")));
-    assert_eq!(backend.remove_matching(&t, &filter).await.unwrap(), 1);
     assert_eq!(
-        backend.remove_matching(&t, &filter).await.unwrap(),
+        backend
+            .remove_matching(&t, &filter, &actor())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend
+            .remove_matching(&t, &filter, &actor())
+            .await
+            .unwrap(),
         0,
         "already gone"
     );
@@ -787,7 +813,10 @@ pub async fn remove_matching_removes_only_what_matches(backend: Arc<dyn Backend>
     assert_eq!(left.len(), 2, "spam and group entries stay");
     let bounces = ListFilter::new(KindSet::family(KindFamily::Bounce), ScopeFilter::Global);
     assert_eq!(
-        backend.remove_matching(&t, &bounces).await.unwrap(),
+        backend
+            .remove_matching(&t, &bounces, &actor())
+            .await
+            .unwrap(),
         1,
         "delete all bounces"
     );
@@ -811,8 +840,20 @@ pub async fn remove_ids_removes_chosen_entries(backend: Arc<dyn Backend>) {
         ],
     )
     .await;
-    assert_eq!(backend.remove_ids(&t, &[stored[0].id]).await.unwrap(), 1);
-    assert_eq!(backend.remove_ids(&t, &[stored[0].id]).await.unwrap(), 0);
+    assert_eq!(
+        backend
+            .remove_ids(&t, &[stored[0].id], &actor())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend
+            .remove_ids(&t, &[stored[0].id], &actor())
+            .await
+            .unwrap(),
+        0
+    );
     let left = backend.list(&t, &all_global(), page(10, 0)).await.unwrap();
     assert_eq!(emails(&left.items), ["b@x.com"]);
 }
@@ -823,7 +864,7 @@ pub async fn groups_are_created_and_read(backend: Arc<dyn Backend>) {
     draft.description = "Weekly".into();
     draft.stream_type = StreamType::Transactional;
     draft.unsubscribe_handling = UnsubscribeHandling::None;
-    let g = backend.create_group(&t, draft).await.unwrap();
+    let g = backend.create_group(&t, draft, &actor()).await.unwrap();
     assert_eq!(g.key.as_str(), "news");
     assert_eq!(g.name, "News");
     assert_eq!(g.description, "Weekly");
@@ -840,7 +881,7 @@ pub async fn groups_are_created_and_read(backend: Arc<dyn Backend>) {
         Some(g.clone())
     );
     let h = backend
-        .create_group(&t, new_group("promo", "Promo"))
+        .create_group(&t, new_group("promo", "Promo"), &actor())
         .await
         .unwrap();
     assert!(h.id > g.id);
@@ -854,35 +895,39 @@ pub async fn groups_are_created_and_read(backend: Arc<dyn Backend>) {
 pub async fn group_keys_and_names_are_unique_per_tenant(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
-    let key_taken = backend.create_group(&t, new_group("news", "Other")).await;
+    let key_taken = backend
+        .create_group(&t, new_group("news", "Other"), &actor())
+        .await;
     assert!(
         matches!(key_taken, Err(EngineError::GroupKeyTaken(_))),
         "{key_taken:?}"
     );
-    let name_taken = backend.create_group(&t, new_group("other", "News")).await;
+    let name_taken = backend
+        .create_group(&t, new_group("other", "News"), &actor())
+        .await;
     assert!(
         matches!(name_taken, Err(EngineError::GroupNameTaken(_))),
         "{name_taken:?}"
     );
     let h = backend
-        .create_group(&t, new_group("promo", "Promo"))
+        .create_group(&t, new_group("promo", "Promo"), &actor())
         .await
         .unwrap();
     let rename = GroupChanges {
         name: Some("News".into()),
         ..GroupChanges::default()
     };
-    let renamed = backend.update_group(&t, h.id, rename).await;
+    let renamed = backend.update_group(&t, h.id, rename, &actor()).await;
     assert!(
         matches!(renamed, Err(EngineError::GroupNameTaken(_))),
         "{renamed:?}"
     );
     // Another tenant may use both.
     backend
-        .create_group(&tenant("t2"), new_group("news", "News"))
+        .create_group(&tenant("t2"), new_group("news", "News"), &actor())
         .await
         .unwrap();
 }
@@ -891,11 +936,11 @@ pub async fn default_flag_moves(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let mut first = new_group("a", "A");
     first.is_default = true;
-    let a = backend.create_group(&t, first).await.unwrap();
+    let a = backend.create_group(&t, first, &actor()).await.unwrap();
     assert!(a.is_default);
     let mut second = new_group("b", "B");
     second.is_default = true;
-    let b = backend.create_group(&t, second).await.unwrap();
+    let b = backend.create_group(&t, second, &actor()).await.unwrap();
     let defaults = |groups: Vec<hush_model::Group>| {
         groups
             .into_iter()
@@ -908,20 +953,28 @@ pub async fn default_flag_moves(backend: Arc<dyn Backend>) {
         is_default: Some(true),
         ..GroupChanges::default()
     };
-    backend.update_group(&t, a.id, back).await.unwrap().unwrap();
+    backend
+        .update_group(&t, a.id, back, &actor())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(defaults(backend.groups(&t).await.unwrap()), [a.id]);
     let off = GroupChanges {
         is_default: Some(false),
         ..GroupChanges::default()
     };
-    backend.update_group(&t, a.id, off).await.unwrap().unwrap();
+    backend
+        .update_group(&t, a.id, off, &actor())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(defaults(backend.groups(&t).await.unwrap()).is_empty());
 }
 
 pub async fn groups_update_and_archive(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     let changes = GroupChanges {
@@ -932,7 +985,7 @@ pub async fn groups_update_and_archive(backend: Arc<dyn Backend>) {
         ..GroupChanges::default()
     };
     let updated = backend
-        .update_group(&t, g.id, changes)
+        .update_group(&t, g.id, changes, &actor())
         .await
         .unwrap()
         .unwrap();
@@ -952,7 +1005,7 @@ pub async fn groups_update_and_archive(backend: Arc<dyn Backend>) {
         ..GroupChanges::default()
     };
     let archived = backend
-        .update_group(&t, g.id, archive)
+        .update_group(&t, g.id, archive, &actor())
         .await
         .unwrap()
         .unwrap();
@@ -963,14 +1016,19 @@ pub async fn groups_update_and_archive(backend: Arc<dyn Backend>) {
         ..GroupChanges::default()
     };
     let back = backend
-        .update_group(&t, g.id, unarchive)
+        .update_group(&t, g.id, unarchive, &actor())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(back.archived_at, None);
     assert!(
         backend
-            .update_group(&t, hush_model::GroupId(999_999), GroupChanges::default())
+            .update_group(
+                &t,
+                hush_model::GroupId(999_999),
+                GroupChanges::default(),
+                &actor()
+            )
             .await
             .unwrap()
             .is_none()
@@ -980,7 +1038,7 @@ pub async fn groups_update_and_archive(backend: Arc<dyn Backend>) {
 pub async fn deleting_a_group_removes_its_suppressions(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     add_all(
@@ -1004,9 +1062,9 @@ pub async fn deleting_a_group_removes_its_suppressions(backend: Arc<dyn Backend>
         ],
     )
     .await;
-    assert!(backend.delete_group(&t, g.id).await.unwrap());
+    assert!(backend.delete_group(&t, g.id, &actor()).await.unwrap());
     assert!(
-        !backend.delete_group(&t, g.id).await.unwrap(),
+        !backend.delete_group(&t, g.id, &actor()).await.unwrap(),
         "second delete finds nothing"
     );
     assert!(backend.group(&t, g.id).await.unwrap().is_none());
@@ -1018,7 +1076,7 @@ pub async fn deleting_a_group_removes_its_suppressions(backend: Arc<dyn Backend>
 pub async fn adding_to_an_unknown_group_is_refused(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let other = backend
-        .create_group(&tenant("t2"), new_group("news", "News"))
+        .create_group(&tenant("t2"), new_group("news", "News"), &actor())
         .await
         .unwrap();
     let outcomes = backend
@@ -1034,6 +1092,7 @@ pub async fn adding_to_an_unknown_group_is_refused(backend: Arc<dyn Backend>) {
                 ),
                 bounce("b@x.com", BounceClass::Hard, 2),
             ],
+            &actor(),
         )
         .await
         .unwrap();
@@ -1061,7 +1120,7 @@ pub async fn engine_bootstraps_the_default_stream(backend: Arc<dyn Backend>) {
     assert_eq!(groups.len(), 1, "bootstrapping twice makes one stream");
     assert_eq!(groups[0].key.as_str(), "outbound");
     assert_eq!(groups[0].stream_type, StreamType::Transactional);
-    let deleted = engine.delete_group(&t, groups[0].id).await;
+    let deleted = engine.delete_group(&t, groups[0].id, &actor()).await;
     assert!(
         matches!(deleted, Err(EngineError::GroupProtected(_))),
         "{deleted:?}"
@@ -1079,12 +1138,18 @@ pub async fn engine_derives_unique_group_keys(backend: Arc<dyn Backend>) {
         stream_type: StreamType::Broadcasts,
         unsubscribe_handling: None,
     };
-    let a = engine.create_group(&t, spec("Weekly News")).await.unwrap();
-    let b = engine
-        .create_group(&t, spec("Weekly  News!"))
+    let a = engine
+        .create_group(&t, spec("Weekly News"), &actor())
         .await
         .unwrap();
-    let c = engine.create_group(&t, spec("weekly news?")).await.unwrap();
+    let b = engine
+        .create_group(&t, spec("Weekly  News!"), &actor())
+        .await
+        .unwrap();
+    let c = engine
+        .create_group(&t, spec("weekly news?"), &actor())
+        .await
+        .unwrap();
     assert_eq!(a.key.as_str(), "weekly-news");
     assert_eq!(b.key.as_str(), "weekly-news-2");
     assert_eq!(c.key.as_str(), "weekly-news-3");
@@ -1093,7 +1158,7 @@ pub async fn engine_derives_unique_group_keys(backend: Arc<dyn Backend>) {
         UnsubscribeHandling::Postmark,
         "broadcasts default to Postmark handling"
     );
-    let dup = engine.create_group(&t, spec("Weekly News")).await;
+    let dup = engine.create_group(&t, spec("Weekly News"), &actor()).await;
     assert!(
         matches!(dup, Err(EngineError::GroupNameTaken(_))),
         "{dup:?}"
@@ -1112,25 +1177,25 @@ pub async fn engine_checks_group_fields(backend: Arc<dyn Backend>) {
         unsubscribe_handling: None,
     };
     let empty = engine
-        .create_group(&t, spec("  ".into(), String::new()))
+        .create_group(&t, spec("  ".into(), String::new()), &actor())
         .await;
     assert!(
         matches!(empty, Err(EngineError::InvalidGroup { field: "name", .. })),
         "{empty:?}"
     );
     let long = engine
-        .create_group(&t, spec("n".repeat(101), String::new()))
+        .create_group(&t, spec("n".repeat(101), String::new()), &actor())
         .await;
     assert!(
         matches!(long, Err(EngineError::InvalidGroup { field: "name", .. })),
         "{long:?}"
     );
     let ok = engine
-        .create_group(&t, spec("n".repeat(100), "d".repeat(1000)))
+        .create_group(&t, spec("n".repeat(100), "d".repeat(1000)), &actor())
         .await
         .unwrap();
     let wordy = engine
-        .create_group(&t, spec("x".into(), "d".repeat(1001)))
+        .create_group(&t, spec("x".into(), "d".repeat(1001)), &actor())
         .await;
     assert!(
         matches!(
@@ -1148,7 +1213,7 @@ pub async fn engine_checks_group_fields(backend: Arc<dyn Backend>) {
         "{missing:?}"
     );
     let updated = engine
-        .update_group(&t, ok.id, GroupChanges::default())
+        .update_group(&t, ok.id, GroupChanges::default(), &actor())
         .await
         .unwrap();
     assert!(updated.updated_at.is_some(), "updates are stamped");
@@ -1217,11 +1282,11 @@ pub async fn engine_may_send(backend: Arc<dyn Backend>) {
     let engine = Engine::new(Arc::clone(&backend));
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     let h = backend
-        .create_group(&t, new_group("promo", "Promo"))
+        .create_group(&t, new_group("promo", "Promo"), &actor())
         .await
         .unwrap();
     add_all(
@@ -1271,7 +1336,7 @@ pub async fn engine_splits_large_adds(backend: Arc<dyn Backend>) {
     let items: Vec<_> = (0..n)
         .map(|i| bounce(&format!("bulk{i}@x.com"), BounceClass::Hard, 1))
         .collect();
-    let outcomes = engine.add(&t, items).await.unwrap();
+    let outcomes = engine.add(&t, items, &actor()).await.unwrap();
     assert_eq!(outcomes.len(), n);
     let last = added(&outcomes[n - 1]).0;
     assert_eq!(
@@ -1288,7 +1353,7 @@ pub async fn engine_scan_streams_in_batches(backend: Arc<dyn Backend>) {
     let items: Vec<_> = (0..23)
         .map(|i| bounce(&format!("w{i}@x.com"), BounceClass::Hard, i % 3))
         .collect();
-    engine.add(&t, items).await.unwrap();
+    engine.add(&t, items, &actor()).await.unwrap();
     let walked: Vec<Suppression> = engine
         .scan(t.clone(), all_global(), 5)
         .try_collect()
@@ -1378,7 +1443,7 @@ pub async fn list_matches_email_patterns(backend: Arc<dyn Backend>) {
 pub async fn list_collapses_to_one_row_per_address(backend: Arc<dyn Backend>) {
     let t = tenant("t1");
     let g = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap()
         .id;
@@ -1471,7 +1536,13 @@ pub async fn list_collapses_to_one_row_per_address(backend: Arc<dyn Backend>) {
     // Removing an address removes every entry the filter matches.
     let mut only_a = collapsed.clone();
     only_a.email = Some(EmailMatch::Exact(email("a@x.com")));
-    assert_eq!(backend.remove_matching(&t, &only_a).await.unwrap(), 2);
+    assert_eq!(
+        backend
+            .remove_matching(&t, &only_a, &actor())
+            .await
+            .unwrap(),
+        2
+    );
     let left = backend.list(&t, &collapsed, page(10, 0)).await.unwrap();
     assert_eq!(emails(&left.items), ["b@x.com", "c@x.com"]);
 }
