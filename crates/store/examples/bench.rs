@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hush_engine::{ADD_BATCH, Backend};
-use hush_model::{BounceClass, Email, Kind, NewSuppression, Origin, Scope, TenantId, Timestamp};
+use hush_model::{
+    Actor, BounceClass, Door, Email, Kind, NewSuppression, Origin, Scope, TenantId, Timestamp,
+};
 use hush_store::{PostgresBackend, PostgresOptions, SqliteBackend, SqliteOptions};
 
 const LOOKUPS: usize = 40_000;
@@ -44,6 +46,7 @@ async fn main() {
         )
     };
     let tenant = TenantId::parse("bench").unwrap();
+    let importer = Actor::new(Door::IMPORT).with_key("bench");
 
     let started = Instant::now();
     let mut i = 0;
@@ -62,7 +65,7 @@ async fn main() {
                 created_at: Timestamp::from_nanos(1_700_000_000_000_000_000 + k as i64),
             })
             .collect();
-        backend.add(&tenant, items).await.unwrap();
+        backend.add(&tenant, items, &importer).await.unwrap();
         i = end;
     }
     let import = started.elapsed();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    BounceClass, Email, GroupKey, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin,
-    PageRequest, Scope, ScopeFilter, StreamType, Suppression, TenantId, Timestamp,
+    Actor, BounceClass, Door, Email, GroupKey, Kind, KindSet, ListFilter, NewGroup, NewSuppression,
+    Origin, PageRequest, Scope, ScopeFilter, StreamType, Suppression, TenantId, Timestamp,
     UnsubscribeHandling,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
@@ -15,6 +15,10 @@ use tokio::task::JoinSet;
 
 fn tenant() -> TenantId {
     TenantId::parse("t1").unwrap()
+}
+
+fn actor() -> Actor {
+    Actor::new(Door::ADMIN)
 }
 
 fn email(raw: &str) -> Email {
@@ -74,7 +78,7 @@ async fn data_survives_drop_and_reopen() {
         let backend = open(&path);
         assert_eq!(backend.path(), path);
         let group = backend
-            .create_group(&t, new_group("news", "News"))
+            .create_group(&t, new_group("news", "News"), &actor())
             .await
             .unwrap();
         let stored = backend
@@ -91,6 +95,7 @@ async fn data_survives_drop_and_reopen() {
                         ..unsubscribe("a@x.com", Scope::Global, 2)
                     },
                 ],
+                &actor(),
             )
             .await
             .unwrap();
@@ -110,7 +115,7 @@ async fn data_survives_drop_and_reopen() {
     assert_eq!(entries, expected);
     // Ids keep increasing after a reopen.
     let later = backend
-        .add(&t, vec![unsubscribe("b@x.com", Scope::Global, 3)])
+        .add(&t, vec![unsubscribe("b@x.com", Scope::Global, 3)], &actor())
         .await
         .unwrap();
     let AddOutcome::Added { suppression, new } = &later[0] else {
@@ -130,7 +135,11 @@ async fn migrations_are_versioned_and_idempotent() {
     // Opening again applies nothing and loses nothing.
     let first = open(&path);
     first
-        .add(&tenant(), vec![unsubscribe("a@x.com", Scope::Global, 1)])
+        .add(
+            &tenant(),
+            vec![unsubscribe("a@x.com", Scope::Global, 1)],
+            &actor(),
+        )
         .await
         .unwrap();
     drop(first);
@@ -184,7 +193,7 @@ async fn concurrent_adds_are_all_stored_and_readable() {
             for n in 0..EACH {
                 let address = format!("c{client}-{n}@x.com");
                 let outcome = backend
-                    .add(&t, vec![unsubscribe(&address, Scope::Global, 1)])
+                    .add(&t, vec![unsubscribe(&address, Scope::Global, 1)], &actor())
                     .await
                     .unwrap();
                 let AddOutcome::Added { suppression, new } = &outcome[0] else {
@@ -218,7 +227,7 @@ async fn a_failing_command_does_not_poison_its_batch() {
     let backend = Arc::new(open(&dir.path().join("hush.db")));
     let t = tenant();
     let news = backend
-        .create_group(&t, new_group("news", "News"))
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     for round in 0..5 {
@@ -230,7 +239,11 @@ async fn a_failing_command_does_not_poison_its_batch() {
                 if n % 8 == 0 {
                     // The key is taken: this command fails alone.
                     let taken = backend
-                        .create_group(&t, new_group("news", &format!("Other {round} {n}")))
+                        .create_group(
+                            &t,
+                            new_group("news", &format!("Other {round} {n}")),
+                            &actor(),
+                        )
                         .await;
                     assert!(
                         matches!(taken, Err(EngineError::GroupKeyTaken(_))),
@@ -239,7 +252,11 @@ async fn a_failing_command_does_not_poison_its_batch() {
                 } else {
                     let address = format!("r{round}-{n}@x.com");
                     let outcome = backend
-                        .add(&t, vec![unsubscribe(&address, Scope::Group(news.id), 1)])
+                        .add(
+                            &t,
+                            vec![unsubscribe(&address, Scope::Group(news.id), 1)],
+                            &actor(),
+                        )
                         .await
                         .unwrap();
                     assert!(
@@ -267,7 +284,11 @@ async fn racing_creates_of_one_group_make_one_group() {
     for _ in 0..16 {
         let backend = Arc::clone(&backend);
         let t = t.clone();
-        tasks.spawn(async move { backend.create_group(&t, new_group("news", "News")).await });
+        tasks.spawn(async move {
+            backend
+                .create_group(&t, new_group("news", "News"), &actor())
+                .await
+        });
     }
     let mut made = 0;
     while let Some(done) = tasks.join_next().await {
@@ -316,20 +337,34 @@ async fn every_lookup_sees_the_writes_before_it() {
             let address = email(&format!("u{n}@example.com"));
             assert!(backend.entries(&t, &address).await.unwrap().is_empty());
             backend
-                .add(&t, vec![unsubscribe(address.as_str(), Scope::Global, n)])
+                .add(
+                    &t,
+                    vec![unsubscribe(address.as_str(), Scope::Global, n)],
+                    &actor(),
+                )
                 .await
                 .unwrap();
             assert_eq!(backend.entries(&t, &address).await.unwrap().len(), 1, "{n}");
             let mut filter = everything();
             filter.email = Some(hush_model::EmailMatch::Exact(address.clone()));
-            assert_eq!(backend.remove_matching(&t, &filter).await.unwrap(), 1);
+            assert_eq!(
+                backend
+                    .remove_matching(&t, &filter, &actor())
+                    .await
+                    .unwrap(),
+                1
+            );
             assert!(
                 backend.entries(&t, &address).await.unwrap().is_empty(),
                 "{n}"
             );
             if n % 2 == 0 {
                 backend
-                    .add(&t, vec![unsubscribe(address.as_str(), Scope::Global, n)])
+                    .add(
+                        &t,
+                        vec![unsubscribe(address.as_str(), Scope::Global, n)],
+                        &actor(),
+                    )
                     .await
                     .unwrap();
                 assert_eq!(backend.entries(&t, &address).await.unwrap().len(), 1, "{n}");
@@ -363,12 +398,12 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
     let t = tenant();
     let mut first = new_group("news", "News");
     first.is_default = true;
-    let first = backend.create_group(&t, first).await.unwrap();
+    let first = backend.create_group(&t, first, &actor()).await.unwrap();
     // A new default whose key is taken: if the flag moved before the insert
     // failed, the old default would lose it.
     let mut clash = new_group("news", "Other");
     clash.is_default = true;
-    let refused = backend.create_group(&t, clash).await;
+    let refused = backend.create_group(&t, clash, &actor()).await;
     assert!(
         matches!(refused, Err(EngineError::GroupKeyTaken(_))),
         "{refused:?}"
@@ -379,7 +414,11 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
     assert!(groups[0].is_default, "the failed command's changes stayed");
     // The writer goes on.
     let added = backend
-        .add(&t, vec![unsubscribe("after@example.com", Scope::Global, 1)])
+        .add(
+            &t,
+            vec![unsubscribe("after@example.com", Scope::Global, 1)],
+            &actor(),
+        )
         .await
         .unwrap();
     assert!(matches!(added[0], AddOutcome::Added { new: true, .. }));
@@ -449,7 +488,10 @@ async fn the_lookup_index_answers_what_the_file_holds() {
     {
         let backend = open(&path);
         for t in &tenants {
-            let group = backend.create_group(t, new_group("g", "G")).await.unwrap();
+            let group = backend
+                .create_group(t, new_group("g", "G"), &actor())
+                .await
+                .unwrap();
             for n in 0..12 {
                 let address = format!("u{n}@example.com");
                 step += 1;
@@ -470,8 +512,8 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                     });
                 }
                 // The same add twice changes nothing.
-                backend.add(t, items.clone()).await.unwrap();
-                backend.add(t, items).await.unwrap();
+                backend.add(t, items.clone(), &actor()).await.unwrap();
+                backend.add(t, items, &actor()).await.unwrap();
             }
             lookups_agree_with_the_file(&backend, &tenants, "after the adds").await;
 
@@ -480,23 +522,35 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                 ScopeFilter::Any,
             );
             bounces.email = Some(hush_model::EmailMatch::Exact(email("u1@example.com")));
-            assert_eq!(backend.remove_matching(t, &bounces).await.unwrap(), 1);
+            assert_eq!(
+                backend
+                    .remove_matching(t, &bounces, &actor())
+                    .await
+                    .unwrap(),
+                1
+            );
             lookups_agree_with_the_file(&backend, &tenants, "after a removal by filter").await;
 
             let spam = listed(&backend, t, &email("u3@example.com")).await;
             let ids: Vec<_> = spam.iter().take(2).map(|s| s.id).collect();
-            assert_eq!(backend.remove_ids(t, &ids).await.unwrap(), 2);
+            assert_eq!(backend.remove_ids(t, &ids, &actor()).await.unwrap(), 2);
             lookups_agree_with_the_file(&backend, &tenants, "after a removal by id").await;
 
-            assert!(backend.delete_group(t, group.id).await.unwrap());
+            assert!(backend.delete_group(t, group.id, &actor()).await.unwrap());
             lookups_agree_with_the_file(&backend, &tenants, "after a group's deletion").await;
         }
         let mut old = everything();
         old.created_to = Some(Timestamp::from_nanos(5));
-        assert!(backend.remove_matching(&tenants[1], &old).await.unwrap() > 0);
+        assert!(
+            backend
+                .remove_matching(&tenants[1], &old, &actor())
+                .await
+                .unwrap()
+                > 0
+        );
         lookups_agree_with_the_file(&backend, &tenants, "after a removal by time").await;
         backend
-            .add(&tenants[0], vec![bounce_of("u5@example.com", 99)])
+            .add(&tenants[0], vec![bounce_of("u5@example.com", 99)], &actor())
             .await
             .unwrap();
         lookups_agree_with_the_file(&backend, &tenants, "after a re-add").await;
@@ -528,9 +582,9 @@ async fn the_lookup_index_answers_what_the_file_holds() {
             let many: Vec<NewSuppression> = (0..30_000)
                 .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
                 .collect();
-            backend.add(&tenants[0], many).await.unwrap();
+            backend.add(&tenants[0], many, &actor()).await.unwrap();
             backend
-                .add(&tenants[0], vec![bounce_of("u7@example.com", 7)])
+                .add(&tenants[0], vec![bounce_of("u7@example.com", 7)], &actor())
                 .await
                 .unwrap();
             let before = backend.entry_reads();
@@ -592,6 +646,7 @@ async fn a_row_that_does_not_decode_leaves_its_tenant_to_sqlite() {
                         bounce_of("u1@example.com", 1),
                         bounce_of("u2@example.com", 2),
                     ],
+                    &actor(),
                 )
                 .await
                 .unwrap();
@@ -632,13 +687,13 @@ async fn removing_many_addresses_is_one_transaction_per_batch() {
     let items: Vec<NewSuppression> = (0..2_600)
         .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
         .collect();
-    backend.add(&t, items).await.unwrap();
+    backend.add(&t, items, &actor()).await.unwrap();
     let before = backend.write_commits();
     let doomed: Vec<Email> = (0..2_500)
         .map(|n| email(&format!("bulk{n}@example.com")))
         .collect();
     let removed = engine
-        .remove_addresses(&t, &doomed, Scope::Global, KindSet::ALL)
+        .remove_addresses(&t, &doomed, Scope::Global, KindSet::ALL, &actor())
         .await
         .unwrap();
     assert_eq!(removed, 2_500);
@@ -691,11 +746,11 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         .unwrap();
     }
     // Back to before migration 3 (and the later ones).
-    conn.execute_batch("DROP TABLE hush_meta; PRAGMA user_version = 2;")
+    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 2;")
         .unwrap();
     drop(conn);
     let backend = open(&path);
-    assert_eq!(user_version(&path), 4);
+    assert_eq!(user_version(&path), 5);
     let t = tenant();
     let stored: Vec<String> = backend
         .list(
@@ -750,19 +805,19 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
     let backend = open(&path);
     let t = tenant();
     let old = backend
-        .create_group(&t, new_group("old", "Old"))
+        .create_group(&t, new_group("old", "Old"), &actor())
         .await
         .unwrap();
     drop(backend);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE hush_meta; PRAGMA user_version = 3;")
+    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 3;")
         .unwrap();
     drop(conn);
     let backend = open(&path);
     let shown = backend.shown_ids(&t).unwrap().clone();
     assert_eq!(shown.group(&t, old.id), old.id.0, "kept as stored");
     let new = backend
-        .create_group(&t, new_group("new", "New"))
+        .create_group(&t, new_group("new", "New"), &actor())
         .await
         .unwrap();
     let new_shown = shown.group(&t, new.id);

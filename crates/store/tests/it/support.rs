@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
 use tempfile::TempDir;
@@ -41,9 +42,9 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        self.backend.add(tenant, items).await
+        self.backend.add(tenant, items, actor).await
     }
 
     async fn entries(
@@ -81,27 +82,27 @@ impl Backend for TempSqlite {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_matching(tenant, filter).await
+        self.backend.remove_matching(tenant, filter, actor).await
     }
 
     async fn remove_ids(
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        self.backend.remove_ids(tenant, ids).await
+        self.backend.remove_ids(tenant, ids, actor).await
     }
 
     async fn create_group(
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
-        self.backend.create_group(tenant, group).await
+        self.backend.create_group(tenant, group, actor).await
     }
 
     async fn group(&self, tenant: &TenantId, id: GroupId) -> Result<Option<Group>, EngineError> {
@@ -125,17 +126,59 @@ impl Backend for TempSqlite {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        self.backend.update_group(tenant, id, changes).await
+        self.backend.update_group(tenant, id, changes, actor).await
     }
 
     async fn delete_group(
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
-        self.backend.delete_group(tenant, id).await
+        self.backend.delete_group(tenant, id, actor).await
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.backend.put_back(tenant, items, actor).await
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        self.backend.put_back_group(tenant, group, actor).await
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal(tenant, query).await
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal_all(after, limit).await
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        self.backend.append_journal(entries).await
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        self.backend.prune_journal(before, limit).await
     }
 }
