@@ -47,15 +47,23 @@ struct State {
     /// Every tenant's journal, oldest first. Entries are appended under the
     /// same write lock as their change, so readers see commit order.
     journal: Vec<JournalEntry>,
+    /// The last position given, kept apart from the journal so that one
+    /// pruned empty does not hand out positions a reader has seen.
+    last_position: i64,
 }
 
 impl State {
     fn record(&mut self, changes: Vec<Change>, actor: &Actor) {
         let at = Engine::now();
         for change in changes {
-            let position = Position(self.journal.last().map_or(1, |e| e.position.0 + 1));
+            let position = self.next_position();
             self.journal.push(change.entry(position, at, actor));
         }
+    }
+
+    fn next_position(&mut self) -> Position {
+        self.last_position += 1;
+        Position(self.last_position)
     }
 }
 
@@ -583,7 +591,7 @@ impl Backend for MemoryBackend {
     async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
         let mut state = self.write()?;
         for mut entry in entries {
-            entry.position = Position(state.journal.last().map_or(1, |e| e.position.0 + 1));
+            entry.position = state.next_position();
             state.journal.push(entry);
         }
         Ok(())

@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 
 use crate::lookup_index::{Change, LookupIndex};
@@ -234,7 +235,7 @@ impl SqliteBackend {
 fn removals(removed: &sql::Removed) -> Vec<Change<'_>> {
     removed
         .iter()
-        .map(|(email, id)| Change::Removed(email, *id))
+        .map(|s| Change::Removed(s.email.as_str(), s.id))
         .collect()
 }
 
@@ -303,7 +304,7 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         items: Vec<NewSuppression>,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -317,11 +318,11 @@ impl Backend for SqliteBackend {
         let tenant = tenant.clone();
         let index = Arc::clone(&self.index);
         let weight = items.len();
-        let work_tenant = tenant.clone();
+        let (work_tenant, actor) = (tenant.clone(), actor.clone());
         self.writer
             .run_then(
                 weight,
-                move |conn| sql::add(conn, &work_tenant, items),
+                move |conn| sql::add(conn, &work_tenant, items, &actor),
                 move |outcomes: &Vec<AddOutcome>| {
                     let changes: Vec<Change<'_>> = outcomes
                         .iter()
@@ -392,11 +393,11 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         filter: &ListFilter,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
-        let (tenant, filter) = (tenant.clone(), filter.clone());
+        let (tenant, filter, actor) = (tenant.clone(), filter.clone(), actor.clone());
         self.removing(&tenant, 1, move |conn, tenant| {
-            sql::remove_matching(conn, tenant, &filter)
+            sql::remove_matching(conn, tenant, &filter, &actor)
         })
         .await
     }
@@ -405,14 +406,19 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         ids: &[SuppressionId],
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<u64, EngineError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let ids = ids.to_vec();
+        // Each id once, in order, as the memory store takes them: a repeated
+        // id removes one entry and journals it once either way.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let actor = actor.clone();
         self.removing(tenant, ids.len(), move |conn, tenant| {
-            sql::remove_ids(conn, tenant, &ids)
+            sql::remove_ids(conn, tenant, &ids, &actor)
         })
         .await
     }
@@ -421,11 +427,13 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         group: NewGroup,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Group, EngineError> {
-        let tenant = tenant.clone();
+        let (tenant, actor) = (tenant.clone(), actor.clone());
         self.writer
-            .run(1, move |conn| sql::create_group(conn, &tenant, group))
+            .run(1, move |conn| {
+                sql::create_group(conn, &tenant, group, &actor)
+            })
             .await
     }
 
@@ -459,11 +467,13 @@ impl Backend for SqliteBackend {
         tenant: &TenantId,
         id: GroupId,
         changes: GroupChanges,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<Option<Group>, EngineError> {
-        let tenant = tenant.clone();
+        let (tenant, actor) = (tenant.clone(), actor.clone());
         self.writer
-            .run(1, move |conn| sql::update_group(conn, &tenant, id, changes))
+            .run(1, move |conn| {
+                sql::update_group(conn, &tenant, id, changes, &actor)
+            })
             .await
     }
 
@@ -471,15 +481,15 @@ impl Backend for SqliteBackend {
         &self,
         tenant: &TenantId,
         id: GroupId,
-        _actor: &Actor,
+        actor: &Actor,
     ) -> Result<bool, EngineError> {
         let (index, work_tenant) = (Arc::clone(&self.index), tenant.clone());
-        let tenant = tenant.clone();
+        let (tenant, actor) = (tenant.clone(), actor.clone());
         let removed = self
             .writer
             .run_then(
                 1,
-                move |conn| sql::delete_group(conn, &work_tenant, id),
+                move |conn| sql::delete_group(conn, &work_tenant, id, &actor),
                 move |removed: &Option<sql::Removed>| {
                     if let Some(removed) = removed {
                         index.apply(&tenant, &removals(removed));
@@ -488,5 +498,91 @@ impl Backend for SqliteBackend {
             )
             .await?;
         Ok(removed.is_some())
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Into the filter before the write, as for an add.
+        for item in &items {
+            self.addresses.insert(tenant, &item.email);
+        }
+        let (index, tenant) = (Arc::clone(&self.index), tenant.clone());
+        let (work_tenant, actor) = (tenant.clone(), actor.clone());
+        let put = self
+            .writer
+            .run_then(
+                items.len(),
+                move |conn| sql::put_back(conn, &work_tenant, items, &actor),
+                move |put: &sql::PutBack| {
+                    let changes: Vec<Change<'_>> = put.put.iter().map(Change::Added).collect();
+                    index.apply(&tenant, &changes);
+                },
+            )
+            .await?;
+        Ok(put.outcomes)
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        let (tenant, actor) = (tenant.clone(), actor.clone());
+        self.writer
+            .run(1, move |conn| {
+                sql::put_back_group(conn, &tenant, group, &actor)
+            })
+            .await
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.readers
+            .run(move |conn| sql::journal(conn, &tenant, &query))
+            .await
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.readers
+            .run(move |conn| sql::journal_all(conn, after, limit))
+            .await
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .run(entries.len(), move |conn| {
+                sql::append_journal(conn, &entries)
+            })
+            .await
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        self.writer
+            .run(limit as usize, move |conn| {
+                sql::prune_journal(conn, before, limit)
+            })
+            .await
     }
 }

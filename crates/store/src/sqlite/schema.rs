@@ -27,6 +27,17 @@ use super::StoreError;
 /// - `hush_meta` holds the key of the ids shown to clients
 ///   (`hush_model::ShownIds`), drawn once per file, and the last group id
 ///   stored before shown ids were opaque, which keeps showing as stored.
+/// - `journal` holds one row per committed change (`hush_model::Recorded`;
+///   docs/operations.md, "History and restore"), written in the change's
+///   own transaction. `position` is AUTOINCREMENT so that a position is
+///   never used twice, even once pruning has emptied the table: `hush
+///   copy` and readers page by it. The writer is the only one, so commit
+///   order is position order. `at` is nanoseconds; `operation` is
+///   `Operation::as_str`; `door`, `key_name`, `request_id` and `event_id`
+///   are the actor; `record` is `Recorded::to_stored`'s JSON; `email` is
+///   the suppression's address (NULL for a group's entry), so that an
+///   address's history is read from `journal_by_address`. A tenant's
+///   history is read from `journal_by_tenant`, in position order.
 /// - `hush_write_probe` stays empty: after a write failed for lack of
 ///   space, readiness writes a row of [`super::sql::PROBE_BYTES`] there
 ///   and deletes it in one committed transaction, to learn whether writes
@@ -89,6 +100,24 @@ CREATE TABLE hush_meta (
 INSERT INTO hush_meta (name, value) VALUES ('shown_ids_key', hex(randomblob(32)));
 INSERT INTO hush_meta (name, value)
     SELECT 'legacy_groups_up_to', CAST(coalesce(max(id), 0) AS TEXT) FROM suppression_groups;
+",
+    r"
+CREATE TABLE journal (
+    position   INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant     TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    operation  TEXT    NOT NULL,
+    email      TEXT,
+    door       TEXT    NOT NULL,
+    key_name   TEXT,
+    request_id TEXT,
+    event_id   TEXT,
+    record     TEXT    NOT NULL
+);
+
+CREATE INDEX journal_by_tenant ON journal (tenant, position);
+
+CREATE INDEX journal_by_address ON journal (tenant, email, position);
 ",
 ];
 

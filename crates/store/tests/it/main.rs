@@ -19,6 +19,7 @@ mod sqlite {
 
 #[cfg(hush_postgres_tests)]
 mod guarded;
+mod journal;
 #[cfg(hush_postgres_tests)]
 mod postgres;
 #[cfg(hush_postgres_tests)]

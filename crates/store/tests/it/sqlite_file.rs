@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    BounceClass, Email, GroupKey, Kind, KindSet, ListFilter, NewGroup, NewSuppression, Origin,
-    PageRequest, Scope, ScopeFilter, StreamType, Suppression, TenantId, Timestamp,
+    Actor, BounceClass, Door, Email, GroupKey, Kind, KindSet, ListFilter, NewGroup, NewSuppression,
+    Origin, PageRequest, Scope, ScopeFilter, StreamType, Suppression, TenantId, Timestamp,
     UnsubscribeHandling,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
@@ -15,6 +15,10 @@ use tokio::task::JoinSet;
 
 fn tenant() -> TenantId {
     TenantId::parse("t1").unwrap()
+}
+
+fn actor() -> Actor {
+    Actor::new(Door::ADMIN)
 }
 
 fn email(raw: &str) -> Email {
@@ -74,11 +78,7 @@ async fn data_survives_drop_and_reopen() {
         let backend = open(&path);
         assert_eq!(backend.path(), path);
         let group = backend
-            .create_group(
-                &t,
-                new_group("news", "News"),
-                &hush_engine::conformance::tester(),
-            )
+            .create_group(&t, new_group("news", "News"), &actor())
             .await
             .unwrap();
         let stored = backend
@@ -95,7 +95,7 @@ async fn data_survives_drop_and_reopen() {
                         ..unsubscribe("a@x.com", Scope::Global, 2)
                     },
                 ],
-                &hush_engine::conformance::tester(),
+                &actor(),
             )
             .await
             .unwrap();
@@ -115,11 +115,7 @@ async fn data_survives_drop_and_reopen() {
     assert_eq!(entries, expected);
     // Ids keep increasing after a reopen.
     let later = backend
-        .add(
-            &t,
-            vec![unsubscribe("b@x.com", Scope::Global, 3)],
-            &hush_engine::conformance::tester(),
-        )
+        .add(&t, vec![unsubscribe("b@x.com", Scope::Global, 3)], &actor())
         .await
         .unwrap();
     let AddOutcome::Added { suppression, new } = &later[0] else {
@@ -142,7 +138,7 @@ async fn migrations_are_versioned_and_idempotent() {
         .add(
             &tenant(),
             vec![unsubscribe("a@x.com", Scope::Global, 1)],
-            &hush_engine::conformance::tester(),
+            &actor(),
         )
         .await
         .unwrap();
@@ -197,11 +193,7 @@ async fn concurrent_adds_are_all_stored_and_readable() {
             for n in 0..EACH {
                 let address = format!("c{client}-{n}@x.com");
                 let outcome = backend
-                    .add(
-                        &t,
-                        vec![unsubscribe(&address, Scope::Global, 1)],
-                        &hush_engine::conformance::tester(),
-                    )
+                    .add(&t, vec![unsubscribe(&address, Scope::Global, 1)], &actor())
                     .await
                     .unwrap();
                 let AddOutcome::Added { suppression, new } = &outcome[0] else {
@@ -235,11 +227,7 @@ async fn a_failing_command_does_not_poison_its_batch() {
     let backend = Arc::new(open(&dir.path().join("hush.db")));
     let t = tenant();
     let news = backend
-        .create_group(
-            &t,
-            new_group("news", "News"),
-            &hush_engine::conformance::tester(),
-        )
+        .create_group(&t, new_group("news", "News"), &actor())
         .await
         .unwrap();
     for round in 0..5 {
@@ -254,7 +242,7 @@ async fn a_failing_command_does_not_poison_its_batch() {
                         .create_group(
                             &t,
                             new_group("news", &format!("Other {round} {n}")),
-                            &hush_engine::conformance::tester(),
+                            &actor(),
                         )
                         .await;
                     assert!(
@@ -267,7 +255,7 @@ async fn a_failing_command_does_not_poison_its_batch() {
                         .add(
                             &t,
                             vec![unsubscribe(&address, Scope::Group(news.id), 1)],
-                            &hush_engine::conformance::tester(),
+                            &actor(),
                         )
                         .await
                         .unwrap();
@@ -298,11 +286,7 @@ async fn racing_creates_of_one_group_make_one_group() {
         let t = t.clone();
         tasks.spawn(async move {
             backend
-                .create_group(
-                    &t,
-                    new_group("news", "News"),
-                    &hush_engine::conformance::tester(),
-                )
+                .create_group(&t, new_group("news", "News"), &actor())
                 .await
         });
     }
@@ -356,7 +340,7 @@ async fn every_lookup_sees_the_writes_before_it() {
                 .add(
                     &t,
                     vec![unsubscribe(address.as_str(), Scope::Global, n)],
-                    &hush_engine::conformance::tester(),
+                    &actor(),
                 )
                 .await
                 .unwrap();
@@ -365,7 +349,7 @@ async fn every_lookup_sees_the_writes_before_it() {
             filter.email = Some(hush_model::EmailMatch::Exact(address.clone()));
             assert_eq!(
                 backend
-                    .remove_matching(&t, &filter, &hush_engine::conformance::tester())
+                    .remove_matching(&t, &filter, &actor())
                     .await
                     .unwrap(),
                 1
@@ -379,7 +363,7 @@ async fn every_lookup_sees_the_writes_before_it() {
                     .add(
                         &t,
                         vec![unsubscribe(address.as_str(), Scope::Global, n)],
-                        &hush_engine::conformance::tester(),
+                        &actor(),
                     )
                     .await
                     .unwrap();
@@ -414,17 +398,12 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
     let t = tenant();
     let mut first = new_group("news", "News");
     first.is_default = true;
-    let first = backend
-        .create_group(&t, first, &hush_engine::conformance::tester())
-        .await
-        .unwrap();
+    let first = backend.create_group(&t, first, &actor()).await.unwrap();
     // A new default whose key is taken: if the flag moved before the insert
     // failed, the old default would lose it.
     let mut clash = new_group("news", "Other");
     clash.is_default = true;
-    let refused = backend
-        .create_group(&t, clash, &hush_engine::conformance::tester())
-        .await;
+    let refused = backend.create_group(&t, clash, &actor()).await;
     assert!(
         matches!(refused, Err(EngineError::GroupKeyTaken(_))),
         "{refused:?}"
@@ -438,7 +417,7 @@ async fn a_lone_failing_command_leaves_nothing_behind() {
         .add(
             &t,
             vec![unsubscribe("after@example.com", Scope::Global, 1)],
-            &hush_engine::conformance::tester(),
+            &actor(),
         )
         .await
         .unwrap();
@@ -510,7 +489,7 @@ async fn the_lookup_index_answers_what_the_file_holds() {
         let backend = open(&path);
         for t in &tenants {
             let group = backend
-                .create_group(t, new_group("g", "G"), &hush_engine::conformance::tester())
+                .create_group(t, new_group("g", "G"), &actor())
                 .await
                 .unwrap();
             for n in 0..12 {
@@ -533,14 +512,8 @@ async fn the_lookup_index_answers_what_the_file_holds() {
                     });
                 }
                 // The same add twice changes nothing.
-                backend
-                    .add(t, items.clone(), &hush_engine::conformance::tester())
-                    .await
-                    .unwrap();
-                backend
-                    .add(t, items, &hush_engine::conformance::tester())
-                    .await
-                    .unwrap();
+                backend.add(t, items.clone(), &actor()).await.unwrap();
+                backend.add(t, items, &actor()).await.unwrap();
             }
             lookups_agree_with_the_file(&backend, &tenants, "after the adds").await;
 
@@ -551,7 +524,7 @@ async fn the_lookup_index_answers_what_the_file_holds() {
             bounces.email = Some(hush_model::EmailMatch::Exact(email("u1@example.com")));
             assert_eq!(
                 backend
-                    .remove_matching(t, &bounces, &hush_engine::conformance::tester())
+                    .remove_matching(t, &bounces, &actor())
                     .await
                     .unwrap(),
                 1
@@ -560,39 +533,24 @@ async fn the_lookup_index_answers_what_the_file_holds() {
 
             let spam = listed(&backend, t, &email("u3@example.com")).await;
             let ids: Vec<_> = spam.iter().take(2).map(|s| s.id).collect();
-            assert_eq!(
-                backend
-                    .remove_ids(t, &ids, &hush_engine::conformance::tester())
-                    .await
-                    .unwrap(),
-                2
-            );
+            assert_eq!(backend.remove_ids(t, &ids, &actor()).await.unwrap(), 2);
             lookups_agree_with_the_file(&backend, &tenants, "after a removal by id").await;
 
-            assert!(
-                backend
-                    .delete_group(t, group.id, &hush_engine::conformance::tester())
-                    .await
-                    .unwrap()
-            );
+            assert!(backend.delete_group(t, group.id, &actor()).await.unwrap());
             lookups_agree_with_the_file(&backend, &tenants, "after a group's deletion").await;
         }
         let mut old = everything();
         old.created_to = Some(Timestamp::from_nanos(5));
         assert!(
             backend
-                .remove_matching(&tenants[1], &old, &hush_engine::conformance::tester())
+                .remove_matching(&tenants[1], &old, &actor())
                 .await
                 .unwrap()
                 > 0
         );
         lookups_agree_with_the_file(&backend, &tenants, "after a removal by time").await;
         backend
-            .add(
-                &tenants[0],
-                vec![bounce_of("u5@example.com", 99)],
-                &hush_engine::conformance::tester(),
-            )
+            .add(&tenants[0], vec![bounce_of("u5@example.com", 99)], &actor())
             .await
             .unwrap();
         lookups_agree_with_the_file(&backend, &tenants, "after a re-add").await;
@@ -624,16 +582,9 @@ async fn the_lookup_index_answers_what_the_file_holds() {
             let many: Vec<NewSuppression> = (0..30_000)
                 .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
                 .collect();
+            backend.add(&tenants[0], many, &actor()).await.unwrap();
             backend
-                .add(&tenants[0], many, &hush_engine::conformance::tester())
-                .await
-                .unwrap();
-            backend
-                .add(
-                    &tenants[0],
-                    vec![bounce_of("u7@example.com", 7)],
-                    &hush_engine::conformance::tester(),
-                )
+                .add(&tenants[0], vec![bounce_of("u7@example.com", 7)], &actor())
                 .await
                 .unwrap();
             let before = backend.entry_reads();
@@ -695,7 +646,7 @@ async fn a_row_that_does_not_decode_leaves_its_tenant_to_sqlite() {
                         bounce_of("u1@example.com", 1),
                         bounce_of("u2@example.com", 2),
                     ],
-                    &hush_engine::conformance::tester(),
+                    &actor(),
                 )
                 .await
                 .unwrap();
@@ -736,22 +687,13 @@ async fn removing_many_addresses_is_one_transaction_per_batch() {
     let items: Vec<NewSuppression> = (0..2_600)
         .map(|n| unsubscribe(&format!("bulk{n}@example.com"), Scope::Global, n))
         .collect();
-    backend
-        .add(&t, items, &hush_engine::conformance::tester())
-        .await
-        .unwrap();
+    backend.add(&t, items, &actor()).await.unwrap();
     let before = backend.write_commits();
     let doomed: Vec<Email> = (0..2_500)
         .map(|n| email(&format!("bulk{n}@example.com")))
         .collect();
     let removed = engine
-        .remove_addresses(
-            &t,
-            &doomed,
-            Scope::Global,
-            KindSet::ALL,
-            &hush_engine::conformance::tester(),
-        )
+        .remove_addresses(&t, &doomed, Scope::Global, KindSet::ALL, &actor())
         .await
         .unwrap();
     assert_eq!(removed, 2_500);
@@ -804,11 +746,11 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         .unwrap();
     }
     // Back to before migration 3 (and the later ones).
-    conn.execute_batch("DROP TABLE hush_meta; PRAGMA user_version = 2;")
+    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 2;")
         .unwrap();
     drop(conn);
     let backend = open(&path);
-    assert_eq!(user_version(&path), 4);
+    assert_eq!(user_version(&path), 5);
     let t = tenant();
     let stored: Vec<String> = backend
         .list(
@@ -863,27 +805,19 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
     let backend = open(&path);
     let t = tenant();
     let old = backend
-        .create_group(
-            &t,
-            new_group("old", "Old"),
-            &hush_engine::conformance::tester(),
-        )
+        .create_group(&t, new_group("old", "Old"), &actor())
         .await
         .unwrap();
     drop(backend);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE hush_meta; PRAGMA user_version = 3;")
+    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 3;")
         .unwrap();
     drop(conn);
     let backend = open(&path);
     let shown = backend.shown_ids(&t).unwrap().clone();
     assert_eq!(shown.group(&t, old.id), old.id.0, "kept as stored");
     let new = backend
-        .create_group(
-            &t,
-            new_group("new", "New"),
-            &hush_engine::conformance::tester(),
-        )
+        .create_group(&t, new_group("new", "New"), &actor())
         .await
         .unwrap();
     let new_shown = shown.group(&t, new.id);

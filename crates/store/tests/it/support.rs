@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
-    Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
+    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
+    TenantId, Timestamp,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
 use tempfile::TempDir;
@@ -137,5 +138,47 @@ impl Backend for TempSqlite {
         actor: &Actor,
     ) -> Result<bool, EngineError> {
         self.backend.delete_group(tenant, id, actor).await
+    }
+
+    async fn put_back(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Suppression>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.backend.put_back(tenant, items, actor).await
+    }
+
+    async fn put_back_group(
+        &self,
+        tenant: &TenantId,
+        group: Group,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        self.backend.put_back_group(tenant, group, actor).await
+    }
+
+    async fn journal(
+        &self,
+        tenant: &TenantId,
+        query: &JournalQuery,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal(tenant, query).await
+    }
+
+    async fn journal_all(
+        &self,
+        after: Option<Position>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.backend.journal_all(after, limit).await
+    }
+
+    async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
+        self.backend.append_journal(entries).await
+    }
+
+    async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
+        self.backend.prune_journal(before, limit).await
     }
 }
