@@ -187,6 +187,7 @@ async fn every_door_writes_its_actor() {
         ))
         .header("Authorization", "Bearer v3-key")
         .header("Content-Type", "text/csv")
+        .header("X-Request-Id", "test-csv")
         .body(csv)
         .send()
         .await
@@ -475,7 +476,8 @@ async fn without_admin_tokens_there_is_no_admin_api() {
 async fn the_cli_reads_the_history_and_restores() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hush.toml");
-    let hub = Hub {
+    let db = dir.path().join("hush.db");
+    let mut hub = Hub {
         gw: TestGateway::spawn_in(dir, TENANTS).await,
         client: Client::new(),
     };
@@ -493,6 +495,9 @@ async fn the_cli_reads_the_history_and_restores() {
         None,
     )
     .await;
+    // One process serves a SQLite file: the CLI runs with the gateway
+    // stopped (on PostgreSQL, beside it).
+    assert!(hub.gw.gateway.terminate().success());
     let run = |args: &[&str]| {
         let out = std::process::Command::new(HUSH)
             .args(args)
@@ -530,9 +535,20 @@ async fn the_cli_reads_the_history_and_restores() {
         serde_json::from_str::<Value>(&dry).unwrap(),
         json!({"restored": 1, "removed": 0, "dry_run": true})
     );
-    assert!(hub.entries("cli@example.com").await.is_empty());
     run(&["restore", "--tenant", "demo", "--since", &since]);
-    assert!(hub.entries("cli@example.com").await.contains_key("demo"));
+    let store = hush_store::SqliteBackend::open(hush_store::SqliteOptions::new(db)).unwrap();
+    let tenant = hush_model::TenantId::parse("demo").unwrap();
+    let email = hush_model::Email::parse("cli@example.com").unwrap();
+    let back = hush_engine::Backend::entries(&store, &tenant, &email)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 1, "put back by the CLI");
+    let newest =
+        hush_engine::Backend::journal(&store, &tenant, &hush_model::JournalQuery::newest_first(1))
+            .await
+            .unwrap();
+    assert_eq!(newest[0].actor.door, hush_model::Door::RESTORE);
+    assert!(newest[0].actor.key.as_deref().unwrap().starts_with("cli:"));
 }
 
 /// Writes race a kill -9; afterwards every entry in the store has an
