@@ -29,7 +29,7 @@ pub use journal::{
     engine_restore_undoes_adds_and_group_changes, engine_restores_a_bulk_delete_exactly,
     engine_restores_one_address, journal_appends_carried_entries_in_order,
     journal_prunes_old_entries_in_bounded_steps, journal_reads_filter_and_page,
-    journal_records_each_change_with_its_actor,
+    journal_records_each_change_with_its_actor, put_back_ids_stay_ahead_of_new_ones,
 };
 
 // The guarded changes' checks live beside their rules.
@@ -80,7 +80,8 @@ macro_rules! backend_conformance {
             engine_restore_undoes_adds_and_group_changes,
             engine_restores_one_address,
             journal_prunes_old_entries_in_bounded_steps,
-            journal_appends_carried_entries_in_order
+            journal_appends_carried_entries_in_order,
+            put_back_ids_stay_ahead_of_new_ones
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {

@@ -508,6 +508,9 @@ impl Backend for MemoryBackend {
         for item in items {
             let fits = &item.tenant == tenant && data.fits(&item);
             if fits {
+                // An id carried from another store may be ahead of this
+                // one's counter, which must never hand it out again.
+                state.last_suppression = state.last_suppression.max(item.id.0);
                 data.insert(item.clone());
                 changes.push(Change::added(item));
             }
@@ -540,6 +543,7 @@ impl Backend for MemoryBackend {
         } else {
             Vec::new()
         };
+        state.last_group = state.last_group.max(group.id.0);
         data.groups.insert(group.id, group.clone());
         changes.push(Change::group(Operation::GroupCreated, group, None));
         state.record(changes, actor);

@@ -632,3 +632,55 @@ pub async fn journal_appends_carried_entries_in_order(backend: Arc<dyn Backend>)
         Ok(1)
     ));
 }
+
+/// An entry put back with an id the store has not handed out yet (one
+/// carried by `hush copy` from another store) never collides with the ids
+/// the store hands out next.
+pub async fn put_back_ids_stay_ahead_of_new_ones(backend: Arc<dyn Backend>) {
+    if !keeps_journal(&backend) {
+        return;
+    }
+    let t = tenant("t1");
+    let first = add_all(
+        &backend,
+        &t,
+        vec![item(
+            "first@x.com",
+            Scope::Global,
+            Kind::Manual,
+            Origin::Admin,
+            1,
+        )],
+    )
+    .await;
+    let mut carried = first[0].clone();
+    carried.id = hush_model::SuppressionId(first[0].id.0 + 1);
+    carried.email = email("carried@x.com");
+    let put = backend
+        .put_back(&t, vec![carried.clone()], &tester())
+        .await
+        .unwrap();
+    assert_eq!(put, vec![true]);
+    let next = add_all(
+        &backend,
+        &t,
+        vec![item(
+            "next@x.com",
+            Scope::Global,
+            Kind::Manual,
+            Origin::Admin,
+            2,
+        )],
+    )
+    .await;
+    assert!(
+        next[0].id > carried.id,
+        "{:?} after {:?}",
+        next[0].id,
+        carried.id
+    );
+    assert_eq!(
+        backend.entries(&t, &email("carried@x.com")).await.unwrap(),
+        vec![carried]
+    );
+}

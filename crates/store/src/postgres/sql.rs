@@ -1108,6 +1108,16 @@ pub(super) async fn put_back(
         }
         outcomes.push(went_in);
     }
+    if let Some(highest) = changes
+        .iter()
+        .filter_map(|c| match &c.record {
+            hush_model::Recorded::Suppression(s) => Some(s.id.0),
+            hush_model::Recorded::Group { .. } => None,
+        })
+        .max()
+    {
+        keep_ids_ahead(conn, "suppressions", highest).await?;
+    }
     record_changes(conn, tenant, changes, actor).await?;
     Ok(outcomes)
 }
@@ -1371,6 +1381,7 @@ pub(super) async fn put_back_group(
     .execute(&mut *conn)
     .await
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
+    keep_ids_ahead(conn, "suppression_groups", group.id.0).await?;
     let mut changes = if group.is_default {
         clear_default(conn, tenant, group.id).await?
     } else {
@@ -1514,4 +1525,26 @@ mod tests {
         );
         assert_eq!(clause.params.len(), 5);
     }
+}
+
+/// Moves a table's id sequence past `id`, which a put-back inserted as it
+/// was: ids carried by `hush copy` come from another store, and may be
+/// ahead of this one's sequence, which would otherwise hand them out again.
+/// Only ever forwards, and only when needed (a restore of this store's own
+/// entries never is).
+async fn keep_ids_ahead(
+    conn: &mut PgConnection,
+    table: &'static str,
+    id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT setval(seq, $2) \
+         FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) s \
+         WHERE $2 > coalesce(pg_sequence_last_value(seq), 0)",
+    )
+    .bind(table)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(())
 }
