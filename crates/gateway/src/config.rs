@@ -915,16 +915,15 @@ impl Config {
                     "name admin.read, admin.write or both",
                 ));
             }
-            if let Some(tenants) = &token.tenants {
-                if let Some(unknown) = tenants
+            if let Some(tenants) = &token.tenants
+                && let Some(unknown) = tenants
                     .iter()
                     .find(|t| !self.tenants.iter().any(|c| &c.id == *t))
-                {
-                    return Err(ConfigError::new(
-                        at("tenants"),
-                        format!("no tenant {:?} is configured", unknown.as_str()),
-                    ));
-                }
+            {
+                return Err(ConfigError::new(
+                    at("tenants"),
+                    format!("no tenant {:?} is configured", unknown.as_str()),
+                ));
             }
             resolved.push(hush_admin::AdminToken {
                 name: name.into(),

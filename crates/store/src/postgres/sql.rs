@@ -1498,6 +1498,28 @@ pub(super) async fn delete_group(
     Ok(true)
 }
 
+/// Moves a table's id sequence past `id`, which a put-back inserted as it
+/// was: ids carried by `hush copy` come from another store, and may be
+/// ahead of this one's sequence, which would otherwise hand them out again.
+/// Only ever forwards, and only when needed (a restore of this store's own
+/// entries never is).
+async fn keep_ids_ahead(
+    conn: &mut PgConnection,
+    table: &'static str,
+    id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "SELECT setval(seq, $2) \
+         FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) s \
+         WHERE $2 > coalesce(pg_sequence_last_value(seq), 0)",
+    )
+    .bind(table)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1525,26 +1547,4 @@ mod tests {
         );
         assert_eq!(clause.params.len(), 5);
     }
-}
-
-/// Moves a table's id sequence past `id`, which a put-back inserted as it
-/// was: ids carried by `hush copy` come from another store, and may be
-/// ahead of this one's sequence, which would otherwise hand them out again.
-/// Only ever forwards, and only when needed (a restore of this store's own
-/// entries never is).
-async fn keep_ids_ahead(
-    conn: &mut PgConnection,
-    table: &'static str,
-    id: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "SELECT setval(seq, $2) \
-         FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS seq) s \
-         WHERE $2 > coalesce(pg_sequence_last_value(seq), 0)",
-    )
-    .bind(table)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(())
 }
