@@ -364,7 +364,10 @@ mod with_server {
                 created_at: Timestamp::from_nanos(1_700_000_000_000_000_000 + n),
             })
             .collect();
-        source.add(&t, items).await.unwrap();
+        source
+            .add(&t, items, &crate::support::seeder())
+            .await
+            .unwrap();
         drop(source);
         let out = run_copy(&format!("sqlite:{}", src.display()), &db.url, 64);
         assert!(out.contains("suppressions: 200 copied"), "{out}");
