@@ -10,9 +10,7 @@ use hush_model::{
     ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
 };
 use rusqlite::types::{Type, Value};
-use rusqlite::{
-    CachedStatement, Connection, OptionalExtension as _, Row, params, params_from_iter,
-};
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 
 use super::StoreError;
 
@@ -667,7 +665,7 @@ pub(super) fn add(
     actor: &Actor,
 ) -> Result<Vec<AddOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(items.len());
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut known_groups: Vec<(GroupId, bool)> = Vec::new();
     // Prepared (taken from the cache) once per command, not per row: the
     // cache lookup hashes the whole statement text. No `RETURNING id`: it
@@ -745,6 +743,7 @@ pub(super) fn add(
         };
         outcomes.push(outcome);
     }
+    journal.finish()?;
     Ok(outcomes)
 }
 
@@ -782,7 +781,10 @@ pub(super) fn remove_matching(
             suppression_from_row(row, tenant)
         })?
         .collect::<Result<_, _>>()?;
-    journal_removed(&mut Journal::new(conn, tenant, actor)?, removed)
+    let mut journal = Journal::new(conn, tenant, actor);
+    let removed = journal_removed(&mut journal, removed)?;
+    journal.finish()?;
+    Ok(removed)
 }
 
 pub(super) fn remove_ids(
@@ -794,7 +796,7 @@ pub(super) fn remove_ids(
     let mut stmt = conn.prepare_cached(&format!(
         "DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2 RETURNING {SUPPRESSION_COLUMNS}"
     ))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut removed = Vec::new();
     for id in ids {
         if let Some(gone) = stmt
@@ -806,7 +808,9 @@ pub(super) fn remove_ids(
             removed.push(gone);
         }
     }
-    journal_removed(&mut journal, removed)
+    let removed = journal_removed(&mut journal, removed)?;
+    journal.finish()?;
+    Ok(removed)
 }
 
 fn key_taken(conn: &Connection, tenant: &TenantId, key: &GroupKey) -> Result<bool, StoreError> {
@@ -918,7 +922,7 @@ pub(super) fn create_group(
         )
         .map_err(|e| group_conflict(e, &group.key, &group.name))?;
     let id = GroupId(id);
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if group.is_default {
         clear_default(conn, &mut journal, tenant, id)?;
     }
@@ -936,6 +940,7 @@ pub(super) fn create_group(
         updated_at: None,
     };
     journal.group(Operation::GroupCreated, created.clone(), None)?;
+    journal.finish()?;
     Ok(created)
 }
 
@@ -974,11 +979,12 @@ pub(super) fn update_group(
         group.updated_at.map(Timestamp::as_nanos),
     ])
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if becomes_default {
         clear_default(conn, &mut journal, tenant, id)?;
     }
     journal.group(Operation::GroupChanged, group.clone(), Some(before))?;
+    journal.finish()?;
     Ok(Some(group))
 }
 
@@ -1014,9 +1020,10 @@ pub(super) fn delete_group(
             suppression_from_row(row, tenant)
         })?
         .collect::<Result<_, _>>()?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let removed = journal_removed(&mut journal, removed)?;
     journal.group(Operation::GroupDeleted, deleted, None)?;
+    journal.finish()?;
     Ok(Some(removed))
 }
 
@@ -1043,7 +1050,7 @@ pub(super) fn put_back(
          (id, tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut outcomes = Vec::with_capacity(items.len());
     let mut put = Vec::new();
     for item in items {
@@ -1074,6 +1081,7 @@ pub(super) fn put_back(
         }
         outcomes.push(inserted);
     }
+    journal.finish()?;
     Ok(PutBack { outcomes, put })
 }
 
@@ -1121,11 +1129,12 @@ pub(super) fn put_back_group(
         group.updated_at.map(Timestamp::as_nanos),
     ])
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if group.is_default {
         clear_default(conn, &mut journal, tenant, group.id)?;
     }
     journal.group(Operation::GroupCreated, group, None)?;
+    journal.finish()?;
     Ok(true)
 }
 
@@ -1136,43 +1145,109 @@ const JOURNAL_INSERT: &str = "INSERT INTO journal \
      (tenant, at, operation, email, door, key_name, request_id, event_id, record) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+/// Most entries one INSERT of a command's journal writes. One statement
+/// per entry cost the import as much again as the entry's own B-tree work
+/// (its run, binding, AUTOINCREMENT's read and write of
+/// `sqlite_sequence`); a multi-row INSERT pays that once per
+/// [`JOURNAL_CHUNK`] entries.
+const JOURNAL_CHUNK: usize = 64;
+
+/// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
+/// tenant, time and actor every row shares, then each row's operation,
+/// address and record.
+fn journal_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO journal \
+         (tenant, at, operation, email, door, key_name, request_id, event_id, record) VALUES ",
+    );
+    for row in 0..rows {
+        let first = 7 + 3 * row;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(?1, ?2, ?{first}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            first + 1,
+            first + 2
+        ));
+    }
+    sql
+}
+
+/// An entry waiting for its command's next INSERT.
+struct PendingEntry {
+    operation: Operation,
+    email: Option<String>,
+    record: String,
+}
+
 /// Writes one command's journal entries on the writer's connection, inside
 /// the command's own transaction (or savepoint), so that an entry commits
 /// or rolls back with its change. Every entry of a command has the same
-/// time and actor, as in the memory store.
+/// time and actor, as in the memory store. Entries are written
+/// [`JOURNAL_CHUNK`] at a time, in order; [`Journal::finish`] writes the
+/// rest, and a command must call it before it returns.
 pub(super) struct Journal<'conn, 'a> {
-    insert: CachedStatement<'conn>,
+    conn: &'conn Connection,
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
+    pending: Vec<PendingEntry>,
 }
 
 impl<'conn, 'a> Journal<'conn, 'a> {
-    pub(super) fn new(
-        conn: &'conn Connection,
-        tenant: &'a TenantId,
-        actor: &'a Actor,
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
-            insert: conn.prepare_cached(JOURNAL_INSERT)?,
+    pub(super) fn new(conn: &'conn Connection, tenant: &'a TenantId, actor: &'a Actor) -> Self {
+        Self {
+            conn,
             tenant,
             actor,
             at: Engine::now().as_nanos(),
-        })
+            pending: Vec::new(),
+        }
     }
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
-        self.insert.execute(params![
-            self.tenant.as_str(),
-            self.at,
-            operation.as_str(),
-            record.email().map(Email::as_str),
-            self.actor.door.as_str(),
-            self.actor.key,
-            self.actor.request_id,
-            self.actor.event_id,
-            record.to_stored(),
-        ])?;
+        self.pending.push(PendingEntry {
+            operation,
+            email: record.email().map(|e| e.as_str().to_owned()),
+            record: record.to_stored(),
+        });
+        if self.pending.len() == JOURNAL_CHUNK {
+            self.insert(JOURNAL_CHUNK)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the first `rows` pending entries in one INSERT.
+    fn insert(&mut self, rows: usize) -> Result<(), StoreError> {
+        let sql = journal_insert(rows);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        stmt.raw_bind_parameter(1, self.tenant.as_str())?;
+        stmt.raw_bind_parameter(2, self.at)?;
+        stmt.raw_bind_parameter(3, self.actor.door.as_str())?;
+        stmt.raw_bind_parameter(4, self.actor.key.as_deref())?;
+        stmt.raw_bind_parameter(5, self.actor.request_id.as_deref())?;
+        stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
+        for (row, entry) in self.pending.drain(..rows).enumerate() {
+            let first = 7 + 3 * row;
+            stmt.raw_bind_parameter(first, entry.operation.as_str())?;
+            stmt.raw_bind_parameter(first + 1, entry.email)?;
+            stmt.raw_bind_parameter(first + 2, entry.record)?;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
+
+    /// Writes what is pending: in INSERTs of 32, 16, … 1 rows, so that
+    /// few statement texts serve every remainder.
+    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+        let mut rows = JOURNAL_CHUNK;
+        while !self.pending.is_empty() {
+            rows /= 2;
+            if self.pending.len() >= rows {
+                self.insert(rows)?;
+            }
+        }
         Ok(())
     }
 
