@@ -747,21 +747,31 @@ pub(super) fn add(
     Ok(outcomes)
 }
 
-/// What a removal took out, whole: the journal records each entry, and the
-/// lookup index follows (index.rs).
-pub(super) type Removed = Vec<Suppression>;
+/// What a removal took out: each entry's address and id, so that the
+/// lookup index can follow (index.rs). The journal has the entries whole.
+pub(super) type Removed = Vec<(String, SuppressionId)>;
 
-/// Journals removed entries as `removed`, in id order as the memory store
-/// does (a `DELETE … RETURNING` returns rows in no promised order).
-fn journal_removed(
+/// Runs a `DELETE … RETURNING` of whole suppressions and journals each
+/// entry it removed as `removed`, as the rows come: only addresses and ids
+/// are kept, so that removing a million entries does not hold a million
+/// suppressions. The entries are journaled in the order SQLite removed
+/// them; within one command that order means nothing (they share their
+/// time and actor, and a restore puts them back together).
+fn delete_journaled(
+    conn: &Connection,
     journal: &mut Journal<'_, '_>,
-    mut removed: Removed,
+    tenant: &TenantId,
+    sql: &str,
+    params: impl rusqlite::Params,
 ) -> Result<Removed, StoreError> {
-    removed.sort_unstable_by_key(|s| s.id);
-    removed
-        .into_iter()
-        .map(|s| journal.suppression(Operation::Removed, s))
-        .collect()
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut removed = Vec::new();
+    while let Some(row) = rows.next()? {
+        let gone = journal.suppression(Operation::Removed, suppression_from_row(row, tenant)?)?;
+        removed.push((gone.email.as_str().to_owned(), gone.id));
+    }
+    Ok(removed)
 }
 
 pub(super) fn remove_matching(
@@ -775,40 +785,40 @@ pub(super) fn remove_matching(
         "DELETE FROM suppressions WHERE {} RETURNING {SUPPRESSION_COLUMNS}",
         clause.sql
     );
-    let removed = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(clause.params), |row| {
-            suppression_from_row(row, tenant)
-        })?
-        .collect::<Result<_, _>>()?;
     let mut journal = Journal::new(conn, tenant, actor);
-    let removed = journal_removed(&mut journal, removed)?;
+    let removed = delete_journaled(
+        conn,
+        &mut journal,
+        tenant,
+        &sql,
+        params_from_iter(clause.params),
+    )?;
     journal.finish()?;
     Ok(removed)
 }
 
+/// Removes entries by id, in the order given (the backend sorts them, as
+/// the memory store does).
 pub(super) fn remove_ids(
     conn: &Connection,
     tenant: &TenantId,
     ids: &[SuppressionId],
     actor: &Actor,
 ) -> Result<Removed, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2 RETURNING {SUPPRESSION_COLUMNS}"
-    ))?;
+    );
     let mut journal = Journal::new(conn, tenant, actor);
     let mut removed = Vec::new();
     for id in ids {
-        if let Some(gone) = stmt
-            .query_row(params![tenant.as_str(), id.0], |row| {
-                suppression_from_row(row, tenant)
-            })
-            .optional()?
-        {
-            removed.push(gone);
-        }
+        removed.extend(delete_journaled(
+            conn,
+            &mut journal,
+            tenant,
+            &sql,
+            params![tenant.as_str(), id.0],
+        )?);
     }
-    let removed = journal_removed(&mut journal, removed)?;
     journal.finish()?;
     Ok(removed)
 }
@@ -1014,14 +1024,14 @@ pub(super) fn delete_group(
         "DELETE FROM suppressions WHERE tenant = ?1 AND group_id = ?2 \
          RETURNING {SUPPRESSION_COLUMNS}"
     );
-    let removed = conn
-        .prepare_cached(&sql)?
-        .query_map(params![tenant.as_str(), id.0], |row| {
-            suppression_from_row(row, tenant)
-        })?
-        .collect::<Result<_, _>>()?;
     let mut journal = Journal::new(conn, tenant, actor);
-    let removed = journal_removed(&mut journal, removed)?;
+    let removed = delete_journaled(
+        conn,
+        &mut journal,
+        tenant,
+        &sql,
+        params![tenant.as_str(), id.0],
+    )?;
     journal.group(Operation::GroupDeleted, deleted, None)?;
     journal.finish()?;
     Ok(Some(removed))
