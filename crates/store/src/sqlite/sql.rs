@@ -758,14 +758,12 @@ pub(super) type Removed = Vec<(String, SuppressionId)>;
 /// them; within one command that order means nothing (they share their
 /// time and actor, and a restore puts them back together).
 fn delete_journaled(
-    conn: &Connection,
+    delete: &mut rusqlite::Statement<'_>,
     journal: &mut Journal<'_, '_>,
     tenant: &TenantId,
-    sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Removed, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
+    let mut rows = delete.query(params)?;
     let mut removed = Vec::new();
     while let Some(row) = rows.next()? {
         let gone = journal.suppression(Operation::Removed, suppression_from_row(row, tenant)?)?;
@@ -786,11 +784,11 @@ pub(super) fn remove_matching(
         clause.sql
     );
     let mut journal = Journal::new(conn, tenant, actor);
+    let mut delete = conn.prepare_cached(&sql)?;
     let removed = delete_journaled(
-        conn,
+        &mut delete,
         &mut journal,
         tenant,
-        &sql,
         params_from_iter(clause.params),
     )?;
     journal.finish()?;
@@ -808,14 +806,15 @@ pub(super) fn remove_ids(
     let sql = format!(
         "DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2 RETURNING {SUPPRESSION_COLUMNS}"
     );
+    // Taken from the cache once per command, not per id.
+    let mut delete = conn.prepare_cached(&sql)?;
     let mut journal = Journal::new(conn, tenant, actor);
     let mut removed = Vec::new();
     for id in ids {
         removed.extend(delete_journaled(
-            conn,
+            &mut delete,
             &mut journal,
             tenant,
-            &sql,
             params![tenant.as_str(), id.0],
         )?);
     }
@@ -1025,11 +1024,11 @@ pub(super) fn delete_group(
          RETURNING {SUPPRESSION_COLUMNS}"
     );
     let mut journal = Journal::new(conn, tenant, actor);
+    let mut delete = conn.prepare_cached(&sql)?;
     let removed = delete_journaled(
-        conn,
+        &mut delete,
         &mut journal,
         tenant,
-        &sql,
         params![tenant.as_str(), id.0],
     )?;
     journal.group(Operation::GroupDeleted, deleted, None)?;
