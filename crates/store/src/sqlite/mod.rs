@@ -9,6 +9,9 @@
 //!   and scans on tokio's blocking threads, point lookups of one address on
 //!   the caller's thread.
 //! - The schema is migrated at open and versioned with `PRAGMA user_version`.
+//! - Every change writes its journal entries (`sql::Journal`) inside the
+//!   writer command that makes it, so they commit or roll back with it; the
+//!   single writer makes commit order the journal's position order.
 //! - One backend serves a file at a time, across processes too: it holds an
 //!   exclusive lock on `<file>.lock` while open. That is what lets lookups
 //!   trust the in-process [`addresses::AddressFilter`]: no write reaches the
@@ -235,7 +238,7 @@ impl SqliteBackend {
 fn removals(removed: &sql::Removed) -> Vec<Change<'_>> {
     removed
         .iter()
-        .map(|s| Change::Removed(s.email.as_str(), s.id))
+        .map(|(email, id)| Change::Removed(email, *id))
         .collect()
 }
 

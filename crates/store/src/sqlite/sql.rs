@@ -10,9 +10,7 @@ use hush_model::{
     ScopeFilter, StreamType, Suppression, SuppressionId, TenantId, Timestamp, UnsubscribeHandling,
 };
 use rusqlite::types::{Type, Value};
-use rusqlite::{
-    CachedStatement, Connection, OptionalExtension as _, Row, params, params_from_iter,
-};
+use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 
 use super::StoreError;
 
@@ -667,7 +665,7 @@ pub(super) fn add(
     actor: &Actor,
 ) -> Result<Vec<AddOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(items.len());
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut known_groups: Vec<(GroupId, bool)> = Vec::new();
     // Prepared (taken from the cache) once per command, not per row: the
     // cache lookup hashes the whole statement text. No `RETURNING id`: it
@@ -745,24 +743,33 @@ pub(super) fn add(
         };
         outcomes.push(outcome);
     }
+    journal.finish()?;
     Ok(outcomes)
 }
 
-/// What a removal took out, whole: the journal records each entry, and the
-/// lookup index follows (index.rs).
-pub(super) type Removed = Vec<Suppression>;
+/// What a removal took out: each entry's address and id, so that the
+/// lookup index can follow (index.rs). The journal has the entries whole.
+pub(super) type Removed = Vec<(String, SuppressionId)>;
 
-/// Journals removed entries as `removed`, in id order as the memory store
-/// does (a `DELETE … RETURNING` returns rows in no promised order).
-fn journal_removed(
+/// Runs a `DELETE … RETURNING` of whole suppressions and journals each
+/// entry it removed as `removed`, as the rows come: only addresses and ids
+/// are kept, so that removing a million entries does not hold a million
+/// suppressions. The entries are journaled in the order SQLite removed
+/// them; within one command that order means nothing (they share their
+/// time and actor, and a restore puts them back together).
+fn delete_journaled(
+    delete: &mut rusqlite::Statement<'_>,
     journal: &mut Journal<'_, '_>,
-    mut removed: Removed,
+    tenant: &TenantId,
+    params: impl rusqlite::Params,
 ) -> Result<Removed, StoreError> {
-    removed.sort_unstable_by_key(|s| s.id);
-    removed
-        .into_iter()
-        .map(|s| journal.suppression(Operation::Removed, s))
-        .collect()
+    let mut rows = delete.query(params)?;
+    let mut removed = Vec::new();
+    while let Some(row) = rows.next()? {
+        let gone = journal.suppression(Operation::Removed, suppression_from_row(row, tenant)?)?;
+        removed.push((gone.email.as_str().to_owned(), gone.id));
+    }
+    Ok(removed)
 }
 
 pub(super) fn remove_matching(
@@ -776,37 +783,43 @@ pub(super) fn remove_matching(
         "DELETE FROM suppressions WHERE {} RETURNING {SUPPRESSION_COLUMNS}",
         clause.sql
     );
-    let removed = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(clause.params), |row| {
-            suppression_from_row(row, tenant)
-        })?
-        .collect::<Result<_, _>>()?;
-    journal_removed(&mut Journal::new(conn, tenant, actor)?, removed)
+    let mut journal = Journal::new(conn, tenant, actor);
+    let mut delete = conn.prepare_cached(&sql)?;
+    let removed = delete_journaled(
+        &mut delete,
+        &mut journal,
+        tenant,
+        params_from_iter(clause.params),
+    )?;
+    journal.finish()?;
+    Ok(removed)
 }
 
+/// Removes entries by id, in the order given (the backend sorts them, as
+/// the memory store does).
 pub(super) fn remove_ids(
     conn: &Connection,
     tenant: &TenantId,
     ids: &[SuppressionId],
     actor: &Actor,
 ) -> Result<Removed, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "DELETE FROM suppressions WHERE tenant = ?1 AND id = ?2 RETURNING {SUPPRESSION_COLUMNS}"
-    ))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    );
+    // Taken from the cache once per command, not per id.
+    let mut delete = conn.prepare_cached(&sql)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut removed = Vec::new();
     for id in ids {
-        if let Some(gone) = stmt
-            .query_row(params![tenant.as_str(), id.0], |row| {
-                suppression_from_row(row, tenant)
-            })
-            .optional()?
-        {
-            removed.push(gone);
-        }
+        removed.extend(delete_journaled(
+            &mut delete,
+            &mut journal,
+            tenant,
+            params![tenant.as_str(), id.0],
+        )?);
     }
-    journal_removed(&mut journal, removed)
+    journal.finish()?;
+    Ok(removed)
 }
 
 fn key_taken(conn: &Connection, tenant: &TenantId, key: &GroupKey) -> Result<bool, StoreError> {
@@ -918,7 +931,7 @@ pub(super) fn create_group(
         )
         .map_err(|e| group_conflict(e, &group.key, &group.name))?;
     let id = GroupId(id);
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if group.is_default {
         clear_default(conn, &mut journal, tenant, id)?;
     }
@@ -936,6 +949,7 @@ pub(super) fn create_group(
         updated_at: None,
     };
     journal.group(Operation::GroupCreated, created.clone(), None)?;
+    journal.finish()?;
     Ok(created)
 }
 
@@ -974,11 +988,12 @@ pub(super) fn update_group(
         group.updated_at.map(Timestamp::as_nanos),
     ])
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if becomes_default {
         clear_default(conn, &mut journal, tenant, id)?;
     }
     journal.group(Operation::GroupChanged, group.clone(), Some(before))?;
+    journal.finish()?;
     Ok(Some(group))
 }
 
@@ -1008,15 +1023,16 @@ pub(super) fn delete_group(
         "DELETE FROM suppressions WHERE tenant = ?1 AND group_id = ?2 \
          RETURNING {SUPPRESSION_COLUMNS}"
     );
-    let removed = conn
-        .prepare_cached(&sql)?
-        .query_map(params![tenant.as_str(), id.0], |row| {
-            suppression_from_row(row, tenant)
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
-    let removed = journal_removed(&mut journal, removed)?;
+    let mut journal = Journal::new(conn, tenant, actor);
+    let mut delete = conn.prepare_cached(&sql)?;
+    let removed = delete_journaled(
+        &mut delete,
+        &mut journal,
+        tenant,
+        params![tenant.as_str(), id.0],
+    )?;
     journal.group(Operation::GroupDeleted, deleted, None)?;
+    journal.finish()?;
     Ok(Some(removed))
 }
 
@@ -1043,7 +1059,7 @@ pub(super) fn put_back(
          (id, tenant, email, group_id, family, class, status, reason, source, origin, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     let mut outcomes = Vec::with_capacity(items.len());
     let mut put = Vec::new();
     for item in items {
@@ -1074,6 +1090,7 @@ pub(super) fn put_back(
         }
         outcomes.push(inserted);
     }
+    journal.finish()?;
     Ok(PutBack { outcomes, put })
 }
 
@@ -1121,11 +1138,12 @@ pub(super) fn put_back_group(
         group.updated_at.map(Timestamp::as_nanos),
     ])
     .map_err(|e| group_conflict(e, &group.key, &group.name))?;
-    let mut journal = Journal::new(conn, tenant, actor)?;
+    let mut journal = Journal::new(conn, tenant, actor);
     if group.is_default {
         clear_default(conn, &mut journal, tenant, group.id)?;
     }
     journal.group(Operation::GroupCreated, group, None)?;
+    journal.finish()?;
     Ok(true)
 }
 
@@ -1136,43 +1154,109 @@ const JOURNAL_INSERT: &str = "INSERT INTO journal \
      (tenant, at, operation, email, door, key_name, request_id, event_id, record) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+/// Most entries one INSERT of a command's journal writes. One statement
+/// per entry cost the import as much again as the entry's own B-tree work
+/// (its run, binding, AUTOINCREMENT's read and write of
+/// `sqlite_sequence`); a multi-row INSERT pays that once per
+/// [`JOURNAL_CHUNK`] entries.
+const JOURNAL_CHUNK: usize = 64;
+
+/// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
+/// tenant, time and actor every row shares, then each row's operation,
+/// address and record.
+fn journal_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO journal \
+         (tenant, at, operation, email, door, key_name, request_id, event_id, record) VALUES ",
+    );
+    for row in 0..rows {
+        let first = 7 + 3 * row;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(?1, ?2, ?{first}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            first + 1,
+            first + 2
+        ));
+    }
+    sql
+}
+
+/// An entry waiting for its command's next INSERT.
+struct PendingEntry {
+    operation: Operation,
+    email: Option<String>,
+    record: String,
+}
+
 /// Writes one command's journal entries on the writer's connection, inside
 /// the command's own transaction (or savepoint), so that an entry commits
 /// or rolls back with its change. Every entry of a command has the same
-/// time and actor, as in the memory store.
+/// time and actor, as in the memory store. Entries are written
+/// [`JOURNAL_CHUNK`] at a time, in order; [`Journal::finish`] writes the
+/// rest, and a command must call it before it returns.
 pub(super) struct Journal<'conn, 'a> {
-    insert: CachedStatement<'conn>,
+    conn: &'conn Connection,
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
+    pending: Vec<PendingEntry>,
 }
 
 impl<'conn, 'a> Journal<'conn, 'a> {
-    pub(super) fn new(
-        conn: &'conn Connection,
-        tenant: &'a TenantId,
-        actor: &'a Actor,
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
-            insert: conn.prepare_cached(JOURNAL_INSERT)?,
+    pub(super) fn new(conn: &'conn Connection, tenant: &'a TenantId, actor: &'a Actor) -> Self {
+        Self {
+            conn,
             tenant,
             actor,
             at: Engine::now().as_nanos(),
-        })
+            pending: Vec::new(),
+        }
     }
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
-        self.insert.execute(params![
-            self.tenant.as_str(),
-            self.at,
-            operation.as_str(),
-            record.email().map(Email::as_str),
-            self.actor.door.as_str(),
-            self.actor.key,
-            self.actor.request_id,
-            self.actor.event_id,
-            record.to_stored(),
-        ])?;
+        self.pending.push(PendingEntry {
+            operation,
+            email: record.email().map(|e| e.as_str().to_owned()),
+            record: record.to_stored(),
+        });
+        if self.pending.len() == JOURNAL_CHUNK {
+            self.insert(JOURNAL_CHUNK)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the first `rows` pending entries in one INSERT.
+    fn insert(&mut self, rows: usize) -> Result<(), StoreError> {
+        let sql = journal_insert(rows);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        stmt.raw_bind_parameter(1, self.tenant.as_str())?;
+        stmt.raw_bind_parameter(2, self.at)?;
+        stmt.raw_bind_parameter(3, self.actor.door.as_str())?;
+        stmt.raw_bind_parameter(4, self.actor.key.as_deref())?;
+        stmt.raw_bind_parameter(5, self.actor.request_id.as_deref())?;
+        stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
+        for (row, entry) in self.pending.drain(..rows).enumerate() {
+            let first = 7 + 3 * row;
+            stmt.raw_bind_parameter(first, entry.operation.as_str())?;
+            stmt.raw_bind_parameter(first + 1, entry.email)?;
+            stmt.raw_bind_parameter(first + 2, entry.record)?;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
+
+    /// Writes what is pending: in INSERTs of 32, 16, … 1 rows, so that
+    /// few statement texts serve every remainder.
+    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+        let mut rows = JOURNAL_CHUNK;
+        while !self.pending.is_empty() {
+            rows /= 2;
+            if self.pending.len() >= rows {
+                self.insert(rows)?;
+            }
+        }
         Ok(())
     }
 
