@@ -388,3 +388,80 @@ mod with_server {
         }
     }
 }
+
+/// The source's history goes along, with its times, doors, keys and
+/// records; the copy's own writes are journaled as `copy`; a re-run carries
+/// nothing twice.
+#[tokio::test]
+async fn the_journal_goes_along_once() {
+    use hush_model::{Actor, Door, JournalOrder, JournalQuery, Operation, Recorded};
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src.db"), dir.path().join("dst.db"));
+    let source = open_sqlite(&src);
+    fill(&source, 20).await;
+    let alpha = tenant("alpha");
+    let every = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+    let gone = source
+        .scan(&alpha, &every, None, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>();
+    let v3 = Actor::new(Door::V3)
+        .with_key("billing")
+        .with_request_id("r-9");
+    assert_eq!(source.remove_ids(&alpha, &gone, &v3).await.unwrap(), 2);
+    let oldest_first = JournalQuery {
+        order: JournalOrder::OldestFirst,
+        ..JournalQuery::newest_first(u32::MAX)
+    };
+    let history = source.journal(&alpha, &oldest_first).await.unwrap();
+    drop(source);
+    let (from, to) = (
+        format!("sqlite:{}", src.display()),
+        format!("sqlite:{}", dst.display()),
+    );
+    let out = run_copy(&from, &to, 8);
+    assert!(out.contains("journal:"), "{out}");
+
+    let destination = open_sqlite(&dst);
+    let carried = destination.journal(&alpha, &oldest_first).await.unwrap();
+    let mine: Vec<_> = carried
+        .iter()
+        .filter(|e| e.actor.door != Door::COPY)
+        .collect();
+    assert_eq!(mine.len(), history.len(), "every source entry, once");
+    for (got, want) in mine.iter().zip(&history) {
+        assert_eq!(
+            (got.at, got.operation, &got.actor),
+            (want.at, want.operation, &want.actor)
+        );
+        if let (Recorded::Suppression(g), Recorded::Suppression(w)) = (&got.record, &want.record) {
+            assert_eq!(
+                (&g.email, &g.kind, g.created_at),
+                (&w.email, &w.kind, w.created_at)
+            );
+        }
+    }
+    let removals: Vec<_> = mine
+        .iter()
+        .filter(|e| e.operation == Operation::Removed)
+        .collect();
+    assert_eq!(removals.len(), 2);
+    assert!(removals.iter().all(|e| e.actor == v3));
+    assert!(
+        carried
+            .iter()
+            .any(|e| e.actor.door == Door::COPY && e.operation == Operation::Added),
+        "the copy's own adds are journaled"
+    );
+    drop(destination);
+    let again = run_copy(&from, &to, 8);
+    assert!(!again.contains("journal:"), "{again}");
+    let after = open_sqlite(&dst)
+        .journal(&alpha, &oldest_first)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), carried.len(), "a re-run carries nothing again");
+}

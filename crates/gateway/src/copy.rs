@@ -234,6 +234,9 @@ impl fmt::Display for Summary {
             self.suppressions_copied,
             self.suppressions_existing
         )?;
+        if self.journal_carried > 0 {
+            write!(f, "; journal: {} entries carried", self.journal_carried)?;
+        }
         if self.groups_skipped + self.suppressions_skipped > 0 {
             write!(
                 f,
