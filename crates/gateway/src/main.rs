@@ -158,6 +158,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The runtime of a one-shot command (`copy`, `history`, `restore`);
+/// `None`, said on stderr, when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("hush: cannot start the runtime: {err}");
+            None
+        }
+    }
+}
+
 type Work<'a> = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
 
 /// Runs an operator command on the config's store.
@@ -173,15 +188,8 @@ fn operate(
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("hush: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(work(&config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -209,15 +217,8 @@ fn copy_stores(
     } else {
         None
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("hush: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(copy::run(from, to, batch, config.as_ref())) {
         Ok(()) => ExitCode::SUCCESS,
