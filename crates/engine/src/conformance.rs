@@ -28,8 +28,9 @@ mod journal;
 pub use journal::{
     engine_restore_undoes_adds_and_group_changes, engine_restores_a_bulk_delete_exactly,
     engine_restores_one_address, journal_appends_carried_entries_in_order,
-    journal_prunes_old_entries_in_bounded_steps, journal_reads_filter_and_page,
-    journal_records_each_change_with_its_actor, put_back_ids_stay_ahead_of_new_ones,
+    journal_finds_every_entry_of_an_address, journal_prunes_old_entries_in_bounded_steps,
+    journal_reads_filter_and_page, journal_records_each_change_with_its_actor,
+    put_back_ids_stay_ahead_of_new_ones,
 };
 
 // The guarded changes' checks live beside their rules.
@@ -81,7 +82,8 @@ macro_rules! backend_conformance {
             engine_restores_one_address,
             journal_prunes_old_entries_in_bounded_steps,
             journal_appends_carried_entries_in_order,
-            put_back_ids_stay_ahead_of_new_ones
+            put_back_ids_stay_ahead_of_new_ones,
+            journal_finds_every_entry_of_an_address
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {

@@ -151,6 +151,16 @@ impl Recorded {
             Self::Group { .. } => None,
         }
     }
+
+    /// The suppression's id (none for a group's entry): the stores find an
+    /// address's `added` entries by it, since the ids a store hands out
+    /// increase and such an index only ever grows at its end.
+    pub fn suppression_id(&self) -> Option<SuppressionId> {
+        match self {
+            Self::Suppression(s) => Some(s.id),
+            Self::Group { .. } => None,
+        }
+    }
 }
 
 /// One change on the record.

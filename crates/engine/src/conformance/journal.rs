@@ -684,3 +684,162 @@ pub async fn put_back_ids_stay_ahead_of_new_ones(backend: Arc<dyn Backend>) {
         vec![carried]
     );
 }
+
+/// An address's history is every entry of every suppression it has had:
+/// the ones it holds now, the ones removed, put back or re-added under a
+/// new id, in other scopes, and entries carried from another store, and
+/// nothing of another address that took an id one of those carried.
+pub async fn journal_finds_every_entry_of_an_address(backend: Arc<dyn Backend>) {
+    if !keeps_journal(&backend) {
+        return;
+    }
+    let t = tenant("t1");
+    let group = backend
+        .create_group(&t, new_group("news", "News"), &tester())
+        .await
+        .unwrap();
+    let first = add_all(
+        &backend,
+        &t,
+        vec![
+            item("a@x.com", Scope::Global, Kind::Manual, Origin::Admin, 1),
+            item("b@x.com", Scope::Global, Kind::Manual, Origin::Admin, 1),
+            item(
+                "a@x.com",
+                Scope::Group(group.id),
+                Kind::Unsubscribe,
+                Origin::Recipient,
+                2,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        backend
+            .remove_ids(&t, &[first[0].id], &tester())
+            .await
+            .unwrap(),
+        1
+    );
+    let again = add_all(
+        &backend,
+        &t,
+        vec![item(
+            "a@x.com",
+            Scope::Global,
+            Kind::Manual,
+            Origin::Admin,
+            3,
+        )],
+    )
+    .await;
+    assert_ne!(again[0].id, first[0].id, "a new id");
+    assert_eq!(
+        backend
+            .remove_ids(&t, &[again[0].id], &tester())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend
+            .put_back(&t, vec![first[0].clone()], &tester())
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    // Carried from another store: an address this store never held, under
+    // an id it has not handed out; then another address put back with that
+    // very id.
+    let mut carried = first[1].clone();
+    carried.id = hush_model::SuppressionId(again[0].id.0 + 100);
+    carried.email = email("carried@x.com");
+    backend
+        .append_journal(vec![JournalEntry {
+            position: hush_model::Position(0),
+            tenant: t.clone(),
+            at: Timestamp::from_nanos(7),
+            operation: Operation::Added,
+            actor: Actor::new(Door::COPY),
+            record: Recorded::Suppression(carried.clone()),
+        }])
+        .await
+        .unwrap();
+    let mut taker = carried.clone();
+    taker.email = email("taker@x.com");
+    assert_eq!(
+        backend
+            .put_back(&t, vec![taker.clone()], &tester())
+            .await
+            .unwrap(),
+        vec![true]
+    );
+
+    let history = |address: &'static str| {
+        let backend = Arc::clone(&backend);
+        let t = t.clone();
+        async move {
+            let entries = backend
+                .journal(
+                    &t,
+                    &JournalQuery {
+                        email: Some(email(address)),
+                        ..JournalQuery::newest_first(100)
+                    },
+                )
+                .await
+                .unwrap();
+            entries
+                .iter()
+                .map(|e| (e.operation.as_str(), suppression(e).id))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        history("a@x.com").await,
+        vec![
+            ("added", first[0].id),
+            ("removed", again[0].id),
+            ("added", again[0].id),
+            ("removed", first[0].id),
+            ("added", first[2].id),
+            ("added", first[0].id),
+        ],
+        "newest first, every id it has had"
+    );
+    assert_eq!(history("b@x.com").await, vec![("added", first[1].id)]);
+    assert_eq!(history("carried@x.com").await, vec![("added", carried.id)]);
+    assert_eq!(history("taker@x.com").await, vec![("added", taker.id)]);
+    let oldest_two = backend
+        .journal(
+            &t,
+            &JournalQuery {
+                email: Some(email("a@x.com")),
+                ..everything(2)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        oldest_two
+            .iter()
+            .map(|e| (e.operation, suppression(e).id))
+            .collect::<Vec<_>>(),
+        vec![
+            (Operation::Added, first[0].id),
+            (Operation::Added, first[2].id)
+        ]
+    );
+    let after = backend
+        .journal(
+            &t,
+            &JournalQuery {
+                email: Some(email("a@x.com")),
+                cursor: Some(oldest_two[1].position),
+                ..everything(100)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 4, "the cursor pages an address's history");
+}

@@ -74,13 +74,14 @@ WITH locked AS MATERIALIZED ( \
     SELECT count(pg_advisory_xact_lock($10, h)) AS held \
     FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest($11::text[]) AS t ORDER BY h) AS hashes \
 ) \
-INSERT INTO hush_journal (tenant, at, op, door, key_name, request_id, event_id, email, record) \
+INSERT INTO hush_journal \
+    (tenant, at, op, door, key_name, request_id, event_id, email, subject, record) \
 SELECT u.tenant, u.at, u.op, u.door, u.key_name, u.request_id, u.event_id, u.email, \
-       u.record \
+       u.subject, u.record \
 FROM locked, \
      UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
-            $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
-     AS u(tenant, at, op, door, key_name, request_id, event_id, email, record, n) \
+            $7::text[], $8::text[], $12::int8[], $9::text[]) WITH ORDINALITY \
+     AS u(tenant, at, op, door, key_name, request_id, event_id, email, subject, record, n) \
 ORDER BY u.n";
 
 /// Rows for the journal, column by column, in the order they get their
@@ -95,7 +96,19 @@ struct Rows {
     request_id: Vec<Option<String>>,
     event_id: Vec<Option<String>>,
     email: Vec<Option<String>>,
+    subject: Vec<Option<i64>>,
     record: Vec<String>,
+}
+
+/// How a row is found in an address's history (schema, migration 7).
+#[derive(Clone, Copy)]
+enum Found {
+    /// A change made here: a live add by its suppression's id, which only
+    /// increases, anything else by its address.
+    Live,
+    /// An entry `hush copy` brought, whose id need not be one of this
+    /// store's: by its address.
+    ByAddress,
 }
 
 impl Rows {
@@ -106,6 +119,7 @@ impl Rows {
         operation: Operation,
         actor: &Actor,
         record: &Recorded,
+        found: Found,
     ) {
         self.tenant.push(tenant.as_str().to_owned());
         self.at.push(at.as_nanos());
@@ -114,8 +128,13 @@ impl Rows {
         self.key_name.push(actor.key.clone());
         self.request_id.push(actor.request_id.clone());
         self.event_id.push(actor.event_id.clone());
-        self.email
-            .push(record.email().map(|e| e.as_str().to_owned()));
+        let by_id = matches!((found, operation), (Found::Live, Operation::Added));
+        self.email.push(if by_id {
+            None
+        } else {
+            record.email().map(|e| e.as_str().to_owned())
+        });
+        self.subject.push(record.suppression_id().map(|id| id.0));
         self.record.push(record.to_stored());
     }
 
@@ -135,6 +154,7 @@ impl Rows {
             .bind(self.record)
             .bind(JOURNAL_LOCK_SPACE)
             .bind(lock)
+            .bind(self.subject)
             .execute(conn)
             .await?;
         Ok(())
@@ -155,7 +175,14 @@ pub(super) async fn write(
     for chunk in changes.chunks(INSERT_CHUNK) {
         let mut rows = Rows::default();
         for change in chunk {
-            rows.push(tenant, at, change.operation, actor, &change.record);
+            rows.push(
+                tenant,
+                at,
+                change.operation,
+                actor,
+                &change.record,
+                Found::Live,
+            );
         }
         rows.insert(conn, &[tenant.as_str()]).await?;
     }
@@ -174,7 +201,14 @@ pub(super) async fn append(
     for chunk in entries.chunks(INSERT_CHUNK) {
         let mut rows = Rows::default();
         for e in chunk {
-            rows.push(&e.tenant, e.at, e.operation, &e.actor, &e.record);
+            rows.push(
+                &e.tenant,
+                e.at,
+                e.operation,
+                &e.actor,
+                &e.record,
+                Found::ByAddress,
+            );
         }
         // Every tenant at the first chunk: a lock taken for a later chunk
         // would come after positions the earlier ones drew.
@@ -210,8 +244,9 @@ fn entry_from_row(row: &PgRow) -> Result<JournalEntry, StoreError> {
 }
 
 /// A page of one tenant's journal: every filter is a condition of the
-/// query, walked along `hush_journal_by_email` for one address, else along
-/// `hush_journal_by_tenant` from the cursor.
+/// query, walked along `hush_journal_by_tenant` from the cursor; one
+/// address's few rows are found along `hush_journal_by_email` and
+/// `hush_journal_by_subject`.
 ///
 /// Without an address, the tenant is a range of one value and the order is
 /// `(tenant, position)`, which only `hush_journal_by_tenant` yields. With
@@ -239,25 +274,25 @@ pub(super) async fn read(
 /// The statement of [`read`] and its parameters.
 fn read_statement(tenant: &TenantId, query: &JournalQuery) -> (String, Clause) {
     let mut clause = match &query.email {
-        Some(email) => {
-            let mut clause = Clause::new(tenant);
-            let p = clause.push(Param::Text(email.as_str().to_owned()));
-            clause.and(&format!("email = {p}"));
-            clause
-        }
+        Some(_) => Clause::new(tenant),
         None => Clause::tenant_range(tenant),
     };
+    let address = query
+        .email
+        .as_ref()
+        .map(|email| clause.push(Param::Text(email.as_str().to_owned())));
+    let mut filters = String::new();
     if let Some(since) = query.since {
         let p = clause.push(Param::Int(since.as_nanos()));
-        clause.and(&format!("at >= {p}"));
+        filters.push_str(&format!(" AND at >= {p}"));
     }
     if let Some(until) = query.until {
         let p = clause.push(Param::Int(until.as_nanos()));
-        clause.and(&format!("at <= {p}"));
+        filters.push_str(&format!(" AND at <= {p}"));
     }
     if let Some(door) = &query.door {
         let p = clause.push(Param::Text(door.clone()));
-        clause.and(&format!("door = {p}"));
+        filters.push_str(&format!(" AND door = {p}"));
     }
     let (past, direction) = match query.order {
         JournalOrder::NewestFirst => ("<", "DESC"),
@@ -265,17 +300,35 @@ fn read_statement(tenant: &TenantId, query: &JournalQuery) -> (String, Clause) {
     };
     if let Some(cursor) = query.cursor {
         let p = clause.push(Param::Int(cursor.0));
-        clause.and(&format!("position {past} {p}"));
+        filters.push_str(&format!(" AND position {past} {p}"));
     }
-    let order = match query.email {
-        Some(_) => format!("position {direction}"),
-        None => format!("tenant {direction}, position {direction}"),
-    };
     let limit = clause.push(Param::Int(i64::from(query.limit)));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM hush_journal WHERE {} ORDER BY {order} LIMIT {limit}",
-        clause.sql
-    );
+    let sql = match address {
+        None => format!(
+            "SELECT {COLUMNS} FROM hush_journal WHERE {}{filters} \
+             ORDER BY tenant {direction}, position {direction} LIMIT {limit}",
+            clause.sql
+        ),
+        // The address's own rows, then the live adds of the ids it has had:
+        // those it holds now and those its removals recorded (schema,
+        // migration 7), a handful of rows to sort. The adds are checked
+        // against the record's address: `hush copy` appends entries with
+        // the source's ids, which this store may hand out again.
+        Some(e) => format!(
+            "SELECT {COLUMNS} FROM hush_journal \
+             WHERE email IS NOT NULL AND {tenant} AND email = {e}{filters} \
+             UNION ALL \
+             SELECT {COLUMNS} FROM hush_journal \
+             WHERE email IS NULL AND subject IS NOT NULL AND subject IN ( \
+                 SELECT id FROM suppressions WHERE {tenant} AND email = {e} \
+                 UNION ALL \
+                 SELECT subject FROM hush_journal \
+                 WHERE email IS NOT NULL AND {tenant} AND email = {e}) \
+             AND {tenant} AND (record::json ->> 'email') = {e}{filters} \
+             ORDER BY position {direction} LIMIT {limit}",
+            tenant = clause.sql
+        ),
+    };
     (sql, clause)
 }
 

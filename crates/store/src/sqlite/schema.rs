@@ -35,9 +35,21 @@ use super::StoreError;
 ///   order is position order. `at` is nanoseconds; `operation` is
 ///   `Operation::as_str`; `door`, `key_name`, `request_id` and `event_id`
 ///   are the actor; `record` is `Recorded::to_stored`'s JSON; `email` is
-///   the suppression's address (NULL for a group's entry), so that an
-///   address's history is read from `journal_by_address`. A tenant's
-///   history is read from `journal_by_tenant`, in position order.
+///   the suppression's id and `email` its address (both NULL for a
+///   group's entry), except that a live `added` entry leaves `email` NULL
+///   (below). A tenant's history is read from `journal_by_tenant`, in
+///   position order.
+/// - An address's history is found without a write at a random place of an
+///   index on every add (migration 6): migration 5's `journal_by_address`
+///   was one more insert into a B-tree as large as the identity index per
+///   entry, and cost imports 39% (docs/benchmarks.md). An `added` entry
+///   written by a change here has `email` NULL and is found by its id
+///   (`journal_by_subject`: ids only increase, so adds append at its end);
+///   every other entry of a suppression (removals, and entries `hush copy`
+///   appended, whose ids need not exist here) has its `email` and is found
+///   by it (`journal_by_email`). An address's ids are the ones
+///   `suppressions` holds for it now and the ones its `journal_by_email`
+///   entries recorded: a suppression leaves only by a journaled removal.
 /// - `hush_write_probe` stays empty: after a write failed for lack of
 ///   space, readiness writes a row of [`super::sql::PROBE_BYTES`] there
 ///   and deletes it in one committed transaction, to learn whether writes
@@ -118,6 +130,17 @@ CREATE TABLE journal (
 CREATE INDEX journal_by_tenant ON journal (tenant, position);
 
 CREATE INDEX journal_by_address ON journal (tenant, email, position);
+",
+    r"
+ALTER TABLE journal ADD COLUMN subject INTEGER;
+
+UPDATE journal SET subject = json_extract(record, '$.id') WHERE email IS NOT NULL;
+
+DROP INDEX journal_by_address;
+
+CREATE INDEX journal_by_email ON journal (tenant, email) WHERE email IS NOT NULL;
+
+CREATE INDEX journal_by_subject ON journal (subject) WHERE email IS NULL AND subject IS NOT NULL;
 ",
 ];
 

@@ -1151,8 +1151,8 @@ pub(super) fn put_back_group(
 // The journal
 
 const JOURNAL_INSERT: &str = "INSERT INTO journal \
-     (tenant, at, operation, email, door, key_name, request_id, event_id, record) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// Most entries one INSERT of a command's journal writes. One statement
 /// per entry cost the import as much again as the entry's own B-tree work
@@ -1161,23 +1161,28 @@ const JOURNAL_INSERT: &str = "INSERT INTO journal \
 /// [`JOURNAL_CHUNK`] entries.
 const JOURNAL_CHUNK: usize = 64;
 
+/// Parameters of each row of [`journal_insert`] after the shared ones.
+const JOURNAL_ROW_PARAMS: usize = 4;
+
 /// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
 /// tenant, time and actor every row shares, then each row's operation,
-/// address and record.
+/// address, suppression id and record.
 fn journal_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO journal \
-         (tenant, at, operation, email, door, key_name, request_id, event_id, record) VALUES ",
+         (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
+         VALUES ",
     );
     for row in 0..rows {
-        let first = 7 + 3 * row;
+        let first = 7 + JOURNAL_ROW_PARAMS * row;
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(?1, ?2, ?{first}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            "(?1, ?2, ?{first}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
             first + 1,
-            first + 2
+            first + 2,
+            first + 3
         ));
     }
     sql
@@ -1187,6 +1192,7 @@ fn journal_insert(rows: usize) -> String {
 struct PendingEntry {
     operation: Operation,
     email: Option<String>,
+    subject: Option<i64>,
     record: String,
 }
 
@@ -1218,7 +1224,13 @@ impl<'conn, 'a> Journal<'conn, 'a> {
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
         self.pending.push(PendingEntry {
             operation,
-            email: record.email().map(|e| e.as_str().to_owned()),
+            // A live add is found by its id, anything else by its address
+            // (`schema`, migration 6).
+            email: match operation {
+                Operation::Added => None,
+                _ => record.email().map(|e| e.as_str().to_owned()),
+            },
+            subject: record.suppression_id().map(|id| id.0),
             record: record.to_stored(),
         });
         if self.pending.len() == JOURNAL_CHUNK {
@@ -1238,10 +1250,11 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         stmt.raw_bind_parameter(5, self.actor.request_id.as_deref())?;
         stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
         for (row, entry) in self.pending.drain(..rows).enumerate() {
-            let first = 7 + 3 * row;
+            let first = 7 + JOURNAL_ROW_PARAMS * row;
             stmt.raw_bind_parameter(first, entry.operation.as_str())?;
             stmt.raw_bind_parameter(first + 1, entry.email)?;
-            stmt.raw_bind_parameter(first + 2, entry.record)?;
+            stmt.raw_bind_parameter(first + 2, entry.subject)?;
+            stmt.raw_bind_parameter(first + 3, entry.record)?;
         }
         stmt.raw_execute()?;
         Ok(())
@@ -1314,9 +1327,10 @@ fn journal_entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
 }
 
 /// A page of one tenant's journal. Every filter is a condition of the
-/// query; the walk follows `journal_by_address` for one address's history,
-/// else `journal_by_tenant`, in position order, so that a page costs the
-/// entries it walks past, never a sort of the whole history.
+/// query. A tenant's history walks `journal_by_tenant` in position order,
+/// so that a page costs the entries it walks past, never a sort of the
+/// whole history; an address's is found by its ids and its removals (see
+/// `schema`), a handful of rows, then sorted.
 pub(super) fn journal(
     conn: &Connection,
     tenant: &TenantId,
@@ -1333,37 +1347,70 @@ pub(super) fn journal(
 
 /// The statement of a journal read, and its parameters.
 fn journal_select(tenant: &TenantId, query: &JournalQuery) -> (String, Vec<Value>) {
-    let mut clause = Clause::new(tenant);
-    let index = match &query.email {
-        Some(email) => {
-            clause.and("email = ?", [Value::Text(email.as_str().to_owned())]);
-            "journal_by_address"
-        }
-        None => "journal_by_tenant",
-    };
+    let mut filters: Vec<(&str, Value)> = Vec::new();
     if let Some(since) = query.since {
-        clause.and("at >= ?", [Value::Integer(since.as_nanos())]);
+        filters.push(("at >= ?", Value::Integer(since.as_nanos())));
     }
     if let Some(until) = query.until {
-        clause.and("at <= ?", [Value::Integer(until.as_nanos())]);
+        filters.push(("at <= ?", Value::Integer(until.as_nanos())));
     }
     if let Some(door) = &query.door {
-        clause.and("door = ?", [Value::Text(door.clone())]);
+        filters.push(("door = ?", Value::Text(door.clone())));
     }
     let (past, direction) = match query.order {
         JournalOrder::NewestFirst => ("position < ?", "DESC"),
         JournalOrder::OldestFirst => ("position > ?", "ASC"),
     };
     if let Some(cursor) = query.cursor {
-        clause.and(past, [Value::Integer(cursor.0)]);
+        filters.push((past, Value::Integer(cursor.0)));
     }
-    clause.params.push(Value::Integer(i64::from(query.limit)));
+    let limit = Value::Integer(i64::from(query.limit));
+    let Some(email) = &query.email else {
+        let mut clause = Clause::new(tenant);
+        for (sql, value) in filters {
+            clause.and(sql, [value]);
+        }
+        clause.params.push(limit);
+        let sql = format!(
+            "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_tenant WHERE {} \
+             ORDER BY position {direction} LIMIT ?",
+            clause.sql
+        );
+        return (sql, clause.params);
+    };
+    let tenant = Value::Text(tenant.as_str().to_owned());
+    let email = Value::Text(email.as_str().to_owned());
+    let conditions: String = filters
+        .iter()
+        .map(|(sql, _)| format!(" AND {sql}"))
+        .collect();
+    // The address's own rows, then the live adds of the ids it has had.
+    // Those are checked against the record's address: `hush copy` appends
+    // entries with the source's ids, which this store may hand out again.
     let sql = format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY {index} WHERE {} \
-         ORDER BY position {direction} LIMIT ?",
-        clause.sql
+        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_email \
+         WHERE email IS NOT NULL AND tenant = ? AND email = ?{conditions} \
+         UNION ALL \
+         SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_subject \
+         WHERE email IS NULL AND subject IS NOT NULL AND subject IN ( \
+             SELECT id FROM suppressions INDEXED BY suppressions_identity \
+             WHERE tenant = ? AND email = ? \
+             UNION ALL \
+             SELECT subject FROM journal INDEXED BY journal_by_email \
+             WHERE email IS NOT NULL AND tenant = ? AND email = ?) \
+         AND tenant = ? AND json_extract(record, '$.email') = ?{conditions} \
+         ORDER BY position {direction} LIMIT ?"
     );
-    (sql, clause.params)
+    let mut params = Vec::with_capacity(9 + 2 * filters.len());
+    params.extend([tenant.clone(), email.clone()]);
+    params.extend(filters.iter().map(|(_, value)| value.clone()));
+    for _ in 0..2 {
+        params.extend([tenant.clone(), email.clone()]);
+    }
+    params.extend([tenant, email]);
+    params.extend(filters.into_iter().map(|(_, value)| value));
+    params.push(limit);
+    (sql, params)
 }
 
 /// Up to `limit` entries of every tenant after `after`, oldest first.
@@ -1396,6 +1443,7 @@ pub(super) fn append_journal(
             entry.at.as_nanos(),
             entry.operation.as_str(),
             entry.record.email().map(Email::as_str),
+            entry.record.suppression_id().map(|id| id.0),
             entry.actor.door.as_str(),
             entry.actor.key,
             entry.actor.request_id,
@@ -1570,16 +1618,24 @@ mod tests {
                 "journal_by_tenant (tenant=?)",
             ),
             (every_filter, "journal_by_tenant (tenant=? AND position<?)"),
-            (
-                of_address,
-                "journal_by_address (tenant=? AND email=? AND position>?)",
-            ),
         ] {
             let (sql, params) = journal_select(&tenant, &query);
             let detail = plan(&conn, &sql, params.len());
             assert!(detail.contains(index), "{detail}");
             assert!(!detail.contains("TEMP B-TREE"), "no sort: {detail}");
         }
+        // An address's few rows: by its address and by the ids it has had,
+        // each looked up, never a scan; then sorted.
+        let (sql, params) = journal_select(&tenant, &of_address);
+        let detail = plan(&conn, &sql, params.len());
+        for index in [
+            "journal_by_email (tenant=? AND email=?",
+            "journal_by_subject (subject=?",
+            "suppressions_identity (tenant=? AND email=?)",
+        ] {
+            assert!(detail.contains(index), "{index}: {detail}");
+        }
+        assert!(!detail.contains("SCAN"), "{detail}");
         let detail = plan(
             &conn,
             "SELECT position, at FROM journal ORDER BY position LIMIT ?1",

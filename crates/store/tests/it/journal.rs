@@ -1134,3 +1134,78 @@ async fn add_one(backend: &hush_store::SqliteBackend, t: &TenantId, n: usize) {
         .expect("add");
     assert!(matches!(outcome[0], AddOutcome::Added { new: true, .. }));
 }
+
+/// Each address's history, newest first, as operations and ids.
+async fn address_histories(
+    backend: &Arc<dyn Backend>,
+    t: &TenantId,
+    addresses: &[&str],
+) -> Vec<Vec<(Operation, hush_model::SuppressionId)>> {
+    let mut all = Vec::new();
+    for address in addresses {
+        let query = JournalQuery {
+            email: Some(email(address)),
+            ..JournalQuery::newest_first(100)
+        };
+        let entries = backend.journal(t, &query).await.expect("history");
+        all.push(
+            entries
+                .iter()
+                .map(|e| (e.operation, suppression_of(e).id))
+                .collect(),
+        );
+    }
+    all
+}
+
+/// A file journaled before migration 6, where every entry of a suppression
+/// was found by its address, reads the same after it, and changes made
+/// afterwards join it.
+#[tokio::test]
+async fn migration_6_keeps_every_address_history() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("hush.db");
+    let t = tenant("acme");
+    let addresses = ["a@x.com", "b@x.com"];
+    let (first, before) = {
+        let backend: Arc<dyn Backend> = Arc::new(open(&path));
+        let first = add(&backend, &t, vec![hard("a@x.com", 1), hard("b@x.com", 1)]).await;
+        backend
+            .remove_ids(&t, &[first[0].id], &admin())
+            .await
+            .expect("remove");
+        add(&backend, &t, vec![hard("a@x.com", 2)]).await;
+        let before = address_histories(&backend, &t, &addresses).await;
+        assert_eq!(before[0].len(), 3, "{before:?}");
+        (first, before)
+    };
+    let conn = rusqlite::Connection::open(&path).expect("file");
+    // Migration 5's layout, as a build of that version left it.
+    conn.execute_batch(
+        "UPDATE journal SET email = json_extract(record, '$.email') WHERE subject IS NOT NULL; \
+         DROP INDEX journal_by_subject; \
+         DROP INDEX journal_by_email; \
+         ALTER TABLE journal DROP COLUMN subject; \
+         CREATE INDEX journal_by_address ON journal (tenant, email, position); \
+         PRAGMA user_version = 5;",
+    )
+    .expect("back to migration 5");
+    drop(conn);
+    let backend: Arc<dyn Backend> = Arc::new(open(&path));
+    assert_eq!(address_histories(&backend, &t, &addresses).await, before);
+    backend
+        .remove_ids(&t, &[first[1].id], &admin())
+        .await
+        .expect("remove b");
+    add(&backend, &t, vec![hard("b@x.com", 3)]).await;
+    let after = address_histories(&backend, &t, &addresses).await;
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1].len(), 3, "{after:?}");
+    assert_eq!(
+        after[1][1..],
+        [
+            (Operation::Removed, first[1].id),
+            (Operation::Added, first[1].id)
+        ]
+    );
+}
