@@ -45,6 +45,23 @@ impl Capabilities {
     };
 }
 
+/// One provider event to apply (`Backend::apply_events`): the key it is
+/// remembered by (the provider's event id) and its changes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    pub key: String,
+    pub changes: Vec<EventChange>,
+}
+
+/// One change a provider event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventChange {
+    /// Record a suppression (a re-add of what is there changes nothing).
+    Add(NewSuppression),
+    /// Lift what the filter matches (a resubscribe, a reactivation).
+    Remove(ListFilter),
+}
+
 /// What happened to one suppression of an add, in request order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddOutcome {
@@ -256,6 +273,25 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Ok(0)
     }
 
+    /// Applies one delivery of a webhook's events (`hook`: the provider and
+    /// the hook's name) in one transaction: an event whose key the store
+    /// has seen for that hook is skipped whole; the others' changes are
+    /// made in order, each journaled as `actor`'s with the event's key as
+    /// its event id, and their keys remembered. Returns, per event, whether
+    /// it was new. Nothing is applied unless everything is. An upstream,
+    /// which remembers nothing, uses [`apply_events_one_by_one`]. No default,
+    /// so that no wrapper of a backend can forget to pass it on.
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError>;
+
+    /// Forgets the event keys remembered before `before`; returns how many.
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError>;
+
     /// The refusal of a journal operation by a backend that keeps none.
     fn no_journal(&self, operation: &'static str) -> EngineError {
         EngineError::Unsupported {
@@ -263,4 +299,32 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
             operation,
         }
     }
+}
+
+/// `Backend::apply_events` for a backend that remembers no event keys (an
+/// upstream: the provider is the store): each change by itself, journaled
+/// nowhere, every event reported new. A redelivered event is applied again,
+/// which the providers' own idempotent adds and removes absorb.
+pub async fn apply_events_one_by_one<B: Backend + ?Sized>(
+    backend: &B,
+    tenant: &TenantId,
+    events: Vec<ReceivedEvent>,
+    actor: &Actor,
+) -> Result<Vec<bool>, EngineError> {
+    let mut applied = Vec::with_capacity(events.len());
+    for event in events {
+        let actor = actor.clone().with_event_id(event.key);
+        for change in event.changes {
+            match change {
+                EventChange::Add(item) => {
+                    backend.add(tenant, vec![item], &actor).await?;
+                }
+                EventChange::Remove(filter) => {
+                    backend.remove_matching(tenant, &filter, &actor).await?;
+                }
+            }
+        }
+        applied.push(true);
+    }
+    Ok(applied)
 }

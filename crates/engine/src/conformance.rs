@@ -24,6 +24,8 @@ pub fn tester() -> hush_model::Actor {
     hush_model::Actor::new(hush_model::Door::ADMIN).with_key("conformance")
 }
 
+mod events;
+pub use events::webhook_events_apply_once_per_key;
 mod journal;
 pub use journal::{
     engine_restore_undoes_adds_and_group_changes, engine_restores_a_bulk_delete_exactly,
@@ -83,7 +85,8 @@ macro_rules! backend_conformance {
             journal_prunes_old_entries_in_bounded_steps,
             journal_appends_carried_entries_in_order,
             put_back_ids_stay_ahead_of_new_ones,
-            journal_finds_every_entry_of_an_address
+            journal_finds_every_entry_of_an_address,
+            webhook_events_apply_once_per_key
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {

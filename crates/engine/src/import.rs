@@ -242,6 +242,20 @@ mod tests {
         ) -> Result<bool, EngineError> {
             Ok(false)
         }
+
+        async fn apply_events(
+            &self,
+            tenant: &TenantId,
+            _hook: &str,
+            events: Vec<crate::ReceivedEvent>,
+            actor: &Actor,
+        ) -> Result<Vec<bool>, EngineError> {
+            crate::apply_events_one_by_one(self, tenant, events, actor).await
+        }
+
+        async fn prune_receipts(&self, _before: Timestamp) -> Result<u64, EngineError> {
+            Ok(0)
+        }
     }
 
     fn row(n: usize) -> NewSuppression {

@@ -15,7 +15,9 @@ mod journal;
 pub mod request;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
-pub use backend::{AddOutcome, Backend, Capabilities};
+pub use backend::{
+    AddOutcome, Backend, Capabilities, EventChange, ReceivedEvent, apply_events_one_by_one,
+};
 pub use engine::{
     ADD_BATCH, Engine, GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, GroupSpec, REMOVE_BATCH,
 };

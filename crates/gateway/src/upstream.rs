@@ -308,6 +308,17 @@ impl TenantRouter {
     fn of(&self, tenant: &TenantId) -> &Arc<dyn Backend> {
         self.routes.get(tenant).unwrap_or(&self.default)
     }
+
+    /// Each store once: the default and every other a tenant is routed to.
+    fn distinct(&self) -> Vec<&Arc<dyn Backend>> {
+        let mut distinct: Vec<&Arc<dyn Backend>> = vec![&self.default];
+        for backend in self.routes.values() {
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, backend)) {
+                distinct.push(backend);
+            }
+        }
+        distinct
+    }
 }
 
 #[async_trait]
@@ -417,14 +428,8 @@ impl Backend for TenantRouter {
 
     /// Prunes each distinct store that keeps a journal.
     async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
-        let mut distinct: Vec<&Arc<dyn Backend>> = vec![&self.default];
-        for backend in self.routes.values() {
-            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, backend)) {
-                distinct.push(backend);
-            }
-        }
         let mut pruned = 0;
-        for backend in distinct {
+        for backend in self.distinct() {
             if backend.capabilities().journal {
                 pruned = pruned.max(backend.prune_journal(before, limit).await?);
             }
@@ -525,5 +530,26 @@ impl Backend for TenantRouter {
         actor: &Actor,
     ) -> Result<bool, EngineError> {
         self.of(tenant).delete_group(tenant, id, actor).await
+    }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<hush_engine::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.of(tenant)
+            .apply_events(tenant, hook, events, actor)
+            .await
+    }
+
+    /// Prunes each distinct store.
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        let mut pruned = 0;
+        for backend in self.distinct() {
+            pruned += backend.prune_receipts(before).await?;
+        }
+        Ok(pruned)
     }
 }

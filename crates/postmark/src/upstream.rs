@@ -768,6 +768,20 @@ impl Backend for PostmarkUpstream {
             operation: "delete groups (Postmark streams are archived, never deleted)",
         })
     }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        _hook: &str,
+        events: Vec<hush_engine::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        hush_engine::apply_events_one_by_one(self, tenant, events, actor).await
+    }
+
+    async fn prune_receipts(&self, _before: Timestamp) -> Result<u64, EngineError> {
+        Ok(0)
+    }
 }
 
 fn outbound() -> GroupKey {

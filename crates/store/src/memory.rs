@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use hush_engine::{AddOutcome, Backend, Engine, EngineError};
+use hush_engine::{AddOutcome, Backend, Engine, EngineError, EventChange, ReceivedEvent};
 use hush_model::{
     Actor, Change, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalOrder,
     JournalQuery, KindFamily, ListFilter, NewGroup, NewSuppression, Operation, Page, PageRequest,
@@ -50,6 +50,8 @@ struct State {
     /// The last position given, kept apart from the journal so that one
     /// pruned empty does not hand out positions a reader has seen.
     last_position: i64,
+    /// The webhook events applied, by tenant, hook and key, with when.
+    receipts: HashMap<(TenantId, String, String), Timestamp>,
 }
 
 impl State {
@@ -64,6 +66,76 @@ impl State {
     fn next_position(&mut self) -> Position {
         self.last_position += 1;
         Position(self.last_position)
+    }
+
+    /// Stores what is new of `items`: the outcomes, and the changes to
+    /// journal.
+    fn add(
+        &mut self,
+        tenant: &TenantId,
+        items: Vec<NewSuppression>,
+    ) -> (Vec<AddOutcome>, Vec<Change>) {
+        let data = self.tenants.entry(tenant.clone()).or_default();
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut changes = Vec::new();
+        for item in items {
+            match item.scope {
+                Scope::Group(id) if !data.groups.contains_key(&id) => {
+                    outcomes.push(AddOutcome::UnknownGroup(id));
+                    continue;
+                }
+                Scope::Global | Scope::Group(_) => {}
+            }
+            let identity = (item.email.clone(), item.scope, item.kind.family());
+            let existing = data
+                .identities
+                .get(&identity)
+                .and_then(|id| data.suppressions.get(id));
+            if let Some(existing) = existing {
+                outcomes.push(AddOutcome::Added {
+                    suppression: existing.clone(),
+                    new: false,
+                });
+                continue;
+            }
+            self.last_suppression += 1;
+            let id = SuppressionId(self.last_suppression);
+            let suppression = Suppression {
+                id,
+                tenant: tenant.clone(),
+                email: item.email,
+                scope: item.scope,
+                kind: item.kind,
+                origin: item.origin,
+                created_at: item.created_at,
+            };
+            data.insert(suppression.clone());
+            changes.push(Change::added(suppression.clone()));
+            outcomes.push(AddOutcome::Added {
+                suppression,
+                new: true,
+            });
+        }
+        (outcomes, changes)
+    }
+
+    /// Removes what `filter` matches: the changes to journal.
+    fn remove_matching(&mut self, tenant: &TenantId, filter: &ListFilter) -> Vec<Change> {
+        let Some(data) = self.tenants.get_mut(tenant) else {
+            return Vec::new();
+        };
+        let mut doomed: Vec<SuppressionId> = data
+            .suppressions
+            .values()
+            .filter(|s| filter.matches(s))
+            .map(|s| s.id)
+            .collect();
+        doomed.sort_unstable();
+        doomed
+            .into_iter()
+            .filter_map(|id| data.remove(id))
+            .map(Change::removed)
+            .collect()
     }
 }
 
@@ -209,49 +281,8 @@ impl Backend for MemoryBackend {
         items: Vec<NewSuppression>,
         actor: &Actor,
     ) -> Result<Vec<AddOutcome>, EngineError> {
-        let mut guard = self.write()?;
-        let state = &mut *guard;
-        let data = state.tenants.entry(tenant.clone()).or_default();
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut changes = Vec::new();
-        for item in items {
-            match item.scope {
-                Scope::Group(id) if !data.groups.contains_key(&id) => {
-                    outcomes.push(AddOutcome::UnknownGroup(id));
-                    continue;
-                }
-                Scope::Global | Scope::Group(_) => {}
-            }
-            let identity = (item.email.clone(), item.scope, item.kind.family());
-            let existing = data
-                .identities
-                .get(&identity)
-                .and_then(|id| data.suppressions.get(id));
-            if let Some(existing) = existing {
-                outcomes.push(AddOutcome::Added {
-                    suppression: existing.clone(),
-                    new: false,
-                });
-                continue;
-            }
-            state.last_suppression += 1;
-            let id = SuppressionId(state.last_suppression);
-            let suppression = Suppression {
-                id,
-                tenant: tenant.clone(),
-                email: item.email,
-                scope: item.scope,
-                kind: item.kind,
-                origin: item.origin,
-                created_at: item.created_at,
-            };
-            data.insert(suppression.clone());
-            changes.push(Change::added(suppression.clone()));
-            outcomes.push(AddOutcome::Added {
-                suppression,
-                new: true,
-            });
-        }
+        let mut state = self.write()?;
+        let (outcomes, changes) = state.add(tenant, items);
         state.record(changes, actor);
         Ok(outcomes)
     }
@@ -323,14 +354,11 @@ impl Backend for MemoryBackend {
         filter: &ListFilter,
         actor: &Actor,
     ) -> Result<u64, EngineError> {
-        let doomed: Vec<SuppressionId> = self.with_tenant(tenant, Vec::new(), |data| {
-            data.suppressions
-                .values()
-                .filter(|s| filter.matches(s))
-                .map(|s| s.id)
-                .collect()
-        })?;
-        self.remove_ids(tenant, &doomed, actor).await
+        let mut state = self.write()?;
+        let changes = state.remove_matching(tenant, filter);
+        let removed = to_u64(changes.len());
+        state.record(changes, actor);
+        Ok(removed)
     }
 
     async fn remove_ids(
@@ -599,6 +627,43 @@ impl Backend for MemoryBackend {
             state.journal.push(entry);
         }
         Ok(())
+    }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        let mut state = self.write()?;
+        let now = Engine::now();
+        let mut applied = Vec::with_capacity(events.len());
+        for event in events {
+            let receipt = (tenant.clone(), hook.to_owned(), event.key);
+            if state.receipts.contains_key(&receipt) {
+                applied.push(false);
+                continue;
+            }
+            let actor = actor.clone().with_event_id(receipt.2.clone());
+            for change in event.changes {
+                let changes = match change {
+                    EventChange::Add(item) => state.add(tenant, vec![item]).1,
+                    EventChange::Remove(filter) => state.remove_matching(tenant, &filter),
+                };
+                state.record(changes, &actor);
+            }
+            state.receipts.insert(receipt, now);
+            applied.push(true);
+        }
+        Ok(applied)
+    }
+
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        let mut state = self.write()?;
+        let held = state.receipts.len();
+        state.receipts.retain(|_, at| *at >= before);
+        Ok(to_u64(held - state.receipts.len()))
     }
 
     async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {

@@ -1137,6 +1137,20 @@ impl Backend for V3Upstream {
         }
         Ok(true)
     }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        _hook: &str,
+        events: Vec<hush_engine::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        hush_engine::apply_events_one_by_one(self, tenant, events, actor).await
+    }
+
+    async fn prune_receipts(&self, _before: Timestamp) -> Result<u64, EngineError> {
+        Ok(0)
+    }
 }
 
 /// A stable id for an entry of one list: FNV-1a of the list and the

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, ListFilter, NewGroup, NewSuppression,
-    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId,
+    Page, PageRequest, ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 use hush_store::MemoryBackend;
 
@@ -155,5 +155,19 @@ impl Backend for CountingBackend {
         actor: &Actor,
     ) -> Result<bool, EngineError> {
         self.inner.delete_group(tenant, id, actor).await
+    }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<hush_engine::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.inner.apply_events(tenant, hook, events, actor).await
+    }
+
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        self.inner.prune_receipts(before).await
     }
 }

@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_engine::{AddOutcome, Backend, EngineError, ReceivedEvent};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
     NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
@@ -654,5 +654,25 @@ impl Backend for PostgresBackend {
     async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
         let mut conn = self.conn().await?;
         Ok(journal::prune(&mut conn, before, limit).await?)
+    }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        in_transaction!(self, Isolation::ReadCommitted, |conn, retry| {
+            sql::apply_events(conn, tenant, hook, &events, retry, actor)
+        })
+    }
+
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(sql::prune_receipts(&mut conn, before).await?)
     }
 }

@@ -212,6 +212,20 @@ CREATE INDEX hush_journal_by_email ON hush_journal (tenant, email, position)
 CREATE INDEX hush_journal_by_subject ON hush_journal (subject)
     WHERE email IS NULL AND subject IS NOT NULL;
 "#,
+    // The webhook events applied, by tenant, hook ("provider/name") and the
+    // provider's event id, so that a redelivery changes nothing
+    // (`sql::apply_events`); pruned by `at` (nanoseconds).
+    r#"
+CREATE TABLE hush_webhook_receipts (
+    tenant TEXT COLLATE "C" NOT NULL,
+    hook   TEXT COLLATE "C" NOT NULL,
+    key    TEXT COLLATE "C" NOT NULL,
+    at     BIGINT NOT NULL,
+    PRIMARY KEY (tenant, hook, key)
+);
+
+CREATE INDEX hush_webhook_receipts_by_time ON hush_webhook_receipts (at);
+"#,
 ];
 
 /// The database's key and legacy bound for shown ids (`hush_meta`, the

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hush_engine::AddOutcome;
+use hush_engine::{AddOutcome, Engine, EventChange, ReceivedEvent};
 use hush_model::{
     Actor, Change, Email, EmailMatch, Group, GroupChanges, GroupId, GroupKey, Kind, KindFamily,
     KindSet, ListFilter, NewGroup, NewSuppression, Operation, Origin, Page, PageRequest,
@@ -900,6 +900,19 @@ pub(super) async fn add(
     retry: bool,
     actor: &Actor,
 ) -> Result<Vec<AddOutcome>, StoreError> {
+    let (outcomes, made) = add_unrecorded(conn, tenant, items, retry).await?;
+    record_changes(conn, tenant, made, actor).await?;
+    Ok(outcomes)
+}
+
+/// [`add`] without the end of the transaction ([`record_changes`]): the
+/// outcomes, and the changes to journal.
+async fn add_unrecorded(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[NewSuppression],
+    retry: bool,
+) -> Result<(Vec<AddOutcome>, Vec<Change>), StoreError> {
     if retry {
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
             .bind(ADD_RETRY_LOCK_SPACE)
@@ -995,8 +1008,7 @@ pub(super) async fn add(
             _ => None,
         })
         .collect();
-    record_changes(conn, tenant, made, actor).await?;
-    Ok(outcomes)
+    Ok((outcomes, made))
 }
 
 /// The `removed` changes of deleted rows (`DELETE … RETURNING` the
@@ -1014,14 +1026,99 @@ pub(super) async fn remove_matching(
     filter: &ListFilter,
     actor: &Actor,
 ) -> Result<u64, StoreError> {
+    let gone = remove_matching_unrecorded(conn, tenant, filter).await?;
+    let removed = to_u64(gone.len());
+    record_changes(conn, tenant, gone, actor).await?;
+    Ok(removed)
+}
+
+/// [`remove_matching`] without the end of the transaction: the changes to
+/// journal.
+async fn remove_matching_unrecorded(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &ListFilter,
+) -> Result<Vec<Change>, StoreError> {
     let clause = Clause::filter(tenant, filter);
     let sql = format!(
         "DELETE FROM suppressions WHERE {} RETURNING {SUPPRESSION_COLUMNS}",
         clause.sql
     );
     let rows = clause.query(sql).fetch_all(&mut *conn).await?;
-    record_changes(conn, tenant, removed(&rows, tenant)?, actor).await?;
-    Ok(to_u64(rows.len()))
+    removed(&rows, tenant)
+}
+
+/// One delivery of a webhook's events (`Backend::apply_events`), in the
+/// caller's transaction. An event's key goes into `hush_webhook_receipts`
+/// first: a key there already (committed, or being committed by a
+/// concurrent delivery of the same event, whose insert this one waits for)
+/// skips the event. The changes of the new events are journaled at the
+/// end, each event's as its own actor's, after one version bump: the
+/// journal's lock is still the transaction's last (`journal`).
+pub(super) async fn apply_events(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    hook: &str,
+    events: &[ReceivedEvent],
+    retry: bool,
+    actor: &Actor,
+) -> Result<Vec<bool>, StoreError> {
+    let mut applied = Vec::with_capacity(events.len());
+    let mut journaled: Vec<(Actor, Vec<Change>)> = Vec::new();
+    for event in events {
+        let fresh = sqlx::query(
+            "INSERT INTO hush_webhook_receipts (tenant, hook, key, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(hook)
+        .bind(&event.key)
+        .bind(Engine::now().as_nanos())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        applied.push(fresh);
+        if !fresh {
+            continue;
+        }
+        let mut changes = Vec::new();
+        for change in &event.changes {
+            match change {
+                EventChange::Add(item) => {
+                    let items = std::slice::from_ref(item);
+                    changes.extend(add_unrecorded(conn, tenant, items, retry).await?.1);
+                }
+                EventChange::Remove(filter) => {
+                    changes.extend(remove_matching_unrecorded(conn, tenant, filter).await?);
+                }
+            }
+        }
+        if !changes.is_empty() {
+            journaled.push((actor.clone().with_event_id(event.key.clone()), changes));
+        }
+    }
+    if !journaled.is_empty() {
+        bump_version(conn, tenant).await?;
+        for (actor, changes) in journaled {
+            journal::write(conn, tenant, changes, &actor).await?;
+        }
+    }
+    Ok(applied)
+}
+
+/// Forgets the webhook event keys remembered before `before`.
+pub(super) async fn prune_receipts(
+    conn: &mut PgConnection,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM hush_webhook_receipts WHERE at < $1")
+            .bind(before.as_nanos())
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub(super) async fn remove_ids(

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use hush_engine::{AddOutcome, Backend, EngineError};
+use hush_engine::{AddOutcome, Backend, EngineError, EventChange, ReceivedEvent};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
     NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
@@ -575,6 +575,55 @@ impl Backend for SqliteBackend {
             .run(entries.len(), move |conn| {
                 sql::append_journal(conn, &entries)
             })
+            .await
+    }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Into the filter before the write is queued, as `add` does.
+        for event in &events {
+            for change in &event.changes {
+                if let EventChange::Add(item) = change {
+                    self.addresses.insert(tenant, &item.email);
+                }
+            }
+        }
+        let weight = events.iter().map(|e| e.changes.len().max(1)).sum();
+        let (index, work_tenant, tenant) =
+            (Arc::clone(&self.index), tenant.clone(), tenant.clone());
+        let (hook, actor) = (hook.to_owned(), actor.clone());
+        let applied = self
+            .writer
+            .run_then(
+                weight,
+                move |conn| sql::apply_events(conn, &work_tenant, &hook, events, &actor),
+                move |applied: &sql::EventsApplied| {
+                    let changes: Vec<Change<'_>> = applied
+                        .changes
+                        .iter()
+                        .map(|change| match change {
+                            sql::Applied::Added(suppression) => Change::Added(suppression),
+                            sql::Applied::Removed(email, id) => Change::Removed(email, *id),
+                        })
+                        .collect();
+                    index.apply(&tenant, &changes);
+                },
+            )
+            .await?;
+        Ok(applied.fresh)
+    }
+
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        self.writer
+            .run(1, move |conn| sql::prune_receipts(conn, before))
             .await
     }
 

@@ -50,6 +50,10 @@ use super::StoreError;
 ///   by it (`journal_by_email`). An address's ids are the ones
 ///   `suppressions` holds for it now and the ones its `journal_by_email`
 ///   entries recorded: a suppression leaves only by a journaled removal.
+/// - `webhook_receipts` holds the key of every webhook event applied, by
+///   tenant and hook (`provider/name`), with when (nanoseconds), so that a
+///   redelivered event changes nothing (`sql::apply_events`); pruned by
+///   age.
 /// - `hush_write_probe` stays empty: after a write failed for lack of
 ///   space, readiness writes a row of [`super::sql::PROBE_BYTES`] there
 ///   and deletes it in one committed transaction, to learn whether writes
@@ -141,6 +145,17 @@ DROP INDEX journal_by_address;
 CREATE INDEX journal_by_email ON journal (tenant, email) WHERE email IS NOT NULL;
 
 CREATE INDEX journal_by_subject ON journal (subject) WHERE email IS NULL AND subject IS NOT NULL;
+",
+    r"
+CREATE TABLE webhook_receipts (
+    tenant TEXT    NOT NULL,
+    hook   TEXT    NOT NULL,
+    key    TEXT    NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (tenant, hook, key)
+) WITHOUT ROWID;
+
+CREATE INDEX webhook_receipts_by_time ON webhook_receipts (at);
 ",
 ];
 

@@ -795,6 +795,80 @@ pub(super) fn remove_matching(
     Ok(removed)
 }
 
+/// What one delivery of webhook events changed, in order, for the lookup
+/// index to follow.
+#[derive(Debug, Default)]
+pub(super) struct EventsApplied {
+    pub(super) fresh: Vec<bool>,
+    pub(super) changes: Vec<Applied>,
+}
+
+/// One change of [`EventsApplied`].
+#[derive(Debug)]
+pub(super) enum Applied {
+    Added(Suppression),
+    Removed(String, SuppressionId),
+}
+
+/// One delivery of a webhook's events (`Backend::apply_events`), in the
+/// writer's transaction: an event whose key `webhook_receipts` holds for
+/// the hook is skipped, the others' changes are made and journaled with
+/// the event's key as event id, and their keys kept.
+pub(super) fn apply_events(
+    conn: &Connection,
+    tenant: &TenantId,
+    hook: &str,
+    events: Vec<hush_engine::ReceivedEvent>,
+    actor: &Actor,
+) -> Result<EventsApplied, StoreError> {
+    let mut applied = EventsApplied::default();
+    let now = Engine::now().as_nanos();
+    let mut receipt = conn.prepare_cached(
+        "INSERT INTO webhook_receipts (tenant, hook, key, at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )?;
+    for event in events {
+        let fresh = receipt.execute(params![tenant.as_str(), hook, event.key, now])? == 1;
+        applied.fresh.push(fresh);
+        if !fresh {
+            continue;
+        }
+        let actor = actor.clone().with_event_id(event.key);
+        for change in event.changes {
+            match change {
+                hush_engine::EventChange::Add(item) => {
+                    for outcome in add(conn, tenant, vec![item], &actor)? {
+                        if let AddOutcome::Added {
+                            suppression,
+                            new: true,
+                        } = outcome
+                        {
+                            applied.changes.push(Applied::Added(suppression));
+                        }
+                    }
+                }
+                hush_engine::EventChange::Remove(filter) => {
+                    let removed = remove_matching(conn, tenant, &filter, &actor)?;
+                    applied.changes.extend(
+                        removed
+                            .into_iter()
+                            .map(|(email, id)| Applied::Removed(email, id)),
+                    );
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// Forgets the webhook event keys kept before `before`.
+pub(super) fn prune_receipts(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM webhook_receipts WHERE at < ?1")?
+        .execute([before.as_nanos()])?;
+    Ok(to_u64(deleted))
+}
+
 /// Removes entries by id, in the order given (the backend sorts them, as
 /// the memory store does).
 pub(super) fn remove_ids(

@@ -1140,7 +1140,7 @@ async fn address_histories(
     backend: &Arc<dyn Backend>,
     t: &TenantId,
     addresses: &[&str],
-) -> Vec<Vec<(Operation, hush_model::SuppressionId)>> {
+) -> Vec<Vec<(Operation, SuppressionId)>> {
     let mut all = Vec::new();
     for address in addresses {
         let query = JournalQuery {
@@ -1187,6 +1187,7 @@ async fn migration_6_keeps_every_address_history() {
          DROP INDEX journal_by_email; \
          ALTER TABLE journal DROP COLUMN subject; \
          CREATE INDEX journal_by_address ON journal (tenant, email, position); \
+         DROP TABLE webhook_receipts; \
          PRAGMA user_version = 5;",
     )
     .expect("back to migration 5");

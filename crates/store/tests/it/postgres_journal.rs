@@ -1239,7 +1239,8 @@ async fn migration_7_keeps_every_address_history() {
          DROP INDEX hush_journal_by_email; \
          ALTER TABLE hush_journal DROP COLUMN subject; \
          CREATE INDEX hush_journal_by_email ON hush_journal (tenant, email, position); \
-         DELETE FROM hush_schema_migrations WHERE version = 7;",
+         DROP TABLE hush_webhook_receipts; \
+         DELETE FROM hush_schema_migrations WHERE version >= 7;",
     )
     .execute(&mut conn)
     .await

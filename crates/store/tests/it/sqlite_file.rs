@@ -746,11 +746,14 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
         .unwrap();
     }
     // Back to before migration 3 (and the later ones).
-    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 2;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; \
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(conn);
     let backend = open(&path);
-    assert_eq!(user_version(&path), 6);
+    assert_eq!(user_version(&path), 7);
     let t = tenant();
     let stored: Vec<String> = backend
         .list(
@@ -810,8 +813,11 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
         .unwrap();
     drop(backend);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE hush_meta; DROP TABLE journal; PRAGMA user_version = 3;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; \
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
     drop(conn);
     let backend = open(&path);
     let shown = backend.shown_ids(&t).unwrap().clone();

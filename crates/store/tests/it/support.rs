@@ -181,4 +181,18 @@ impl Backend for TempSqlite {
     async fn prune_journal(&self, before: Timestamp, limit: u32) -> Result<u64, EngineError> {
         self.backend.prune_journal(before, limit).await
     }
+
+    async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<hush_engine::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        self.backend.apply_events(tenant, hook, events, actor).await
+    }
+
+    async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        self.backend.prune_receipts(before).await
+    }
 }
