@@ -4,4 +4,5 @@
 //! suppress, each change journaled with door `webhook:<provider>` and the
 //! provider's event id.
 
+pub mod events;
 pub mod verify;
