@@ -314,6 +314,26 @@ impl Engine {
         self.backend.remove_matching(tenant, filter, actor).await
     }
 
+    /// Applies one delivery of a webhook's events, once per event key
+    /// (`Backend::apply_events`): per event, whether it was new.
+    pub async fn apply_events(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        events: Vec<crate::ReceivedEvent>,
+        actor: &Actor,
+    ) -> Result<Vec<bool>, EngineError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.apply_events(tenant, hook, events, actor).await
+    }
+
+    /// Forgets webhook event keys applied before `before`.
+    pub async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
+        self.backend.prune_receipts(before).await
+    }
+
     /// Removes chosen entries, for APIs whose delete rules look at each
     /// entry first (Postmark's authority rules).
     pub async fn remove_ids(

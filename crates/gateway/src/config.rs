@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(default)]
     pub admin: AdminConfig,
     #[serde(default)]
+    pub webhooks: crate::webhook_config::WebhooksConfig,
+    #[serde(default)]
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -402,6 +404,9 @@ pub struct TenantConfig {
     /// The environment variable holding the upstream key instead.
     #[serde(default)]
     pub upstream_token_env: Option<String>,
+    /// The hooks providers post their events to (docs/webhooks.md).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhook_config::WebhookConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -550,6 +555,7 @@ impl Config {
             log: LogConfig::default(),
             journal: JournalConfig::default(),
             admin: AdminConfig::default(),
+            webhooks: crate::webhook_config::WebhooksConfig::default(),
             tenants: Vec::new(),
         }
     }
@@ -625,6 +631,7 @@ impl Config {
             return Err(ConfigError::new("log.level", err.to_string()));
         }
         self.resolve_admin_tokens()?;
+        self.resolve_webhooks()?;
         self.resolve_keys().map(drop)
     }
 

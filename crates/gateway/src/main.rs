@@ -8,6 +8,7 @@ mod operator;
 mod server;
 mod telemetry;
 mod upstream;
+mod webhook_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

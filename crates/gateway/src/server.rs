@@ -96,6 +96,7 @@ pub struct Gateway {
     /// `None` when no admin token is configured: the admin API is then not
     /// served at all.
     pub admin: Option<web::Data<hush_admin::AdminState>>,
+    pub webhooks: web::Data<hush_webhooks::WebhookState>,
 }
 
 impl Gateway {
@@ -146,12 +147,18 @@ impl Gateway {
                 body_limit: config.server.max_body_bytes,
             })
         });
+        let webhooks = web::Data::new(hush_webhooks::WebhookState::new(
+            engine.clone(),
+            config.resolve_webhooks()?,
+            config.webhooks.settings(),
+        ));
         Ok(Self {
             engine,
             v3,
             sendpost,
             postmark,
             admin,
+            webhooks,
         })
     }
 
@@ -160,6 +167,7 @@ impl Gateway {
         cfg.app_data(web::Data::new(self.engine.clone()))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .service(hush_webhooks::scope(self.webhooks.clone()))
             .service(hush_v3::scope(self.v3.clone()))
             .service(hush_sendpost::scope(self.sendpost.clone()))
             .service(hush_postmark::scope(self.postmark.clone()));
@@ -280,24 +288,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// How often the journal is pruned.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Deletes journal entries past `journal.retention_days`, at start and then
-/// hourly, in bounded steps (`Engine::prune_journal`). With several
-/// instances on one database each prunes; the deletes are idempotent.
+/// How long the keys of applied webhook events are kept: past every
+/// provider's retries (SendGrid's are the longest, 24 hours;
+/// docs/webhooks.md), so that a redelivery within them changes nothing.
+const RECEIPT_DAYS: i64 = 3;
+
+/// Deletes journal entries past `journal.retention_days` (0 keeps them)
+/// and webhook event keys past [`RECEIPT_DAYS`], at start and then hourly,
+/// in bounded steps (`Engine::prune_journal`). With several instances on
+/// one database each prunes; the deletes are idempotent.
 async fn prune_journal(engine: Engine, retention_days: u32) {
-    if retention_days == 0 {
-        return;
-    }
-    let retention = i64::from(retention_days) * 86_400 * 1_000_000_000;
+    let days = |n: i64| {
+        hush_model::Timestamp::from_nanos(
+            Engine::now()
+                .as_nanos()
+                .saturating_sub(n * 86_400 * 1_000_000_000),
+        )
+    };
     let mut every = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         every.tick().await;
-        let cut =
-            hush_model::Timestamp::from_nanos(Engine::now().as_nanos().saturating_sub(retention));
-        match engine.prune_journal(cut).await {
+        if retention_days > 0 {
+            match engine.prune_journal(days(i64::from(retention_days))).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, retention_days, "pruned the journal"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "pruning the journal failed; trying again in an hour")
+                }
+            }
+        }
+        match engine.prune_receipts(days(RECEIPT_DAYS)).await {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, retention_days, "pruned the journal"),
+            Ok(pruned) => {
+                tracing::info!(pruned, "forgot webhook event keys past their replay window")
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "pruning the journal failed; trying again in an hour")
+                tracing::warn!(error = %err, "forgetting old webhook event keys failed; trying again in an hour")
             }
         }
     }

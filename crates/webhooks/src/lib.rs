@@ -4,5 +4,12 @@
 //! suppress, each change journaled with door `webhook:<provider>` and the
 //! provider's event id.
 
+mod error;
 pub mod events;
+pub mod hooks;
+mod receive;
 pub mod verify;
+
+pub use error::WebhookError;
+pub use hooks::{Hook, HookReport, PostmarkAuth, Settings, Verification};
+pub use receive::{PREFIX, WebhookState, scope};

@@ -103,7 +103,7 @@ pub enum Target {
     Group(GroupRef),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GroupRef {
     /// SendGrid's `asm_group_id`: the group's id as v3 clients see it.
     ShownId(i64),
