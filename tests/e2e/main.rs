@@ -24,3 +24,4 @@ mod sendpost;
 mod support;
 mod upstream;
 mod v3;
+mod webhooks;

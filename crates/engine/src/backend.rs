@@ -292,6 +292,16 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Forgets the event keys remembered before `before`; returns how many.
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError>;
 
+    /// Per key, whether `apply_events` has applied an event with it for
+    /// this tenant and hook (and not forgotten it): so that what an event
+    /// needs made first (its group) is made for new events only.
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError>;
+
     /// The refusal of a journal operation by a backend that keeps none.
     fn no_journal(&self, operation: &'static str) -> EngineError {
         EngineError::Unsupported {

@@ -329,6 +329,20 @@ impl Engine {
         self.backend.apply_events(tenant, hook, events, actor).await
     }
 
+    /// Per key, whether an event with it was applied for the tenant and
+    /// hook.
+    pub async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.events_seen(tenant, hook, keys).await
+    }
+
     /// Forgets webhook event keys applied before `before`.
     pub async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         self.backend.prune_receipts(before).await

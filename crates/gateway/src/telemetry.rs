@@ -141,7 +141,7 @@ pub async fn request_id(
     let path = match email {
         // Every `{email}` is its route's last segment.
         Some(_) => std::borrow::Cow::Owned(with_email_template(uri.path())),
-        None => scrubbed(uri.path()),
+        None => without_hook_name(uri.path()).unwrap_or_else(|| scrubbed(uri.path())),
     };
     let address = address.as_deref().unwrap_or("");
     // A 503's cause (a full disk, an unreachable database) is logged by
@@ -195,6 +195,19 @@ pub fn address_hash(raw: &str) -> String {
 fn with_email_template(path: &str) -> String {
     let head = path.rsplit_once('/').map_or("", |(head, _)| head);
     format!("{head}/{{email}}")
+}
+
+/// A webhook's path with its name written as the template writes it: a
+/// SendPost hook's name is its only secret (docs/webhooks.md), and the
+/// webhooks log each hook by a label that never shows it.
+fn without_hook_name(path: &str) -> Option<std::borrow::Cow<'static, str>> {
+    let rest = path.strip_prefix("/webhooks/")?;
+    let provider = rest.split('/').next().unwrap_or_default();
+    let provider = hush_webhooks::events::Provider::parse(provider)
+        .map_or("{provider}", hush_webhooks::events::Provider::as_str);
+    Some(std::borrow::Cow::Owned(format!(
+        "/webhooks/{provider}/{{name}}"
+    )))
 }
 
 /// A path no route matched, with every segment that may hold an address

@@ -552,4 +552,13 @@ impl Backend for TenantRouter {
         }
         Ok(pruned)
     }
+
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        self.of(tenant).events_seen(tenant, hook, keys).await
+    }
 }

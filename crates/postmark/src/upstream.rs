@@ -782,6 +782,15 @@ impl Backend for PostmarkUpstream {
     async fn prune_receipts(&self, _before: Timestamp) -> Result<u64, EngineError> {
         Ok(0)
     }
+
+    async fn events_seen(
+        &self,
+        _tenant: &TenantId,
+        _hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        Ok(vec![false; keys.len()])
+    }
 }
 
 fn outbound() -> GroupKey {

@@ -659,6 +659,23 @@ impl Backend for MemoryBackend {
         Ok(applied)
     }
 
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        let state = self.read()?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                state
+                    .receipts
+                    .contains_key(&(tenant.clone(), hook.to_owned(), key.clone()))
+            })
+            .collect())
+    }
+
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         let mut state = self.write()?;
         let held = state.receipts.len();

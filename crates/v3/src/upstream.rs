@@ -1151,6 +1151,15 @@ impl Backend for V3Upstream {
     async fn prune_receipts(&self, _before: Timestamp) -> Result<u64, EngineError> {
         Ok(0)
     }
+
+    async fn events_seen(
+        &self,
+        _tenant: &TenantId,
+        _hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        Ok(vec![false; keys.len()])
+    }
 }
 
 /// A stable id for an entry of one list: FNV-1a of the list and the

@@ -330,10 +330,25 @@ impl WebhookState {
         if let Some(id) = hush_engine::request::current_id() {
             actor = actor.with_request_id(id.to_string());
         }
+        let keys: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let seen = self
+            .engine
+            .events_seen(&hook.tenant, &hook.label, &keys)
+            .await?;
         let mut groups = GroupCache::default();
         let mut received = Vec::with_capacity(events.len());
         let mut suppressing = Vec::with_capacity(events.len());
-        for event in events {
+        for (event, seen) in events.into_iter().zip(seen) {
+            // A redelivery: nothing to make (a group deleted since stays
+            // deleted); the store tells it a duplicate again.
+            if seen {
+                suppressing.push(false);
+                received.push(ReceivedEvent {
+                    key: event.id,
+                    changes: Vec::new(),
+                });
+                continue;
+            }
             let mut changes = Vec::new();
             for action in event.actions {
                 if let Some(change) = self.change(hook, &mut groups, action, &actor).await? {

@@ -117,6 +117,20 @@ pub async fn webhook_events_apply_once_per_key(backend: Arc<dyn Backend>) {
         ]
     );
 
+    let keys: Vec<String> = ["ev-1", "ev-4", "ev-9"].map(String::from).to_vec();
+    assert_eq!(
+        backend.events_seen(&t, hook, &keys).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(
+        backend
+            .events_seen(&t, "mailgun/main", &keys)
+            .await
+            .unwrap(),
+        vec![false; 3],
+        "keys are the hook's"
+    );
+
     // Redelivered whole: nothing changes.
     let again = backend
         .apply_events(&t, hook, delivery.clone(), &actor)

@@ -170,4 +170,13 @@ impl Backend for CountingBackend {
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         self.inner.prune_receipts(before).await
     }
+
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        self.inner.events_seen(tenant, hook, keys).await
+    }
 }

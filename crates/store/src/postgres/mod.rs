@@ -671,6 +671,16 @@ impl Backend for PostgresBackend {
         })
     }
 
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(sql::events_seen(&mut conn, tenant, hook, keys).await?)
+    }
+
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         let mut conn = self.conn().await?;
         Ok(sql::prune_receipts(&mut conn, before).await?)

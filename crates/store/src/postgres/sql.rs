@@ -1107,6 +1107,28 @@ pub(super) async fn apply_events(
     Ok(applied)
 }
 
+/// Per key, whether `hush_webhook_receipts` holds it for the tenant and
+/// hook.
+pub(super) async fn events_seen(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    hook: &str,
+    keys: &[String],
+) -> Result<Vec<bool>, StoreError> {
+    let held: HashSet<String> = sqlx::query(
+        "SELECT key FROM hush_webhook_receipts WHERE tenant = $1 AND hook = $2 AND key = ANY($3)",
+    )
+    .bind(tenant.as_str())
+    .bind(hook)
+    .bind(keys)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|row| row.try_get::<String, _>(0))
+    .collect::<Result<_, _>>()?;
+    Ok(keys.iter().map(|key| held.contains(key)).collect())
+}
+
 /// Forgets the webhook event keys remembered before `before`.
 pub(super) async fn prune_receipts(
     conn: &mut PgConnection,

@@ -621,6 +621,18 @@ impl Backend for SqliteBackend {
         Ok(applied.fresh)
     }
 
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        let (tenant, hook, keys) = (tenant.clone(), hook.to_owned(), keys.to_vec());
+        self.readers
+            .run(move |conn| sql::events_seen(conn, &tenant, &hook, &keys))
+            .await
+    }
+
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         self.writer
             .run(1, move |conn| sql::prune_receipts(conn, before))

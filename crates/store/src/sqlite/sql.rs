@@ -861,6 +861,23 @@ pub(super) fn apply_events(
     Ok(applied)
 }
 
+/// Per key, whether `webhook_receipts` holds it for the tenant and hook.
+pub(super) fn events_seen(
+    conn: &Connection,
+    tenant: &TenantId,
+    hook: &str,
+    keys: &[String],
+) -> Result<Vec<bool>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM webhook_receipts WHERE tenant = ?1 AND hook = ?2 AND key = ?3",
+    )?;
+    let mut seen = Vec::with_capacity(keys.len());
+    for key in keys {
+        seen.push(stmt.exists(params![tenant.as_str(), hook, key])?);
+    }
+    Ok(seen)
+}
+
 /// Forgets the webhook event keys kept before `before`.
 pub(super) fn prune_receipts(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
     let deleted = conn

@@ -195,4 +195,13 @@ impl Backend for TempSqlite {
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {
         self.backend.prune_receipts(before).await
     }
+
+    async fn events_seen(
+        &self,
+        tenant: &TenantId,
+        hook: &str,
+        keys: &[String],
+    ) -> Result<Vec<bool>, EngineError> {
+        self.backend.events_seen(tenant, hook, keys).await
+    }
 }
