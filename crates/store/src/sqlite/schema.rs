@@ -39,17 +39,25 @@ use super::StoreError;
 ///   group's entry), except that a live `added` entry leaves `email` NULL
 ///   (below). A tenant's history is read from `journal_by_tenant`, in
 ///   position order.
-/// - An address's history is found without a write at a random place of an
-///   index on every add (migration 6): migration 5's `journal_by_address`
-///   was one more insert into a B-tree as large as the identity index per
-///   entry, and cost imports 39% (docs/benchmarks.md). An `added` entry
-///   written by a change here has `email` NULL and is found by its id
-///   (`journal_by_subject`: ids only increase, so adds append at its end);
-///   every other entry of a suppression (removals, and entries `hush copy`
-///   appended, whose ids need not exist here) has its `email` and is found
-///   by it (`journal_by_email`). An address's ids are the ones
-///   `suppressions` holds for it now and the ones its `journal_by_email`
-///   entries recorded: a suppression leaves only by a journaled removal.
+/// - What an add makes is journaled packed (migration 8): one row per
+///   command (up to `sql::MAX_PACK` entries) with `ids`, the new
+///   suppressions' ids as runs (`first:len,…`), `entries` their number,
+///   `subject` the first, `email` NULL and `record` empty. The pack takes
+///   `entries` positions from `position` on; `sqlite_sequence` is moved
+///   past them, so that positions are never given twice. Its entries'
+///   records are read from `suppressions`, or once removed from their
+///   removal's record (`journal_removed_by_subject`): a suppression is
+///   never changed in place and its id never handed out again. A row per
+///   entry (JSON, two index inserts) cost imports a third of their rate
+///   (docs/benchmarks.md, "With the journal"). Every other entry of a
+///   suppression is a row of its own with its `email` and id.
+/// - An address's history: the rows with its `email` (`journal_by_email`),
+///   and for each id it has had (the ones `suppressions` holds for it, and
+///   the ones its rows recorded) the row that journals that id's add, the
+///   one with the greatest `subject` at or below it in `journal_by_subject`
+///   (live adds' ids only increase, so their rows' id ranges never
+///   overlap). Migration 6 first moved the adds off an address index:
+///   its `journal_by_address` took one insert at a random place per entry.
 /// - `webhook_receipts` holds the key of every webhook event applied, by
 ///   tenant and hook (`provider/name`), with when (nanoseconds), so that a
 ///   redelivered event changes nothing (`sql::apply_events`); pruned by
@@ -156,6 +164,14 @@ CREATE TABLE webhook_receipts (
 ) WITHOUT ROWID;
 
 CREATE INDEX webhook_receipts_by_time ON webhook_receipts (at);
+",
+    r"
+ALTER TABLE journal ADD COLUMN entries INTEGER NOT NULL DEFAULT 1;
+
+ALTER TABLE journal ADD COLUMN ids TEXT;
+
+CREATE INDEX journal_removed_by_subject ON journal (subject)
+    WHERE email IS NOT NULL AND subject IS NOT NULL;
 ",
 ];
 

@@ -712,18 +712,15 @@ pub(super) fn add(
         let inserted = (changed == 1).then(|| conn.last_insert_rowid());
         let outcome = match inserted {
             Some(id) => AddOutcome::Added {
-                suppression: journal.suppression(
-                    Operation::Added,
-                    Suppression {
-                        id: SuppressionId(id),
-                        tenant: tenant.clone(),
-                        email: item.email,
-                        scope: item.scope,
-                        kind: item.kind,
-                        origin: item.origin,
-                        created_at: item.created_at,
-                    },
-                )?,
+                suppression: journal.added(Suppression {
+                    id: SuppressionId(id),
+                    tenant: tenant.clone(),
+                    email: item.email,
+                    scope: item.scope,
+                    kind: item.kind,
+                    origin: item.origin,
+                    created_at: item.created_at,
+                })?,
                 new: true,
             },
             None => {
@@ -1252,17 +1249,21 @@ const JOURNAL_INSERT: &str = "INSERT INTO journal \
 /// [`JOURNAL_CHUNK`] entries.
 const JOURNAL_CHUNK: usize = 64;
 
+/// Most entries one packed row holds (`schema`, migration 8). A read that
+/// starts inside a pack looks this far back for its first row.
+pub(super) const MAX_PACK: i64 = 4096;
+
 /// Parameters of each row of [`journal_insert`] after the shared ones.
-const JOURNAL_ROW_PARAMS: usize = 4;
+const JOURNAL_ROW_PARAMS: usize = 5;
 
 /// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
-/// tenant, time and actor every row shares, then each row's operation,
-/// address, suppression id and record.
+/// tenant, time and actor every row shares, then each row's position,
+/// operation, address, suppression id and record.
 fn journal_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO journal \
-         (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
-         VALUES ",
+         (position, tenant, at, operation, email, subject, door, key_name, request_id, event_id, \
+          record) VALUES ",
     );
     for row in 0..rows {
         let first = 7 + JOURNAL_ROW_PARAMS * row;
@@ -1270,10 +1271,11 @@ fn journal_insert(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(?1, ?2, ?{first}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            "(?{first}, ?1, ?2, ?{}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
             first + 1,
             first + 2,
-            first + 3
+            first + 3,
+            first + 4
         ));
     }
     sql
@@ -1281,6 +1283,7 @@ fn journal_insert(rows: usize) -> String {
 
 /// An entry waiting for its command's next INSERT.
 struct PendingEntry {
+    position: i64,
     operation: Operation,
     email: Option<String>,
     subject: Option<i64>,
@@ -1290,15 +1293,28 @@ struct PendingEntry {
 /// Writes one command's journal entries on the writer's connection, inside
 /// the command's own transaction (or savepoint), so that an entry commits
 /// or rolls back with its change. Every entry of a command has the same
-/// time and actor, as in the memory store. Entries are written
-/// [`JOURNAL_CHUNK`] at a time, in order; [`Journal::finish`] writes the
-/// rest, and a command must call it before it returns.
+/// time and actor, as in the memory store.
+///
+/// The suppressions an add makes go into packed rows ([`Journal::added`]):
+/// one row holds up to [`MAX_PACK`] of them by id, and their records are
+/// read from `suppressions` (or from their removal) when the journal is
+/// read. Every other entry is a row of its own, written [`JOURNAL_CHUNK`]
+/// at a time. Positions are given here, from `sqlite_sequence`, which
+/// [`Journal::finish`] moves past the last one, so that a pack takes as
+/// many positions as it holds entries; a command must call it before it
+/// returns.
 pub(super) struct Journal<'conn, 'a> {
     conn: &'conn Connection,
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
+    /// The position the next entry takes, once read.
+    next: Option<i64>,
     pending: Vec<PendingEntry>,
+    /// Ids of suppressions just added, in order, for the next pack.
+    packed: Vec<i64>,
+    /// The position of the pack's first entry.
+    pack_position: i64,
 }
 
 impl<'conn, 'a> Journal<'conn, 'a> {
@@ -1308,19 +1324,37 @@ impl<'conn, 'a> Journal<'conn, 'a> {
             tenant,
             actor,
             at: Engine::now().as_nanos(),
+            next: None,
             pending: Vec::new(),
+            packed: Vec::new(),
+            pack_position: 0,
         }
     }
 
+    /// The position the next entry takes.
+    fn take_position(&mut self) -> Result<i64, StoreError> {
+        let next = match self.next {
+            Some(next) => next,
+            None => {
+                let last: Option<i64> = self
+                    .conn
+                    .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'journal'")?
+                    .query_row([], |row| row.get(0))
+                    .optional()?;
+                last.unwrap_or(0) + 1
+            }
+        };
+        self.next = Some(next + 1);
+        Ok(next)
+    }
+
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
+        self.write_pack()?;
+        let position = self.take_position()?;
         self.pending.push(PendingEntry {
+            position,
             operation,
-            // A live add is found by its id, anything else by its address
-            // (`schema`, migration 6).
-            email: match operation {
-                Operation::Added => None,
-                _ => record.email().map(|e| e.as_str().to_owned()),
-            },
+            email: record.email().map(|e| e.as_str().to_owned()),
             subject: record.suppression_id().map(|id| id.0),
             record: record.to_stored(),
         });
@@ -1342,10 +1376,11 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
         for (row, entry) in self.pending.drain(..rows).enumerate() {
             let first = 7 + JOURNAL_ROW_PARAMS * row;
-            stmt.raw_bind_parameter(first, entry.operation.as_str())?;
-            stmt.raw_bind_parameter(first + 1, entry.email)?;
-            stmt.raw_bind_parameter(first + 2, entry.subject)?;
-            stmt.raw_bind_parameter(first + 3, entry.record)?;
+            stmt.raw_bind_parameter(first, entry.position)?;
+            stmt.raw_bind_parameter(first + 1, entry.operation.as_str())?;
+            stmt.raw_bind_parameter(first + 2, entry.email)?;
+            stmt.raw_bind_parameter(first + 3, entry.subject)?;
+            stmt.raw_bind_parameter(first + 4, entry.record)?;
         }
         stmt.raw_execute()?;
         Ok(())
@@ -1353,12 +1388,78 @@ impl<'conn, 'a> Journal<'conn, 'a> {
 
     /// Writes what is pending: in INSERTs of 32, 16, … 1 rows, so that
     /// few statement texts serve every remainder.
-    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+    fn write_pending(&mut self) -> Result<(), StoreError> {
         let mut rows = JOURNAL_CHUNK;
         while !self.pending.is_empty() {
             rows /= 2;
             if self.pending.len() >= rows {
                 self.insert(rows)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals a suppression an add just made, into the current pack, and
+    /// hands it back.
+    fn added(&mut self, suppression: Suppression) -> Result<Suppression, StoreError> {
+        self.write_pending()?;
+        let position = self.take_position()?;
+        if self.packed.is_empty() {
+            self.pack_position = position;
+        }
+        self.packed.push(suppression.id.0);
+        if self.packed.len() as i64 == MAX_PACK {
+            self.write_pack()?;
+        }
+        Ok(suppression)
+    }
+
+    /// Writes the current pack: one row, its ids as runs (`Runs`).
+    fn write_pack(&mut self) -> Result<(), StoreError> {
+        let Some(&first) = self.packed.first() else {
+            return Ok(());
+        };
+        let runs = Runs::of(&self.packed).to_string();
+        let entries = self.packed.len() as i64;
+        self.packed.clear();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO journal \
+                 (position, tenant, at, operation, email, subject, door, key_name, request_id, \
+                  event_id, record, entries, ids) \
+                 VALUES (?1, ?2, ?3, 'added', NULL, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
+            )?
+            .execute(params![
+                self.pack_position,
+                self.tenant.as_str(),
+                self.at,
+                first,
+                self.actor.door.as_str(),
+                self.actor.key.as_deref(),
+                self.actor.request_id.as_deref(),
+                self.actor.event_id.as_deref(),
+                entries,
+                runs,
+            ])?;
+        Ok(())
+    }
+
+    /// Writes what is pending, then moves `sqlite_sequence` past the last
+    /// position taken (a pack's later positions are in no row's key).
+    pub(super) fn finish(mut self) -> Result<(), StoreError> {
+        self.write_pending()?;
+        self.write_pack()?;
+        if let Some(next) = self.next {
+            let changed = self
+                .conn
+                .prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'journal'")?
+                .execute([next - 1])?;
+            if changed == 0 {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('journal', ?1)",
+                    )?
+                    .execute([next - 1])?;
             }
         }
         Ok(())
@@ -1389,21 +1490,104 @@ impl<'conn, 'a> Journal<'conn, 'a> {
     }
 }
 
-const JOURNAL_COLUMNS: &str =
-    "position, tenant, at, operation, door, key_name, request_id, event_id, record";
+/// The ids of a pack, as runs of consecutive ids: `first:len,first:len`.
+/// An add's new ids come from one counter in one transaction, so a pack is
+/// almost always one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Runs(Vec<(i64, i64)>);
 
-fn journal_entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
+impl Runs {
+    fn of(ids: &[i64]) -> Self {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for &id in ids {
+            match runs.last_mut() {
+                Some((first, len)) if *first + *len == id => *len += 1,
+                _ => runs.push((id, 1)),
+            }
+        }
+        Self(runs)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        text.split(',')
+            .map(|run| {
+                let (first, len) = run.split_once(':')?;
+                Some((first.parse().ok()?, len.parse().ok()?))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// The ids, in order.
+    fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().flat_map(|&(first, len)| first..first + len)
+    }
+
+    /// Where `id` is in the pack.
+    fn index_of(&self, id: i64) -> Option<i64> {
+        let mut before = 0;
+        for &(first, len) in &self.0 {
+            if (first..first + len).contains(&id) {
+                return Some(before + id - first);
+            }
+            before += len;
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, (first, len)) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{first}:{len}")?;
+        }
+        Ok(())
+    }
+}
+
+const JOURNAL_COLUMNS: &str = "position, tenant, at, operation, door, key_name, request_id, \
+     event_id, record, entries, ids";
+
+/// A journal row as stored: one entry, or a pack of `added` entries whose
+/// records are read from `suppressions` (or their removal) when expanded.
+struct JournalRow {
+    position: i64,
+    tenant: TenantId,
+    at: Timestamp,
+    operation: Operation,
+    actor: Actor,
+    /// One entry's record; `None` for a pack.
+    record: Option<Recorded>,
+    /// A pack's ids.
+    ids: Option<Runs>,
+}
+
+fn journal_row(row: &Row<'_>) -> rusqlite::Result<JournalRow> {
     let tenant: String = row.get(1)?;
     let tenant = TenantId::parse(&tenant).map_err(|e| bad_column(1, Type::Text, e))?;
     let operation: String = row.get(3)?;
     let operation = Operation::parse(&operation)
         .ok_or_else(|| bad_column(3, Type::Text, format!("unknown operation {operation:?}")))?;
     let door: String = row.get(4)?;
-    let record: String = row.get(8)?;
-    let record =
-        Recorded::from_stored(&tenant, &record).map_err(|e| bad_column(8, Type::Text, e))?;
-    Ok(JournalEntry {
-        position: Position(row.get(0)?),
+    let ids: Option<String> = row.get(10)?;
+    let (record, ids) = match ids {
+        Some(ids) => {
+            let runs = Runs::parse(&ids)
+                .ok_or_else(|| bad_column(10, Type::Text, format!("bad pack {ids:?}")))?;
+            (None, Some(runs))
+        }
+        None => {
+            let record: String = row.get(8)?;
+            let record = Recorded::from_stored(&tenant, &record)
+                .map_err(|e| bad_column(8, Type::Text, e))?;
+            (Some(record), None)
+        }
+    };
+    Ok(JournalRow {
+        position: row.get(0)?,
         tenant,
         at: Timestamp::from_nanos(row.get(2)?),
         operation,
@@ -1414,14 +1598,110 @@ fn journal_entry_from_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
             event_id: row.get(7)?,
         },
         record,
+        ids,
     })
 }
 
-/// A page of one tenant's journal. Every filter is a condition of the
-/// query. A tenant's history walks `journal_by_tenant` in position order,
-/// so that a page costs the entries it walks past, never a sort of the
-/// whole history; an address's is found by its ids and its removals (see
-/// `schema`), a handful of rows, then sorted.
+impl JournalRow {
+    fn entry(&self, position: i64, record: Recorded) -> JournalEntry {
+        JournalEntry {
+            position: Position(position),
+            tenant: self.tenant.clone(),
+            at: self.at,
+            operation: self.operation,
+            actor: self.actor.clone(),
+            record,
+        }
+    }
+
+    /// Up to `max` of the row's entries whose positions `keep` admits, in
+    /// `order`; only those have their records read.
+    fn expand(
+        self,
+        conn: &Connection,
+        order: JournalOrder,
+        max: usize,
+        keep: impl Fn(i64) -> bool,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let Some(ids) = &self.ids else {
+            let Some(record) = self.record.clone() else {
+                return Ok(Vec::new());
+            };
+            return Ok(if keep(self.position) && max > 0 {
+                vec![self.entry(self.position, record)]
+            } else {
+                Vec::new()
+            });
+        };
+        let members: Vec<(i64, i64)> = (self.position..).zip(ids.ids()).collect();
+        let chosen: Vec<(i64, i64)> = match order {
+            JournalOrder::OldestFirst => members
+                .into_iter()
+                .filter(|(position, _)| keep(*position))
+                .take(max)
+                .collect(),
+            JournalOrder::NewestFirst => members
+                .into_iter()
+                .rev()
+                .filter(|(position, _)| keep(*position))
+                .take(max)
+                .collect(),
+        };
+        let mut entries = Vec::with_capacity(chosen.len());
+        for (position, id) in chosen {
+            let record = packed_record(conn, &self.tenant, id, self.position)?;
+            entries.push(self.entry(position, record));
+        }
+        Ok(entries)
+    }
+}
+
+/// The record of a packed `added` entry: the suppression as it is now, or,
+/// once removed, as its removal recorded it. A suppression is never
+/// changed in place, and an id is never handed out twice, so both are the
+/// suppression as added.
+/// The removal that recorded a packed suppression whole.
+const REMOVAL_OF: &str = "SELECT record FROM journal INDEXED BY journal_removed_by_subject \
+     WHERE email IS NOT NULL AND subject = ?1 AND operation = 'removed' \
+     AND tenant = ?2 AND position > ?3 ORDER BY position LIMIT 1";
+
+fn packed_record(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: i64,
+    added_at: i64,
+) -> Result<Recorded, StoreError> {
+    let sql =
+        format!("SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE id = ?1 AND tenant = ?2");
+    let held = conn
+        .prepare_cached(&sql)?
+        .query_row(params![id, tenant.as_str()], |row| {
+            suppression_from_row(row, tenant)
+        })
+        .optional()?;
+    if let Some(suppression) = held {
+        return Ok(Recorded::Suppression(suppression));
+    }
+    let removal: Option<String> = conn
+        .prepare_cached(REMOVAL_OF)?
+        .query_row(params![id, tenant.as_str(), added_at], |row| row.get(0))
+        .optional()?;
+    let removal = removal.ok_or_else(|| {
+        bad_column(
+            10,
+            Type::Text,
+            format!("suppression {id} of a pack is neither held nor recorded as removed"),
+        )
+    })?;
+    Recorded::from_stored(tenant, &removal)
+        .map_err(|e| StoreError::from(bad_column(8, Type::Text, e)))
+}
+
+/// A page of one tenant's journal. A tenant's history walks
+/// `journal_by_tenant` in position order, so that a page costs the rows it
+/// walks past, never a sort of the whole history; an address's is found by
+/// its ids and its removals (see `schema`), a handful of rows, then
+/// sorted.
 pub(super) fn journal(
     conn: &Connection,
     tenant: &TenantId,
@@ -1430,78 +1710,194 @@ pub(super) fn journal(
     if query.limit == 0 {
         return Ok(Vec::new());
     }
+    if let Some(email) = &query.email {
+        return address_journal(conn, tenant, email, query);
+    }
     let (sql, params) = journal_select(tenant, query);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(params), journal_entry_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows: Vec<JournalRow> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(params), journal_row)?
+        .collect::<Result<_, _>>()?;
+    let limit = query.limit as usize;
+    let mut entries = Vec::new();
+    for row in rows {
+        let room = limit - entries.len();
+        entries.extend(row.expand(conn, query.order, room, |p| {
+            query.cursor.is_none_or(|c| past(query.order, p, c.0))
+        })?);
+        if entries.len() == limit {
+            break;
+        }
+    }
+    Ok(entries)
 }
 
-/// The statement of a journal read, and its parameters.
-fn journal_select(tenant: &TenantId, query: &JournalQuery) -> (String, Vec<Value>) {
-    let mut filters: Vec<(&str, Value)> = Vec::new();
+/// Whether an entry at `position` is past `cursor` in `order`.
+fn past(order: JournalOrder, position: i64, cursor: i64) -> bool {
+    match order {
+        JournalOrder::NewestFirst => position < cursor,
+        JournalOrder::OldestFirst => position > cursor,
+    }
+}
+
+/// The row-level conditions of a journal read: time, door, and the rows
+/// that hold an entry past the cursor.
+fn journal_filters(query: &JournalQuery) -> Vec<(&'static str, Vec<Value>)> {
+    let mut filters: Vec<(&str, Vec<Value>)> = Vec::new();
     if let Some(since) = query.since {
-        filters.push(("at >= ?", Value::Integer(since.as_nanos())));
+        filters.push(("at >= ?", vec![Value::Integer(since.as_nanos())]));
     }
     if let Some(until) = query.until {
-        filters.push(("at <= ?", Value::Integer(until.as_nanos())));
+        filters.push(("at <= ?", vec![Value::Integer(until.as_nanos())]));
     }
     if let Some(door) = &query.door {
-        filters.push(("door = ?", Value::Text(door.clone())));
+        filters.push(("door = ?", vec![Value::Text(door.clone())]));
     }
-    let (past, direction) = match query.order {
-        JournalOrder::NewestFirst => ("position < ?", "DESC"),
-        JournalOrder::OldestFirst => ("position > ?", "ASC"),
-    };
     if let Some(cursor) = query.cursor {
-        filters.push((past, Value::Integer(cursor.0)));
-    }
-    let limit = Value::Integer(i64::from(query.limit));
-    let Some(email) = &query.email else {
-        let mut clause = Clause::new(tenant);
-        for (sql, value) in filters {
-            clause.and(sql, [value]);
+        let cursor = cursor.0;
+        match query.order {
+            JournalOrder::NewestFirst => {
+                filters.push(("position < ?", vec![Value::Integer(cursor)]));
+            }
+            // A pack that starts before the cursor may end after it: the
+            // index range reaches back by the largest pack, and the rows
+            // that end before the cursor are filtered out.
+            JournalOrder::OldestFirst => filters.push((
+                "position > ? AND position + entries > ?",
+                vec![
+                    Value::Integer(cursor.saturating_sub(MAX_PACK)),
+                    Value::Integer(cursor.saturating_add(1)),
+                ],
+            )),
         }
-        clause.params.push(limit);
-        let sql = format!(
-            "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_tenant WHERE {} \
-             ORDER BY position {direction} LIMIT ?",
-            clause.sql
-        );
-        return (sql, clause.params);
-    };
-    let tenant = Value::Text(tenant.as_str().to_owned());
-    let email = Value::Text(email.as_str().to_owned());
-    let conditions: String = filters
-        .iter()
-        .map(|(sql, _)| format!(" AND {sql}"))
-        .collect();
-    // The address's own rows, then the live adds of the ids it has had.
-    // Those are checked against the record's address: `hush copy` appends
-    // entries with the source's ids, which this store may hand out again.
-    let sql = format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_email \
-         WHERE email IS NOT NULL AND tenant = ? AND email = ?{conditions} \
-         UNION ALL \
-         SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_subject \
-         WHERE email IS NULL AND subject IS NOT NULL AND subject IN ( \
-             SELECT id FROM suppressions INDEXED BY suppressions_identity \
-             WHERE tenant = ? AND email = ? \
-             UNION ALL \
-             SELECT subject FROM journal INDEXED BY journal_by_email \
-             WHERE email IS NOT NULL AND tenant = ? AND email = ?) \
-         AND tenant = ? AND json_extract(record, '$.email') = ?{conditions} \
-         ORDER BY position {direction} LIMIT ?"
-    );
-    let mut params = Vec::with_capacity(9 + 2 * filters.len());
-    params.extend([tenant.clone(), email.clone()]);
-    params.extend(filters.iter().map(|(_, value)| value.clone()));
-    for _ in 0..2 {
-        params.extend([tenant.clone(), email.clone()]);
     }
-    params.extend([tenant, email]);
-    params.extend(filters.into_iter().map(|(_, value)| value));
-    params.push(limit);
-    (sql, params)
+    filters
+}
+
+/// The statement of a tenant's journal read, and its parameters. Its
+/// `LIMIT` counts rows, each holding at least one entry.
+fn journal_select(tenant: &TenantId, query: &JournalQuery) -> (String, Vec<Value>) {
+    let direction = match query.order {
+        JournalOrder::NewestFirst => "DESC",
+        JournalOrder::OldestFirst => "ASC",
+    };
+    let mut clause = Clause::new(tenant);
+    for (sql, values) in journal_filters(query) {
+        clause.and(sql, values);
+    }
+    clause.params.push(Value::Integer(i64::from(query.limit)));
+    let sql = format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_tenant WHERE {} \
+         ORDER BY position {direction} LIMIT ?",
+        clause.sql
+    );
+    (sql, clause.params)
+}
+
+/// One address's history: the rows that carry its address (removals,
+/// put-backs, entries `hush copy` brought), and the `added` entries of the
+/// ids it has had, found in the rows that journal live adds by id (packs,
+/// and migration 6's rows of one entry), whose id ranges never overlap.
+fn address_journal(
+    conn: &Connection,
+    tenant: &TenantId,
+    email: &Email,
+    query: &JournalQuery,
+) -> Result<Vec<JournalEntry>, StoreError> {
+    let mut clause = Clause::new(tenant);
+    clause.and(
+        "email IS NOT NULL AND email = ?",
+        [Value::Text(email.as_str().to_owned())],
+    );
+    let sql = format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_email WHERE {}",
+        clause.sql
+    );
+    let own: Vec<JournalRow> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(clause.params), journal_row)?
+        .collect::<Result<_, _>>()?;
+    let mut ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM suppressions INDEXED BY suppressions_identity \
+             WHERE tenant = ?1 AND email = ?2",
+        )?
+        .query_map(params![tenant.as_str(), email.as_str()], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut entries = Vec::new();
+    for row in own {
+        if let Some(Recorded::Suppression(s)) = &row.record {
+            ids.push(s.id.0);
+        }
+        entries.extend(row.expand(conn, JournalOrder::OldestFirst, usize::MAX, |_| true)?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        if let Some(entry) = live_add(conn, tenant, id)? {
+            if entry.record.email() == Some(email) {
+                entries.push(entry);
+            }
+        }
+    }
+    let admits = |e: &JournalEntry| {
+        query.since.is_none_or(|since| e.at >= since)
+            && query.until.is_none_or(|until| e.at <= until)
+            && query
+                .door
+                .as_deref()
+                .is_none_or(|door| e.actor.door.as_str() == door)
+            && query
+                .cursor
+                .is_none_or(|c| past(query.order, e.position.0, c.0))
+    };
+    entries.retain(admits);
+    entries.sort_by_key(|e| e.position);
+    if query.order == JournalOrder::NewestFirst {
+        entries.reverse();
+    }
+    entries.truncate(query.limit as usize);
+    Ok(entries)
+}
+
+fn live_add_select() -> String {
+    format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_subject \
+         WHERE email IS NULL AND subject IS NOT NULL AND subject <= ?1 \
+         ORDER BY subject DESC LIMIT 1"
+    )
+}
+
+/// The `added` entry of a live add of suppression `id`, if the journal
+/// holds one: the row with the greatest first id at or below it.
+fn live_add(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: i64,
+) -> Result<Option<JournalEntry>, StoreError> {
+    let Some(row) = conn
+        .prepare_cached(&live_add_select())?
+        .query_row([id], journal_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if &row.tenant != tenant {
+        return Ok(None);
+    }
+    let position = match &row.ids {
+        Some(runs) => match runs.index_of(id) {
+            Some(index) => row.position + index,
+            None => return Ok(None),
+        },
+        None => match &row.record {
+            Some(Recorded::Suppression(s)) if s.id.0 == id => row.position,
+            _ => return Ok(None),
+        },
+    };
+    Ok(row
+        .expand(conn, JournalOrder::OldestFirst, 1, |p| p == position)?
+        .pop())
 }
 
 /// Up to `limit` entries of every tenant after `after`, oldest first.
@@ -1510,15 +1906,32 @@ pub(super) fn journal_all(
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<JournalEntry>, StoreError> {
+    let after = after.map_or(0, |p| p.0);
     let sql = format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal WHERE position > ?1 ORDER BY position LIMIT ?2"
+        "SELECT {JOURNAL_COLUMNS} FROM journal \
+         WHERE position > ?1 AND position + entries > ?2 ORDER BY position LIMIT ?3"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![after.map_or(0, |p| p.0), i64::from(limit)],
-        journal_entry_from_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows: Vec<JournalRow> = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![
+                after.saturating_sub(MAX_PACK),
+                after.saturating_add(1),
+                i64::from(limit)
+            ],
+            journal_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    let limit = limit as usize;
+    let mut entries = Vec::new();
+    for row in rows {
+        let room = limit - entries.len();
+        entries.extend(row.expand(conn, JournalOrder::OldestFirst, room, |p| p > after)?);
+        if entries.len() == limit {
+            break;
+        }
+    }
+    Ok(entries)
 }
 
 /// Appends entries written elsewhere (`hush copy`), in order, each with a
@@ -1554,21 +1967,23 @@ pub(super) fn prune_journal(
     before: Timestamp,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let oldest: Vec<(i64, i64)> = conn
-        .prepare_cached("SELECT position, at FROM journal ORDER BY position LIMIT ?1")?
-        .query_map([i64::from(limit)], |row| Ok((row.get(0)?, row.get(1)?)))?
+    let oldest: Vec<(i64, i64, i64)> = conn
+        .prepare_cached("SELECT position, at, entries FROM journal ORDER BY position LIMIT ?1")?
+        .query_map([i64::from(limit)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
-    let old = oldest
+    let old: Vec<&(i64, i64, i64)> = oldest
         .iter()
-        .take_while(|(_, at)| *at < before.as_nanos())
-        .count();
-    let Some((last, _)) = old.checked_sub(1).and_then(|i| oldest.get(i)) else {
+        .take_while(|(_, at, _)| *at < before.as_nanos())
+        .collect();
+    let Some((last, _, _)) = old.last() else {
         return Ok(0);
     };
-    let deleted = conn
-        .prepare_cached("DELETE FROM journal WHERE position <= ?1")?
+    conn.prepare_cached("DELETE FROM journal WHERE position <= ?1")?
         .execute([last])?;
-    Ok(to_u64(deleted))
+    // Entries, not rows: a pack holds many.
+    Ok(old.iter().map(|(_, _, entries)| to_u64(*entries)).sum())
 }
 
 /// Fills the lookup index from the file: every entry, in id order (the
@@ -1715,18 +2130,39 @@ mod tests {
             assert!(detail.contains(index), "{detail}");
             assert!(!detail.contains("TEMP B-TREE"), "no sort: {detail}");
         }
-        // An address's few rows: by its address and by the ids it has had,
-        // each looked up, never a scan; then sorted.
+        // Reading on from inside a pack reaches back by one pack at most.
         let (sql, params) = journal_select(&tenant, &of_address);
         let detail = plan(&conn, &sql, params.len());
-        for index in [
-            "journal_by_email (tenant=? AND email=?",
-            "journal_by_subject (subject=?",
-            "suppressions_identity (tenant=? AND email=?)",
+        assert!(
+            detail.contains("journal_by_tenant (tenant=? AND position>?)"),
+            "{detail}"
+        );
+        // An address's few rows, and a pack's records, are each looked up,
+        // never found by a scan.
+        for (sql, params, index) in [
+            (
+                format!(
+                    "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_email \
+                     WHERE tenant = ? AND email IS NOT NULL AND email = ?"
+                ),
+                2,
+                "journal_by_email (tenant=? AND email=?)",
+            ),
+            (
+                live_add_select(),
+                1,
+                "journal_by_subject (subject>? AND subject<?)",
+            ),
+            (
+                REMOVAL_OF.to_owned(),
+                3,
+                "journal_removed_by_subject (subject=? AND rowid>?)",
+            ),
         ] {
+            let detail = plan(&conn, &sql, params);
             assert!(detail.contains(index), "{index}: {detail}");
+            assert!(!detail.contains("SCAN"), "{detail}");
         }
-        assert!(!detail.contains("SCAN"), "{detail}");
         let detail = plan(
             &conn,
             "SELECT position, at FROM journal ORDER BY position LIMIT ?1",

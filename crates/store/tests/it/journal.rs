@@ -1158,16 +1158,16 @@ async fn address_histories(
     all
 }
 
-/// A file journaled before migration 6, where every entry of a suppression
-/// was found by its address, reads the same after it, and changes made
-/// afterwards join it.
+/// A file journaled by the release with migration 5 (a row per entry,
+/// every suppression's found by its address) reads the same after
+/// migrations 6 to 8, and the changes made afterwards, packed, join it.
 #[tokio::test]
-async fn migration_6_keeps_every_address_history() {
+async fn a_journal_from_migration_5_keeps_every_address_history() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("hush.db");
     let t = tenant("acme");
     let addresses = ["a@x.com", "b@x.com"];
-    let (first, before) = {
+    let (first, before, entries) = {
         let backend: Arc<dyn Backend> = Arc::new(open(&path));
         let first = add(&backend, &t, vec![hard("a@x.com", 1), hard("b@x.com", 1)]).await;
         backend
@@ -1177,20 +1177,41 @@ async fn migration_6_keeps_every_address_history() {
         add(&backend, &t, vec![hard("a@x.com", 2)]).await;
         let before = address_histories(&backend, &t, &addresses).await;
         assert_eq!(before[0].len(), 3, "{before:?}");
-        (first, before)
+        (first, before, history(&backend, &t).await)
     };
     let conn = rusqlite::Connection::open(&path).expect("file");
-    // Migration 5's layout, as a build of that version left it.
+    // Migration 5's table, holding the same entries as that release wrote
+    // them: one row each, with its address and whole record.
     conn.execute_batch(
-        "UPDATE journal SET email = json_extract(record, '$.email') WHERE subject IS NOT NULL; \
-         DROP INDEX journal_by_subject; \
-         DROP INDEX journal_by_email; \
-         ALTER TABLE journal DROP COLUMN subject; \
+        "DROP TABLE journal; DROP TABLE webhook_receipts; \
+         CREATE TABLE journal (\
+             position INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, \
+             at INTEGER NOT NULL, operation TEXT NOT NULL, email TEXT, door TEXT NOT NULL, \
+             key_name TEXT, request_id TEXT, event_id TEXT, record TEXT NOT NULL); \
+         CREATE INDEX journal_by_tenant ON journal (tenant, position); \
          CREATE INDEX journal_by_address ON journal (tenant, email, position); \
-         DROP TABLE webhook_receipts; \
          PRAGMA user_version = 5;",
     )
     .expect("back to migration 5");
+    for entry in &entries {
+        conn.execute(
+            "INSERT INTO journal (position, tenant, at, operation, email, door, key_name, \
+             request_id, event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![
+                entry.position.0,
+                entry.tenant.as_str(),
+                entry.at.as_nanos(),
+                entry.operation.as_str(),
+                entry.record.email().map(Email::as_str),
+                entry.actor.door.as_str(),
+                entry.actor.key,
+                entry.actor.request_id,
+                entry.actor.event_id,
+                entry.record.to_stored(),
+            ],
+        )
+        .expect("an entry as migration 5 stored it");
+    }
     drop(conn);
     let backend: Arc<dyn Backend> = Arc::new(open(&path));
     assert_eq!(address_histories(&backend, &t, &addresses).await, before);
@@ -1208,5 +1229,130 @@ async fn migration_6_keeps_every_address_history() {
             (Operation::Removed, first[1].id),
             (Operation::Added, first[1].id)
         ]
+    );
+}
+
+/// Reads a tenant's whole journal in pages of `page`, both ways, by cursor.
+async fn paged(
+    backend: &Arc<dyn Backend>,
+    t: &TenantId,
+    order: JournalOrder,
+    page: u32,
+) -> Vec<JournalEntry> {
+    let mut all: Vec<JournalEntry> = Vec::new();
+    loop {
+        let query = JournalQuery {
+            order,
+            cursor: all.last().map(|e| e.position),
+            ..JournalQuery::newest_first(page)
+        };
+        let got = backend.journal(t, &query).await.expect("journal");
+        let done = got.len() < page as usize;
+        all.extend(got);
+        if done {
+            return all;
+        }
+    }
+}
+
+/// An add's entries are journaled packed, several packs for a large add:
+/// each entry reads back as it was added, with a position of its own, by
+/// every way of reading (pages both ways from inside a pack, one address,
+/// the copy's walk); one removed from the middle of a pack still reads
+/// back whole; pruning everything never lets a position be given again.
+#[tokio::test]
+async fn packed_adds_read_back_entry_by_entry() {
+    let dir = tempfile::tempdir().expect("dir");
+    let backend: Arc<dyn Backend> = Arc::new(open(&dir.path().join("hush.db")));
+    let t = tenant("acme");
+    let items: Vec<NewSuppression> = (0..9_000)
+        .map(|n| hard(&format!("user{n}@x.com"), n))
+        .collect();
+    let added = add(&backend, &t, items).await;
+    let all = history(&backend, &t).await;
+    assert_eq!(all.len(), 9_000);
+    let records: Vec<&Suppression> = all.iter().map(suppression_of).collect();
+    assert_eq!(records, added.iter().collect::<Vec<_>>());
+    assert!(all.iter().all(|e| e.operation == Operation::Added));
+    assert!(
+        all.windows(2)
+            .all(|w| w[1].position.0 == w[0].position.0 + 1),
+        "one position each, in order"
+    );
+    for page in [97, 4_096, 5_000] {
+        assert_eq!(
+            paged(&backend, &t, JournalOrder::OldestFirst, page).await,
+            all
+        );
+        let mut newest = paged(&backend, &t, JournalOrder::NewestFirst, page).await;
+        newest.reverse();
+        assert_eq!(newest, all, "newest first in pages of {page}");
+    }
+    let mut walked = Vec::new();
+    loop {
+        let got = backend
+            .journal_all(walked.last().map(|e: &JournalEntry| e.position), 333)
+            .await
+            .expect("journal_all");
+        let done = got.len() < 333;
+        walked.extend(got);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(walked, all, "the copy's walk");
+
+    // One entry of the middle of the first pack removed.
+    let middle = &added[1_234];
+    backend
+        .remove_ids(&t, &[middle.id], &admin())
+        .await
+        .expect("remove");
+    let again = history(&backend, &t).await;
+    assert_eq!(&again[..9_000], &all[..], "the pack reads back the same");
+    assert_eq!(again[9_000].operation, Operation::Removed);
+    let of_middle = backend
+        .journal(
+            &t,
+            &JournalQuery {
+                email: Some(middle.email.clone()),
+                ..JournalQuery::newest_first(10)
+            },
+        )
+        .await
+        .expect("history of one address");
+    assert_eq!(of_middle, vec![again[9_000].clone(), all[1_234].clone()]);
+    let of_last = backend
+        .journal(
+            &t,
+            &JournalQuery {
+                email: Some(added[8_999].email.clone()),
+                ..JournalQuery::newest_first(10)
+            },
+        )
+        .await
+        .expect("history of one address");
+    assert_eq!(of_last, vec![all[8_999].clone()]);
+
+    // Everything pruned: the next entry still comes after every one given.
+    let last = again.last().expect("entries").position;
+    let future = Timestamp::from_nanos(Engine::now().as_nanos() + 1_000_000_000);
+    let mut pruned = 0;
+    loop {
+        let step = backend.prune_journal(future, 5_000).await.expect("prune");
+        if step == 0 {
+            break;
+        }
+        pruned += step;
+    }
+    assert_eq!(pruned, 9_001, "entries, not rows");
+    assert!(history(&backend, &t).await.is_empty());
+    add(&backend, &t, vec![hard("late@x.com", 1)]).await;
+    let late = history(&backend, &t).await;
+    assert_eq!(late.len(), 1);
+    assert!(
+        late[0].position > last,
+        "{:?} after {last:?}",
+        late[0].position
     );
 }
