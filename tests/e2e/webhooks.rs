@@ -1485,6 +1485,28 @@ async fn sendpost_records_through_its_secret_name() {
         !history.contains(SENDPOST_SECRET),
         "the secret is journaled"
     );
+
+    // The admin API counts what the hook received, by outcome: the 404s
+    // reached no hook; the unreadable body was refused.
+    let listed = hub.admin("/admin/v1/tenants/demo/webhooks").await;
+    let hooks = listed["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1, "{listed}");
+    let hook = &hooks[0];
+    assert_eq!(hook["provider"], "sendpost");
+    assert_eq!(hook["hook"], label.as_str());
+    assert_eq!(
+        [
+            &hook["recorded"],
+            &hook["ignored"],
+            &hook["duplicate"],
+            &hook["refused"]
+        ],
+        [&json!(3), &json!(1), &json!(1), &json!(1)],
+        "{hook}"
+    );
+    let last = nanos(hook["last_event_at"].as_str().unwrap());
+    assert!(last >= now * SECOND, "{hook}");
+    assert!(!listed.to_string().contains(SENDPOST_SECRET));
 }
 
 /// A SendPost hook's name is its only secret, so the log names the hook by
@@ -1812,7 +1834,7 @@ async fn ses_through_sns() {
         .await;
 
     let hooks = format!(
-        "  [[tenants.webhooks]]\n  provider = \"ses\"\n  name = \"main\"\n  topic_arns = [\"{TOPIC}\"]\n  [[tenants.webhooks]]\n  provider = \"ses\"\n  name = \"any-topic\"\n"
+        "  [[tenants.webhooks]]\n  provider = \"ses\"\n  name = \"main\"\n  topic_arns = [\"{TOPIC}\"]\n  [[tenants.webhooks]]\n  provider = \"ses\"\n  name = \"any-topic\"\n  topic_arns = [\"arn:aws:sns:eu-west-1:123456789012:other\"]\n"
     );
     let extra = format!("[webhooks]\nsns_cert_hosts = [\"{}\"]\n", sns.uri());
     let hub = Hub::spawn(&hooks, &extra).await;
@@ -1825,7 +1847,7 @@ async fn ses_through_sns() {
     let bounce_note = signed(notification("sns-msg-bounce", TOPIC, &message, &cert), "1");
     post_sns(&hub, main, &bounce_note).await.counts(1, 0, 0);
     // A complaint (event publishing), SignatureVersion 2, on another topic
-    // to the hook that accepts any.
+    // to the hook that accepts that topic.
     let mut message = fixture("ses/event_complaint.json");
     message["complaint"]["complainedRecipients"] = json!([{"emailAddress": "ses-spam1@example.com"}, {"emailAddress": "ses-spam2@example.com"}]);
     let other_topic = "arn:aws:sns:eu-west-1:123456789012:other";
@@ -2159,6 +2181,11 @@ fn webhook_config_mistakes_refuse_the_start() {
             ),
             "tenants[0].webhooks[0].signing_key",
             "not a setting of a ses hook",
+        ),
+        (
+            hook("  provider = \"ses\"\n  name = \"main\"\n"),
+            "tenants[0].webhooks[0].topic_arns",
+            "is required",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();

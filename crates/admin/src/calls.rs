@@ -225,3 +225,34 @@ pub async fn restore(
         "dry_run": body.dry_run,
     })))
 }
+
+/// `GET /admin/v1/tenants/{tenant}/webhooks`: each of the tenant's hooks,
+/// by provider and label (a SendPost hook's name is its secret and never
+/// shown), with what it has received since the gateway started, by
+/// outcome, and when it last received an event.
+pub async fn webhooks(
+    caller: AdminCaller<Read>,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let tenant = tenant_of(&state, &caller, &path)?;
+    let hooks: Vec<Value> = state
+        .webhooks
+        .as_ref()
+        .map(|webhooks| webhooks.reports(&tenant))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|report| {
+            json!({
+                "provider": report.provider.as_str(),
+                "hook": report.label,
+                "recorded": report.recorded,
+                "ignored": report.ignored,
+                "duplicate": report.duplicate,
+                "refused": report.refused,
+                "last_event_at": report.last_event_at.map(|at| at.to_rfc3339_nanos()),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "tenant": tenant.as_str(), "webhooks": hooks })))
+}

@@ -43,6 +43,8 @@ pub struct AdminState {
     pub tokens: Vec<AdminToken>,
     /// Every configured tenant, in config order.
     pub tenants: Vec<TenantId>,
+    /// The webhooks' counts, when the gateway serves webhooks.
+    pub webhooks: Option<web::Data<hush_webhooks::WebhookState>>,
     pub body_limit: usize,
 }
 
@@ -78,6 +80,7 @@ pub fn scope(
         .service(endpoint("/tenants").get(calls::tenants))
         .service(endpoint("/tenants/{tenant}/history").get(calls::history))
         .service(endpoint("/tenants/{tenant}/restore").post(calls::restore))
+        .service(endpoint("/tenants/{tenant}/webhooks").get(calls::webhooks))
         .default_service(web::to(not_found))
 }
 

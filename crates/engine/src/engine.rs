@@ -62,6 +62,11 @@ impl Engine {
         self.backend.capabilities()
     }
 
+    /// What the store that serves `tenant` can do.
+    pub fn capabilities_for(&self, tenant: &TenantId) -> Capabilities {
+        self.backend.capabilities_for(tenant)
+    }
+
     /// The current time, in the precision every API derives its own from.
     pub fn now() -> Timestamp {
         let nanos = SystemTime::now()

@@ -245,7 +245,11 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     guard.sanitize_forwarded(&mut req);
-    let limited = guard.auth_failures.as_ref().and_then(|limit| {
+    // A webhook's refusals are not a client guessing keys: a provider
+    // posting with a stale secret would otherwise get its sending address
+    // throttled for every hook and tenant behind it.
+    let counted = !req.path().starts_with(hush_webhooks::PREFIX);
+    let limited = guard.auth_failures.as_ref().filter(|_| counted).and_then(|limit| {
         client_address(&req, &guard.trusted_proxies)
             .filter(|client| limit.counts(*client))
             .map(|client| (limit, client))

@@ -138,20 +138,21 @@ impl Gateway {
             keys: key_table(&keys, Api::Postmark, |_| PostmarkProfile::default()),
             body_limit: config.server.max_body_bytes,
         });
+        let webhooks = web::Data::new(hush_webhooks::WebhookState::new(
+            engine.clone(),
+            config.resolve_webhooks()?,
+            config.webhooks.settings(),
+        ));
         let admin_tokens = config.resolve_admin_tokens()?;
         let admin = (!admin_tokens.is_empty()).then(|| {
             web::Data::new(hush_admin::AdminState {
                 engine: engine.clone(),
                 tokens: admin_tokens,
                 tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
+                webhooks: Some(webhooks.clone()),
                 body_limit: config.server.max_body_bytes,
             })
         });
-        let webhooks = web::Data::new(hush_webhooks::WebhookState::new(
-            engine.clone(),
-            config.resolve_webhooks()?,
-            config.webhooks.settings(),
-        ));
         Ok(Self {
             engine,
             v3,

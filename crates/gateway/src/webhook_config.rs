@@ -116,6 +116,22 @@ impl WebhooksConfig {
                 "must be at least 1",
             ));
         }
+        for host in &self.sns_cert_hosts {
+            let Some(address) = host.strip_prefix("http://") else {
+                continue;
+            };
+            let loopback = address
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| matches!(host, "127.0.0.1" | "[::1]" | "localhost"));
+            if !loopback {
+                return Err(ConfigError::new(
+                    "webhooks.sns_cert_hosts",
+                    format!(
+                        "{host:?}: plain http is allowed only to a loopback address and port (a test's stand-in for SNS)"
+                    ),
+                ));
+            }
+        }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::new(
                 "webhooks.max_body_bytes",
@@ -223,6 +239,15 @@ fn verification(
             signing_key: secret(at, "signing_key", &hook.signing_key, &hook.signing_key_env)?
                 .ok_or_else(|| ConfigError::new(format!("{at}.signing_key"), "is required"))?,
         },
+        // Required: SNS subscriptions are confirmed automatically, so
+        // without it any AWS account could subscribe a topic of its own to
+        // this URL and post validly signed events.
+        Provider::Ses if hook.topic_arns.is_empty() => {
+            return Err(ConfigError::new(
+                format!("{at}.topic_arns"),
+                "is required: name the SNS topics whose events this hook accepts (any AWS account can sign SNS messages)",
+            ));
+        }
         Provider::Ses => Verification::Ses {
             topic_arns: hook.topic_arns.clone(),
         },

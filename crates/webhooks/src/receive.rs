@@ -44,7 +44,7 @@ impl WebhookState {
     /// `hooks` must have distinct (provider, name) pairs; the config checks.
     pub fn new(engine: Engine, hooks: Vec<Hook>, settings: Settings) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
@@ -114,7 +114,13 @@ async fn receive(
     let outcome = async {
         let body = read_body(payload, state.settings.max_body_bytes).await?;
         let events = state.verified_events(&req, hook, &body).await?;
-        state.apply(hook, events).await
+        // Everything the store is asked (which events it has seen, the
+        // groups, the changes) within the budget; on SQLite a write past
+        // it still commits, and the provider's retry is then a duplicate.
+        let budget = state.settings.budget;
+        tokio::time::timeout(budget, state.apply(hook, events))
+            .await
+            .map_err(|_| WebhookError::OverBudget(budget))?
     }
     .await;
     match &outcome {
@@ -361,12 +367,10 @@ impl WebhookState {
                 changes,
             });
         }
-        let applying = self
+        let fresh = self
             .engine
-            .apply_events(&hook.tenant, &hook.label, received, &actor);
-        let fresh = tokio::time::timeout(self.settings.budget, applying)
-            .await
-            .map_err(|_| WebhookError::OverBudget(self.settings.budget))??;
+            .apply_events(&hook.tenant, &hook.label, received, &actor)
+            .await?;
         let mut applied = Applied::default();
         for (fresh, suppressing) in fresh.into_iter().zip(suppressing) {
             match (fresh, suppressing) {
@@ -406,21 +410,27 @@ impl WebhookState {
                 kind,
                 origin,
                 at,
-            } => Some(EventChange::Add(NewSuppression {
-                email,
-                scope: self.scope(hook, groups, target, actor).await?,
-                kind,
-                origin,
-                created_at: at,
-            })),
+            } => {
+                let Some(scope) = self.scope(hook, groups, target, actor).await? else {
+                    return Ok(None);
+                };
+                Some(EventChange::Add(NewSuppression {
+                    email,
+                    scope,
+                    kind,
+                    origin,
+                    created_at: at,
+                }))
+            }
             Action::Lift {
                 email,
                 target,
                 kinds,
             } => {
                 let scope = match self.scope(hook, groups, target, actor).await? {
-                    EntryScope::Global => ScopeFilter::Global,
-                    EntryScope::Group(id) => ScopeFilter::Group(id),
+                    None => return Ok(None),
+                    Some(EntryScope::Global) => ScopeFilter::Global,
+                    Some(EntryScope::Group(id)) => ScopeFilter::Group(id),
                 };
                 let mut filter = ListFilter::new(kinds, scope);
                 filter.email = Some(EmailMatch::Exact(email));
@@ -430,19 +440,26 @@ impl WebhookState {
         })
     }
 
+    /// Where an action's entry goes; `None` when the tenant's store keeps
+    /// no groups (an upstream SendPost): the action is then not taken, and
+    /// the rest of the delivery is.
     async fn scope(
         &self,
         hook: &Hook,
         groups: &mut GroupCache,
         target: Target,
         actor: &Actor,
-    ) -> Result<EntryScope, WebhookError> {
+    ) -> Result<Option<EntryScope>, WebhookError> {
         let reference = match target {
-            Target::Global => return Ok(EntryScope::Global),
+            Target::Global => return Ok(Some(EntryScope::Global)),
             Target::Group(reference) => reference,
         };
         if let Some(scope) = groups.0.get(&reference) {
-            return Ok(*scope);
+            return Ok(Some(*scope));
+        }
+        if !self.engine.capabilities_for(&hook.tenant).groups {
+            tracing::warn!(hook = %hook.label, tenant = %hook.tenant, "an event names a group, and the tenant's store keeps none: that change is not made");
+            return Ok(None);
         }
         let tenant = &hook.tenant;
         let key = match &reference {
@@ -451,7 +468,7 @@ impl WebhookState {
                     && let Ok(group) = self.engine.group(tenant, id).await
                 {
                     groups.0.insert(reference, EntryScope::Group(group.id));
-                    return Ok(EntryScope::Group(group.id));
+                    return Ok(Some(EntryScope::Group(group.id)));
                 }
                 // A SendGrid group hush does not know by that id: a group
                 // of its own, found again by key next time.
@@ -466,33 +483,44 @@ impl WebhookState {
         };
         let scope = EntryScope::Group(group.id);
         groups.0.insert(reference, scope);
-        Ok(scope)
+        Ok(Some(scope))
     }
 
+    /// Makes the group `key` names, named after it; if another group has
+    /// that name, named after the provider too.
     async fn create_group(
         &self,
         hook: &Hook,
         key: &GroupKey,
         actor: &Actor,
     ) -> Result<hush_model::Group, WebhookError> {
-        let spec = GroupSpec {
-            key: Some(key.clone()),
-            name: key.as_str().to_owned(),
-            description: format!("made for a {} webhook event", hook.provider.as_str()),
-            is_default: false,
-            stream_type: StreamType::Broadcasts,
-            unsubscribe_handling: None,
-        };
-        match self.engine.create_group(&hook.tenant, spec, actor).await {
-            Ok(group) => Ok(group),
-            // Made meanwhile by a delivery racing this one.
-            Err(EngineError::GroupKeyTaken(_) | EngineError::GroupNameTaken(_)) => self
-                .engine
-                .group_by_key(&hook.tenant, key)
-                .await?
-                .ok_or_else(|| WebhookError::Malformed(format!("group {key} vanished"))),
-            Err(err) => Err(err.into()),
+        let provider = hook.provider.as_str();
+        let names = [
+            key.as_str().to_owned(),
+            format!("{key} ({provider} webhook)"),
+        ];
+        for name in names {
+            let spec = GroupSpec {
+                key: Some(key.clone()),
+                name,
+                description: format!("made for a {provider} webhook event"),
+                is_default: false,
+                stream_type: StreamType::Broadcasts,
+                unsubscribe_handling: None,
+            };
+            match self.engine.create_group(&hook.tenant, spec, actor).await {
+                Ok(group) => return Ok(group),
+                Err(EngineError::GroupNameTaken(_)) => {}
+                // Made meanwhile by a delivery racing this one.
+                Err(EngineError::GroupKeyTaken(_)) => {
+                    if let Some(group) = self.engine.group_by_key(&hook.tenant, key).await? {
+                        return Ok(group);
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
+        Err(WebhookError::Engine(EngineError::GroupNameTaken(key.as_str().to_owned())))
     }
 }
 

@@ -1254,16 +1254,17 @@ const JOURNAL_CHUNK: usize = 64;
 pub(super) const MAX_PACK: i64 = 4096;
 
 /// Parameters of each row of [`journal_insert`] after the shared ones.
-const JOURNAL_ROW_PARAMS: usize = 5;
+const JOURNAL_ROW_PARAMS: usize = 4;
 
 /// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
-/// tenant, time and actor every row shares, then each row's position,
-/// operation, address, suppression id and record.
+/// tenant, time and actor every row shares, then each row's operation,
+/// address, suppression id and record. Positions come from AUTOINCREMENT,
+/// in the rows' order.
 fn journal_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO journal \
-         (position, tenant, at, operation, email, subject, door, key_name, request_id, event_id, \
-          record) VALUES ",
+         (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
+         VALUES ",
     );
     for row in 0..rows {
         let first = 7 + JOURNAL_ROW_PARAMS * row;
@@ -1271,11 +1272,10 @@ fn journal_insert(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(?{first}, ?1, ?2, ?{}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            "(?1, ?2, ?{first}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
             first + 1,
             first + 2,
-            first + 3,
-            first + 4
+            first + 3
         ));
     }
     sql
@@ -1283,7 +1283,6 @@ fn journal_insert(rows: usize) -> String {
 
 /// An entry waiting for its command's next INSERT.
 struct PendingEntry {
-    position: i64,
     operation: Operation,
     email: Option<String>,
     subject: Option<i64>,
@@ -1299,22 +1298,18 @@ struct PendingEntry {
 /// one row holds up to [`MAX_PACK`] of them by id, and their records are
 /// read from `suppressions` (or from their removal) when the journal is
 /// read. Every other entry is a row of its own, written [`JOURNAL_CHUNK`]
-/// at a time. Positions are given here, from `sqlite_sequence`, which
-/// [`Journal::finish`] moves past the last one, so that a pack takes as
-/// many positions as it holds entries; a command must call it before it
-/// returns.
+/// at a time. A row takes its position from AUTOINCREMENT; a pack of n
+/// entries then moves `sqlite_sequence` n − 1 further, so that its entries
+/// have positions of their own that are never given again. A command must
+/// call [`Journal::finish`] before it returns.
 pub(super) struct Journal<'conn, 'a> {
     conn: &'conn Connection,
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
-    /// The position the next entry takes, once read.
-    next: Option<i64>,
     pending: Vec<PendingEntry>,
     /// Ids of suppressions just added, in order, for the next pack.
     packed: Vec<i64>,
-    /// The position of the pack's first entry.
-    pack_position: i64,
 }
 
 impl<'conn, 'a> Journal<'conn, 'a> {
@@ -1324,35 +1319,14 @@ impl<'conn, 'a> Journal<'conn, 'a> {
             tenant,
             actor,
             at: Engine::now().as_nanos(),
-            next: None,
             pending: Vec::new(),
             packed: Vec::new(),
-            pack_position: 0,
         }
-    }
-
-    /// The position the next entry takes.
-    fn take_position(&mut self) -> Result<i64, StoreError> {
-        let next = match self.next {
-            Some(next) => next,
-            None => {
-                let last: Option<i64> = self
-                    .conn
-                    .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'journal'")?
-                    .query_row([], |row| row.get(0))
-                    .optional()?;
-                last.unwrap_or(0) + 1
-            }
-        };
-        self.next = Some(next + 1);
-        Ok(next)
     }
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
         self.write_pack()?;
-        let position = self.take_position()?;
         self.pending.push(PendingEntry {
-            position,
             operation,
             email: record.email().map(|e| e.as_str().to_owned()),
             subject: record.suppression_id().map(|id| id.0),
@@ -1376,11 +1350,10 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
         for (row, entry) in self.pending.drain(..rows).enumerate() {
             let first = 7 + JOURNAL_ROW_PARAMS * row;
-            stmt.raw_bind_parameter(first, entry.position)?;
-            stmt.raw_bind_parameter(first + 1, entry.operation.as_str())?;
-            stmt.raw_bind_parameter(first + 2, entry.email)?;
-            stmt.raw_bind_parameter(first + 3, entry.subject)?;
-            stmt.raw_bind_parameter(first + 4, entry.record)?;
+            stmt.raw_bind_parameter(first, entry.operation.as_str())?;
+            stmt.raw_bind_parameter(first + 1, entry.email)?;
+            stmt.raw_bind_parameter(first + 2, entry.subject)?;
+            stmt.raw_bind_parameter(first + 3, entry.record)?;
         }
         stmt.raw_execute()?;
         Ok(())
@@ -1403,10 +1376,6 @@ impl<'conn, 'a> Journal<'conn, 'a> {
     /// hands it back.
     fn added(&mut self, suppression: Suppression) -> Result<Suppression, StoreError> {
         self.write_pending()?;
-        let position = self.take_position()?;
-        if self.packed.is_empty() {
-            self.pack_position = position;
-        }
         self.packed.push(suppression.id.0);
         if self.packed.len() as i64 == MAX_PACK {
             self.write_pack()?;
@@ -1425,12 +1394,11 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         self.conn
             .prepare_cached(
                 "INSERT INTO journal \
-                 (position, tenant, at, operation, email, subject, door, key_name, request_id, \
-                  event_id, record, entries, ids) \
-                 VALUES (?1, ?2, ?3, 'added', NULL, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
+                 (tenant, at, operation, email, subject, door, key_name, request_id, event_id, \
+                  record, entries, ids) \
+                 VALUES (?1, ?2, 'added', NULL, ?3, ?4, ?5, ?6, ?7, '', ?8, ?9)",
             )?
             .execute(params![
-                self.pack_position,
                 self.tenant.as_str(),
                 self.at,
                 first,
@@ -1441,28 +1409,20 @@ impl<'conn, 'a> Journal<'conn, 'a> {
                 entries,
                 runs,
             ])?;
+        if entries > 1 {
+            // AUTOINCREMENT has just written the row's own position there.
+            let last = self.conn.last_insert_rowid() + entries - 1;
+            self.conn
+                .prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'journal'")?
+                .execute([last])?;
+        }
         Ok(())
     }
 
-    /// Writes what is pending, then moves `sqlite_sequence` past the last
-    /// position taken (a pack's later positions are in no row's key).
+    /// Writes what is pending.
     pub(super) fn finish(mut self) -> Result<(), StoreError> {
         self.write_pending()?;
-        self.write_pack()?;
-        if let Some(next) = self.next {
-            let changed = self
-                .conn
-                .prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'journal'")?
-                .execute([next - 1])?;
-            if changed == 0 {
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('journal', ?1)",
-                    )?
-                    .execute([next - 1])?;
-            }
-        }
-        Ok(())
+        self.write_pack()
     }
 
     /// Journals a change to a suppression and hands the suppression back,
