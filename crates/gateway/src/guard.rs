@@ -249,11 +249,15 @@ pub async fn guard(
     // posting with a stale secret would otherwise get its sending address
     // throttled for every hook and tenant behind it.
     let counted = !req.path().starts_with(hush_webhooks::PREFIX);
-    let limited = guard.auth_failures.as_ref().filter(|_| counted).and_then(|limit| {
-        client_address(&req, &guard.trusted_proxies)
-            .filter(|client| limit.counts(*client))
-            .map(|client| (limit, client))
-    });
+    let limited = guard
+        .auth_failures
+        .as_ref()
+        .filter(|_| counted)
+        .and_then(|limit| {
+            client_address(&req, &guard.trusted_proxies)
+                .filter(|client| limit.counts(*client))
+                .map(|client| (limit, client))
+        });
     if let Some((limit, client)) = limited
         && let Some(retry_after_secs) = limit.waiting(client)
     {

@@ -520,7 +520,9 @@ impl WebhookState {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(WebhookError::Engine(EngineError::GroupNameTaken(key.as_str().to_owned())))
+        Err(WebhookError::Engine(EngineError::GroupNameTaken(
+            key.as_str().to_owned(),
+        )))
     }
 }
 

@@ -173,6 +173,45 @@ ALTER TABLE journal ADD COLUMN ids TEXT;
 CREATE INDEX journal_removed_by_subject ON journal (subject)
     WHERE email IS NOT NULL AND subject IS NOT NULL;
 ",
+    r"
+CREATE TABLE journal_by_tenant_position (
+    tenant     TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    operation  TEXT    NOT NULL,
+    email      TEXT,
+    door       TEXT    NOT NULL,
+    key_name   TEXT,
+    request_id TEXT,
+    event_id   TEXT,
+    record     TEXT    NOT NULL,
+    subject    INTEGER,
+    entries    INTEGER NOT NULL DEFAULT 1,
+    ids        TEXT,
+    PRIMARY KEY (tenant, position)
+) WITHOUT ROWID;
+
+INSERT INTO journal_by_tenant_position
+    (tenant, position, at, operation, email, door, key_name, request_id, event_id, record,
+     subject, entries, ids)
+SELECT tenant, position, at, operation, email, door, key_name, request_id, event_id, record,
+       subject, entries, ids
+FROM journal;
+
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'hush_journal_position', max(
+    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0),
+    coalesce((SELECT max(position + entries - 1) FROM journal), 0));
+
+DROP TABLE journal;
+
+ALTER TABLE journal_by_tenant_position RENAME TO journal;
+
+CREATE INDEX journal_by_email ON journal (tenant, email) WHERE email IS NOT NULL;
+
+CREATE INDEX journal_removed_by_subject ON journal (subject)
+    WHERE email IS NOT NULL AND subject IS NOT NULL;
+",
 ];
 
 /// The migration after which stored addresses are in `Email::parse`'s

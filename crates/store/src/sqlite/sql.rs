@@ -1238,33 +1238,93 @@ pub(super) fn put_back_group(
 // ---------------------------------------------------------------------------
 // The journal
 
-const JOURNAL_INSERT: &str = "INSERT INTO journal \
-     (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-
 /// Most entries one INSERT of a command's journal writes. One statement
-/// per entry cost the import as much again as the entry's own B-tree work
-/// (its run, binding, AUTOINCREMENT's read and write of
-/// `sqlite_sequence`); a multi-row INSERT pays that once per
-/// [`JOURNAL_CHUNK`] entries.
+/// per entry cost the import as much again as the entry's own B-tree work;
+/// a multi-row INSERT pays that once per [`JOURNAL_CHUNK`] entries.
 const JOURNAL_CHUNK: usize = 64;
 
 /// Most entries one packed row holds (`schema`, migration 8). A read that
 /// starts inside a pack looks this far back for its first row.
 pub(super) const MAX_PACK: i64 = 4096;
 
+/// The `sqlite_sequence` row that keeps the last journal position given
+/// once pruning may have deleted the row that held it (`schema`, migration
+/// 9): [`prune_journal`] writes it before it deletes.
+const POSITION_COUNTER: &str = "hush_journal_position";
+
+thread_local! {
+    /// The next journal position of each database file this thread writes
+    /// (a `SqliteBackend`'s writes all run on its writer thread), once
+    /// read: so that a write reads and writes no counter. A command rolled
+    /// back after taking positions leaves a gap, never a position given
+    /// twice.
+    static NEXT_POSITIONS: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, i64>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The last position given: the counter's, or the last of any tenant's
+/// rows (a seek per tenant).
+fn last_position(conn: &Connection) -> Result<i64, StoreError> {
+    let counter: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = ?1")?
+        .query_row([POSITION_COUNTER], |row| row.get(0))
+        .optional()?;
+    let mut last = counter.unwrap_or(0);
+    let mut of_tenant = conn.prepare_cached(
+        "SELECT position + entries - 1 FROM journal WHERE tenant = ?1 \
+         ORDER BY position DESC LIMIT 1",
+    )?;
+    for tenant in journal_tenants(conn)? {
+        last = last.max(of_tenant.query_row([&tenant], |row| row.get::<_, i64>(0))?);
+    }
+    Ok(last)
+}
+
+/// The journal's positions, given in order.
+struct Positions;
+
+impl Positions {
+    fn new() -> Self {
+        Self
+    }
+
+    /// `count` positions in a row; the first.
+    fn take(&mut self, conn: &Connection, count: i64) -> Result<i64, StoreError> {
+        // An in-memory database has no path to key a cache by.
+        let Some(path) = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+        else {
+            return Ok(last_position(conn)? + 1);
+        };
+        let cached = NEXT_POSITIONS.with(|next| next.borrow().get(&path).copied());
+        let first = match cached {
+            Some(next) => next,
+            None => last_position(conn)? + 1,
+        };
+        NEXT_POSITIONS.with(|next| next.borrow_mut().insert(path, first + count));
+        Ok(first)
+    }
+
+    /// Nothing to write: the rows hold the last position (see
+    /// [`POSITION_COUNTER`]).
+    fn save(&self, _conn: &Connection) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// Parameters of each row of [`journal_insert`] after the shared ones.
-const JOURNAL_ROW_PARAMS: usize = 4;
+const JOURNAL_ROW_PARAMS: usize = 5;
 
 /// A multi-row INSERT of `rows` entries of one command: `?1` … `?6` are the
-/// tenant, time and actor every row shares, then each row's operation,
-/// address, suppression id and record. Positions come from AUTOINCREMENT,
-/// in the rows' order.
+/// tenant, time and actor every row shares, then each row's position,
+/// operation, address, suppression id and record.
 fn journal_insert(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO journal \
-         (tenant, at, operation, email, subject, door, key_name, request_id, event_id, record) \
-         VALUES ",
+         (tenant, position, at, operation, email, subject, door, key_name, request_id, \
+          event_id, record) VALUES ",
     );
     for row in 0..rows {
         let first = 7 + JOURNAL_ROW_PARAMS * row;
@@ -1272,10 +1332,11 @@ fn journal_insert(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(?1, ?2, ?{first}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
+            "(?1, ?{first}, ?2, ?{}, ?{}, ?{}, ?3, ?4, ?5, ?6, ?{})",
             first + 1,
             first + 2,
-            first + 3
+            first + 3,
+            first + 4
         ));
     }
     sql
@@ -1283,6 +1344,7 @@ fn journal_insert(rows: usize) -> String {
 
 /// An entry waiting for its command's next INSERT.
 struct PendingEntry {
+    position: i64,
     operation: Operation,
     email: Option<String>,
     subject: Option<i64>,
@@ -1298,15 +1360,15 @@ struct PendingEntry {
 /// one row holds up to [`MAX_PACK`] of them by id, and their records are
 /// read from `suppressions` (or from their removal) when the journal is
 /// read. Every other entry is a row of its own, written [`JOURNAL_CHUNK`]
-/// at a time. A row takes its position from AUTOINCREMENT; a pack of n
-/// entries then moves `sqlite_sequence` n − 1 further, so that its entries
-/// have positions of their own that are never given again. A command must
-/// call [`Journal::finish`] before it returns.
+/// at a time. Positions come from [`Positions`]: a pack takes as many as it
+/// holds entries. A command must call [`Journal::finish`] before it
+/// returns.
 pub(super) struct Journal<'conn, 'a> {
     conn: &'conn Connection,
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
+    positions: Positions,
     pending: Vec<PendingEntry>,
     /// Ids of suppressions just added, in order, for the next pack.
     packed: Vec<i64>,
@@ -1319,6 +1381,7 @@ impl<'conn, 'a> Journal<'conn, 'a> {
             tenant,
             actor,
             at: Engine::now().as_nanos(),
+            positions: Positions::new(),
             pending: Vec::new(),
             packed: Vec::new(),
         }
@@ -1326,7 +1389,9 @@ impl<'conn, 'a> Journal<'conn, 'a> {
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
         self.write_pack()?;
+        let position = self.positions.take(self.conn, 1)?;
         self.pending.push(PendingEntry {
+            position,
             operation,
             email: record.email().map(|e| e.as_str().to_owned()),
             subject: record.suppression_id().map(|id| id.0),
@@ -1350,10 +1415,11 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         stmt.raw_bind_parameter(6, self.actor.event_id.as_deref())?;
         for (row, entry) in self.pending.drain(..rows).enumerate() {
             let first = 7 + JOURNAL_ROW_PARAMS * row;
-            stmt.raw_bind_parameter(first, entry.operation.as_str())?;
-            stmt.raw_bind_parameter(first + 1, entry.email)?;
-            stmt.raw_bind_parameter(first + 2, entry.subject)?;
-            stmt.raw_bind_parameter(first + 3, entry.record)?;
+            stmt.raw_bind_parameter(first, entry.position)?;
+            stmt.raw_bind_parameter(first + 1, entry.operation.as_str())?;
+            stmt.raw_bind_parameter(first + 2, entry.email)?;
+            stmt.raw_bind_parameter(first + 3, entry.subject)?;
+            stmt.raw_bind_parameter(first + 4, entry.record)?;
         }
         stmt.raw_execute()?;
         Ok(())
@@ -1391,15 +1457,17 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         let runs = Runs::of(&self.packed).to_string();
         let entries = self.packed.len() as i64;
         self.packed.clear();
+        let position = self.positions.take(self.conn, entries)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO journal \
-                 (tenant, at, operation, email, subject, door, key_name, request_id, event_id, \
-                  record, entries, ids) \
-                 VALUES (?1, ?2, 'added', NULL, ?3, ?4, ?5, ?6, ?7, '', ?8, ?9)",
+                 (tenant, position, at, operation, email, subject, door, key_name, request_id, \
+                  event_id, record, entries, ids) \
+                 VALUES (?1, ?2, ?3, 'added', NULL, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
             )?
             .execute(params![
                 self.tenant.as_str(),
+                position,
                 self.at,
                 first,
                 self.actor.door.as_str(),
@@ -1409,20 +1477,14 @@ impl<'conn, 'a> Journal<'conn, 'a> {
                 entries,
                 runs,
             ])?;
-        if entries > 1 {
-            // AUTOINCREMENT has just written the row's own position there.
-            let last = self.conn.last_insert_rowid() + entries - 1;
-            self.conn
-                .prepare_cached("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'journal'")?
-                .execute([last])?;
-        }
         Ok(())
     }
 
-    /// Writes what is pending.
+    /// Writes what is pending, and moves the position counter past it.
     pub(super) fn finish(mut self) -> Result<(), StoreError> {
         self.write_pending()?;
-        self.write_pack()
+        self.write_pack()?;
+        self.positions.save(self.conn)
     }
 
     /// Journals a change to a suppression and hands the suppression back,
@@ -1747,7 +1809,7 @@ fn journal_select(tenant: &TenantId, query: &JournalQuery) -> (String, Vec<Value
     }
     clause.params.push(Value::Integer(i64::from(query.limit)));
     let sql = format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_tenant WHERE {} \
+        "SELECT {JOURNAL_COLUMNS} FROM journal WHERE {} \
          ORDER BY position {direction} LIMIT ?",
         clause.sql
     );
@@ -1794,10 +1856,10 @@ fn address_journal(
     ids.sort_unstable();
     ids.dedup();
     for id in ids {
-        if let Some(entry) = live_add(conn, tenant, id)? {
-            if entry.record.email() == Some(email) {
-                entries.push(entry);
-            }
+        if let Some(entry) = live_add(conn, tenant, id)?
+            && entry.record.email() == Some(email)
+        {
+            entries.push(entry);
         }
     }
     let admits = |e: &JournalEntry| {
@@ -1820,31 +1882,57 @@ fn address_journal(
     Ok(entries)
 }
 
-fn live_add_select() -> String {
-    format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal INDEXED BY journal_by_subject \
-         WHERE email IS NULL AND subject IS NOT NULL AND subject <= ?1 \
-         ORDER BY subject DESC LIMIT 1"
-    )
-}
+/// The first live add row of a tenant at or after a position: its
+/// position and first id.
+const LIVE_ADD_FROM: &str = "SELECT position, subject FROM journal \
+     WHERE tenant = ?1 AND position >= ?2 AND email IS NULL AND subject IS NOT NULL \
+     ORDER BY position LIMIT 1";
 
 /// The `added` entry of a live add of suppression `id`, if the journal
-/// holds one: the row with the greatest first id at or below it.
+/// holds one. A tenant's live add rows (packs, and migration 6's rows of
+/// one entry) take their ids and positions from one writer in the same
+/// order, so their first ids increase with their positions: the row that
+/// holds `id` is the last one whose first id is at or below it, found by
+/// bisecting the tenant's positions, one seek of the primary key a step.
 fn live_add(
     conn: &Connection,
     tenant: &TenantId,
     id: i64,
 ) -> Result<Option<JournalEntry>, StoreError> {
+    let mut first_from = conn.prepare_cached(LIVE_ADD_FROM)?;
+    let mut first = |from: i64| -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(first_from
+            .query_row(params![tenant.as_str(), from], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?)
+    };
+    let Some((mut low, subject)) = first(i64::MIN)? else {
+        return Ok(None);
+    };
+    if subject > id {
+        return Ok(None);
+    }
+    // `low` is a live row at or below `id`; no live row from `high` on is.
+    let mut high = conn
+        .prepare_cached("SELECT max(position) FROM journal WHERE tenant = ?1")?
+        .query_row([tenant.as_str()], |row| row.get::<_, i64>(0))?
+        .saturating_add(1);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        match first(middle)? {
+            Some((position, subject)) if subject <= id => low = position,
+            _ => high = middle,
+        }
+    }
+    let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE tenant = ?1 AND position = ?2");
     let Some(row) = conn
-        .prepare_cached(&live_add_select())?
-        .query_row([id], journal_row)
+        .prepare_cached(&sql)?
+        .query_row(params![tenant.as_str(), low], journal_row)
         .optional()?
     else {
         return Ok(None);
     };
-    if &row.tenant != tenant {
-        return Ok(None);
-    }
     let position = match &row.ids {
         Some(runs) => match runs.index_of(id) {
             Some(index) => row.position + index,
@@ -1860,37 +1948,42 @@ fn live_add(
         .pop())
 }
 
-/// Up to `limit` entries of every tenant after `after`, oldest first.
+/// Every tenant that has journal rows, in order: one seek of the primary
+/// key each.
+fn journal_tenants(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut next = conn
+        .prepare_cached("SELECT tenant FROM journal WHERE tenant > ?1 ORDER BY tenant LIMIT 1")?;
+    let mut tenants = Vec::new();
+    let mut after = String::new();
+    while let Some(tenant) = next
+        .query_row([&after], |row| row.get::<_, String>(0))
+        .optional()?
+    {
+        after.clone_from(&tenant);
+        tenants.push(tenant);
+    }
+    Ok(tenants)
+}
+
+/// Up to `limit` entries of every tenant after `after`, oldest first: each
+/// tenant's next ones, merged by position.
 pub(super) fn journal_all(
     conn: &Connection,
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<JournalEntry>, StoreError> {
-    let after = after.map_or(0, |p| p.0);
-    let sql = format!(
-        "SELECT {JOURNAL_COLUMNS} FROM journal \
-         WHERE position > ?1 AND position + entries > ?2 ORDER BY position LIMIT ?3"
-    );
-    let rows: Vec<JournalRow> = conn
-        .prepare_cached(&sql)?
-        .query_map(
-            params![
-                after.saturating_sub(MAX_PACK),
-                after.saturating_add(1),
-                i64::from(limit)
-            ],
-            journal_row,
-        )?
-        .collect::<Result<_, _>>()?;
-    let limit = limit as usize;
     let mut entries = Vec::new();
-    for row in rows {
-        let room = limit - entries.len();
-        entries.extend(row.expand(conn, JournalOrder::OldestFirst, room, |p| p > after)?);
-        if entries.len() == limit {
-            break;
-        }
+    for tenant in journal_tenants(conn)? {
+        let tenant = TenantId::parse(&tenant).map_err(|e| bad_column(0, Type::Text, e))?;
+        let query = JournalQuery {
+            order: JournalOrder::OldestFirst,
+            cursor: after,
+            ..JournalQuery::newest_first(limit)
+        };
+        entries.extend(journal(conn, &tenant, &query)?);
     }
+    entries.sort_by_key(|e| e.position);
+    entries.truncate(limit as usize);
     Ok(entries)
 }
 
@@ -1900,10 +1993,16 @@ pub(super) fn append_journal(
     conn: &Connection,
     entries: &[JournalEntry],
 ) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached(JOURNAL_INSERT)?;
+    let mut positions = Positions::new();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO journal \
+         (tenant, position, at, operation, email, subject, door, key_name, request_id, \
+          event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
     for entry in entries {
         insert.execute(params![
             entry.tenant.as_str(),
+            positions.take(conn, 1)?,
             entry.at.as_nanos(),
             entry.operation.as_str(),
             entry.record.email().map(Email::as_str),
@@ -1915,35 +2014,58 @@ pub(super) fn append_journal(
             entry.record.to_stored(),
         ])?;
     }
-    Ok(())
+    positions.save(conn)
 }
 
-/// Deletes up to `limit` of the oldest entries, stopping at the first one
-/// written at or after `before` (as the memory store does): the step reads
-/// at most `limit` rows from the start of the table, however much of the
-/// journal is old or young.
+/// Deletes up to `limit` rows of the oldest entries, tenant by tenant,
+/// each tenant's stopping at its first entry written at or after `before`;
+/// returns how many entries went (a pack holds many). A step reads at most
+/// `limit` rows of each tenant's start, however much is old or young.
 pub(super) fn prune_journal(
     conn: &Connection,
     before: Timestamp,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let oldest: Vec<(i64, i64, i64)> = conn
-        .prepare_cached("SELECT position, at, entries FROM journal ORDER BY position LIMIT ?1")?
-        .query_map([i64::from(limit)], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let old: Vec<&(i64, i64, i64)> = oldest
-        .iter()
-        .take_while(|(_, at, _)| *at < before.as_nanos())
-        .collect();
-    let Some((last, _, _)) = old.last() else {
-        return Ok(0);
-    };
-    conn.prepare_cached("DELETE FROM journal WHERE position <= ?1")?
-        .execute([last])?;
-    // Entries, not rows: a pack holds many.
-    Ok(old.iter().map(|(_, _, entries)| to_u64(*entries)).sum())
+    // The rows about to go may hold the last position given.
+    let last = last_position(conn)?;
+    let changed = conn
+        .prepare_cached("UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1")?
+        .execute(params![POSITION_COUNTER, last])?;
+    if changed == 0 {
+        conn.prepare_cached("INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)")?
+            .execute(params![POSITION_COUNTER, last])?;
+    }
+    let mut rows_left = i64::from(limit);
+    let mut pruned = 0;
+    for tenant in journal_tenants(conn)? {
+        if rows_left == 0 {
+            break;
+        }
+        let oldest: Vec<(i64, i64, i64)> = conn
+            .prepare_cached(
+                "SELECT position, at, entries FROM journal WHERE tenant = ?1 \
+                 ORDER BY position LIMIT ?2",
+            )?
+            .query_map(params![tenant, rows_left], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let old: Vec<&(i64, i64, i64)> = oldest
+            .iter()
+            .take_while(|(_, at, _)| *at < before.as_nanos())
+            .collect();
+        let Some((last, _, _)) = old.last() else {
+            continue;
+        };
+        conn.prepare_cached("DELETE FROM journal WHERE tenant = ?1 AND position <= ?2")?
+            .execute(params![tenant, last])?;
+        rows_left -= old.len() as i64;
+        pruned += old
+            .iter()
+            .map(|(_, _, entries)| to_u64(*entries))
+            .sum::<u64>();
+    }
+    Ok(pruned)
 }
 
 /// Fills the lookup index from the file: every entry, in id order (the
@@ -2079,11 +2201,8 @@ mod tests {
             ..every_filter.clone()
         };
         for (query, index) in [
-            (
-                JournalQuery::newest_first(10),
-                "journal_by_tenant (tenant=?)",
-            ),
-            (every_filter, "journal_by_tenant (tenant=? AND position<?)"),
+            (JournalQuery::newest_first(10), "PRIMARY KEY (tenant=?)"),
+            (every_filter, "PRIMARY KEY (tenant=? AND position<?)"),
         ] {
             let (sql, params) = journal_select(&tenant, &query);
             let detail = plan(&conn, &sql, params.len());
@@ -2094,7 +2213,7 @@ mod tests {
         let (sql, params) = journal_select(&tenant, &of_address);
         let detail = plan(&conn, &sql, params.len());
         assert!(
-            detail.contains("journal_by_tenant (tenant=? AND position>?)"),
+            detail.contains("PRIMARY KEY (tenant=? AND position>?)"),
             "{detail}"
         );
         // An address's few rows, and a pack's records, are each looked up,
@@ -2109,14 +2228,14 @@ mod tests {
                 "journal_by_email (tenant=? AND email=?)",
             ),
             (
-                live_add_select(),
-                1,
-                "journal_by_subject (subject>? AND subject<?)",
+                LIVE_ADD_FROM.to_owned(),
+                2,
+                "PRIMARY KEY (tenant=? AND position>?)",
             ),
             (
                 REMOVAL_OF.to_owned(),
                 3,
-                "journal_removed_by_subject (subject=? AND rowid>?)",
+                "journal_removed_by_subject (subject=?",
             ),
         ] {
             let detail = plan(&conn, &sql, params);
@@ -2125,10 +2244,12 @@ mod tests {
         }
         let detail = plan(
             &conn,
-            "SELECT position, at FROM journal ORDER BY position LIMIT ?1",
-            1,
+            "SELECT position, at, entries FROM journal WHERE tenant = ?1 \
+             ORDER BY position LIMIT ?2",
+            2,
         );
         assert!(!detail.contains("TEMP B-TREE"), "no sort: {detail}");
+        assert!(detail.contains("PRIMARY KEY (tenant=?)"), "{detail}");
     }
 
     #[test]

@@ -1355,4 +1355,16 @@ async fn packed_adds_read_back_entry_by_entry() {
         "{:?} after {last:?}",
         late[0].position
     );
+
+    // And across a restart of the file, once everything is pruned again.
+    assert!(backend.prune_journal(future, 5_000).await.expect("prune") > 0);
+    drop(backend);
+    let backend: Arc<dyn Backend> = Arc::new(open(&dir.path().join("hush.db")));
+    add(&backend, &t, vec![hard("later@x.com", 1)]).await;
+    let later = history(&backend, &t).await;
+    assert_eq!(later.len(), 1);
+    assert!(
+        later[0].position > late[0].position,
+        "{later:?} after {late:?}"
+    );
 }
