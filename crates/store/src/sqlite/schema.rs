@@ -27,37 +27,41 @@ use super::StoreError;
 /// - `hush_meta` holds the key of the ids shown to clients
 ///   (`hush_model::ShownIds`), drawn once per file, and the last group id
 ///   stored before shown ids were opaque, which keeps showing as stored.
-/// - `journal` holds one row per committed change (`hush_model::Recorded`;
+/// - `journal` records every committed change (`hush_model::Recorded`;
 ///   docs/operations.md, "History and restore"), written in the change's
-///   own transaction. `position` is AUTOINCREMENT so that a position is
-///   never used twice, even once pruning has emptied the table: `hush
-///   copy` and readers page by it. The writer is the only one, so commit
-///   order is position order. `at` is nanoseconds; `operation` is
-///   `Operation::as_str`; `door`, `key_name`, `request_id` and `event_id`
-///   are the actor; `record` is `Recorded::to_stored`'s JSON; `email` is
-///   the suppression's id and `email` its address (both NULL for a
-///   group's entry), except that a live `added` entry leaves `email` NULL
-///   (below). A tenant's history is read from `journal_by_tenant`, in
-///   position order.
+///   own transaction. Since migration 9 it is one B-tree keyed by
+///   `(tenant, position)`, which is a tenant's history in order: with single
+///   durable writes, each further B-tree (the table by rowid, an index by
+///   tenant, one by id) was one more page to write and sync per group
+///   commit. The writer is the only one, so commit order is position order.
+///   `at` is nanoseconds; `operation` is `Operation::as_str`; `door`,
+///   `key_name`, `request_id` and `event_id` are the actor; `record` is
+///   `Recorded::to_stored`'s JSON; `subject` is the suppression's id and
+///   `email` its address (both NULL for a group's entry).
+/// - Positions are never given twice, even once pruning has emptied the
+///   journal: `hush copy`, readers and mirrors page by them. The writer
+///   keeps the next one in memory (`sql::Positions`), seeded from each
+///   tenant's last row and from the `sqlite_sequence` row
+///   `hush_journal_position`, which pruning writes before it deletes.
 /// - What an add makes is journaled packed (migration 8): one row per
 ///   command (up to `sql::MAX_PACK` entries) with `ids`, the new
 ///   suppressions' ids as runs (`first:len,…`), `entries` their number,
 ///   `subject` the first, `email` NULL and `record` empty. The pack takes
-///   `entries` positions from `position` on; `sqlite_sequence` is moved
-///   past them, so that positions are never given twice. Its entries'
-///   records are read from `suppressions`, or once removed from their
-///   removal's record (`journal_removed_by_subject`): a suppression is
-///   never changed in place and its id never handed out again. A row per
-///   entry (JSON, two index inserts) cost imports a third of their rate
-///   (docs/benchmarks.md, "With the journal"). Every other entry of a
-///   suppression is a row of its own with its `email` and id.
+///   `entries` positions from `position` on. Its entries' records are read
+///   from `suppressions`, or once removed from their removal's record
+///   (`journal_removed_by_subject`): a suppression is never changed in
+///   place and its id never handed out again. A row per entry (JSON, two
+///   index inserts) cost imports a third of their rate (docs/benchmarks.md,
+///   "With the journal"). Every other entry of a suppression is a row of
+///   its own with its `email` and id.
 /// - An address's history: the rows with its `email` (`journal_by_email`),
 ///   and for each id it has had (the ones `suppressions` holds for it, and
-///   the ones its rows recorded) the row that journals that id's add, the
-///   one with the greatest `subject` at or below it in `journal_by_subject`
-///   (live adds' ids only increase, so their rows' id ranges never
-///   overlap). Migration 6 first moved the adds off an address index:
-///   its `journal_by_address` took one insert at a random place per entry.
+///   the ones its rows recorded) the row that journals that id's add. A
+///   tenant's live add rows take ids and positions from one writer in the
+///   same order, so the row holding an id is found by bisecting the
+///   tenant's positions (`sql::live_add`). Migration 6 first moved the
+///   adds off an address index: its `journal_by_address` took one insert
+///   at a random place per entry.
 /// - `webhook_receipts` holds the key of every webhook event applied, by
 ///   tenant and hook (`provider/name`), with when (nanoseconds), so that a
 ///   redelivered event changes nothing (`sql::apply_events`); pruned by
