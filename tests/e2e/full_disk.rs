@@ -14,7 +14,45 @@ use serde_json::{Value, json};
 
 use crate::support::{TestGateway, bearer};
 
-const TENANTS: &str = crate::support::ONE_TENANT_THREE_APIS;
+/// The three APIs' keys, and a SendPost webhook.
+const TENANTS: &str = r#"
+[[tenants]]
+id = "demo"
+  [[tenants.keys]]
+  api = "v3"
+  token = "v3-key"
+  [[tenants.keys]]
+  api = "postmark"
+  token = "pm-token"
+  [[tenants.keys]]
+  api = "sendpost"
+  token = "sp-key"
+  [[tenants.webhooks]]
+  provider = "sendpost"
+  name = "full-disk-hook-0123456789abcdef"
+"#;
+
+/// A SendPost hard bounce event (its documentation's payload), to `to`.
+fn webhook_event(to: &str) -> Value {
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../webhooks/tests/fixtures/sendpost/hard_bounced.json"
+    ))
+    .unwrap();
+    let mut event: Value = serde_json::from_str(&raw).unwrap();
+    event["event"]["to"] = json!(to);
+    event
+}
+
+async fn post_webhook(c: &Client, base: &str, event: &Value) -> reqwest::Response {
+    c.post(format!(
+        "{base}/webhooks/sendpost/full-disk-hook-0123456789abcdef"
+    ))
+    .json(event)
+    .send()
+    .await
+    .unwrap()
+}
 
 /// A small tmpfs mounted on a folder; unmounted when dropped.
 struct SmallDisk {
@@ -153,6 +191,14 @@ async fn a_full_disk_is_a_503_with_retry_after_and_readiness_says_so() {
         "SendPost format: {body}"
     );
 
+    // A webhook delivery is answered 5xx, so that the provider retries it,
+    // and nothing of it is kept.
+    let event = webhook_event("hook@example.com");
+    let res = post_webhook(&c, &base, &event).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["message"].is_string(), "webhook format: {body}");
+
     // Readiness says why; reads still work.
     let res = c.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -202,6 +248,12 @@ async fn a_full_disk_is_a_503_with_retry_after_and_readiness_says_so() {
     }
     let res = post_bounce(&c, &base, 99_999).await;
     assert_eq!(res.status(), StatusCode::CREATED);
+    // The provider's retry is recorded: the refused delivery kept nothing,
+    // not even its event id.
+    let res = post_webhook(&c, &base, &event).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"recorded": 1, "ignored": 0, "duplicate": 0}));
     let kept = acknowledged
         .iter()
         .map(|n| format!("b{n}"))
