@@ -2187,6 +2187,13 @@ fn webhook_config_mistakes_refuse_the_start() {
             "tenants[0].webhooks[0].topic_arns",
             "is required",
         ),
+        (
+            hook(
+                "  provider = \"sendpost\"\n  name = \"Zq3v9XkP2mW7tR1yB8nL4c-cfg\"\n  header_name = \"X-Secret\"\n",
+            ),
+            "tenants[0].webhooks[0].header_name",
+            "not a setting of a sendpost hook",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hush.toml");

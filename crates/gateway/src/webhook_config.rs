@@ -205,15 +205,17 @@ fn verification(
         )?;
     }
     if provider != Provider::Postmark {
-        not_for(
-            "basic_user",
-            hook.basic_user.is_some()
-                || hook.basic_password.is_some()
-                || hook.basic_password_env.is_some()
-                || hook.header_name.is_some()
-                || hook.header_value.is_some()
-                || hook.header_value_env.is_some(),
-        )?;
+        // Each key named as it was given, so that the error points at it.
+        for (field, given) in [
+            ("basic_user", hook.basic_user.is_some()),
+            ("basic_password", hook.basic_password.is_some()),
+            ("basic_password_env", hook.basic_password_env.is_some()),
+            ("header_name", hook.header_name.is_some()),
+            ("header_value", hook.header_value.is_some()),
+            ("header_value_env", hook.header_value_env.is_some()),
+        ] {
+            not_for(field, given)?;
+        }
     }
     if provider != Provider::Mailgun {
         not_for(
