@@ -13,6 +13,9 @@ use crate::support::{Gateway, TestGateway, bearer};
 
 const TENANTS: &str = crate::support::ONE_TENANT_THREE_APIS;
 
+/// A SendPost webhook's name (its secret) for the slow-body check.
+const SLOW_HOOK: &str = "slow-body-hook-0123456789abcdef";
+
 /// `VmHWM` of a process: the most memory it has held, in MiB.
 fn peak_rss_mib(gateway: &Gateway) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", gateway.child.id())).unwrap();
@@ -160,7 +163,7 @@ async fn slow_and_lying_bodies_are_timed_out_and_oversized_ones_refused_unread()
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout_secs = 1\nbody_min_bytes_per_sec = 64\n[storage]\npath = \"{}\"\n[log]\nformat = \"json\"\n{TENANTS}",
+            "[server]\nlisten = \"127.0.0.1:0\"\nbody_timeout_secs = 1\nbody_min_bytes_per_sec = 64\n[storage]\npath = \"{}\"\n[log]\nformat = \"json\"\n{TENANTS}  [[tenants.webhooks]]\n  provider = \"sendpost\"\n  name = \"{SLOW_HOOK}\"\n",
             dir.path().join("hush.db").display()
         ),
     )
@@ -202,6 +205,17 @@ async fn slow_and_lying_bodies_are_timed_out_and_oversized_ones_refused_unread()
     let (status, body) = trickle(&addr, sp_head, b"{", Duration::ZERO).await;
     assert!(status.contains("408"), "{status}");
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].is_string());
+    // A webhook's body too: 408, which providers retry, in its format.
+    let hook_head = format!(
+        "POST /webhooks/sendpost/{SLOW_HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+    );
+    let (status, body) = trickle(&addr, &hook_head, b"{", Duration::ZERO).await;
+    assert!(status.contains("408"), "{status}");
+    let message = serde_json::from_str::<Value>(&body).unwrap()["message"].clone();
+    assert!(
+        message.as_str().unwrap().contains("did not arrive in time"),
+        "{body}"
+    );
     // Over the limit by its own declaration: refused before reading.
     let (status, body) = trickle(&addr, &v3_head(50 << 20), b"", Duration::ZERO).await;
     assert!(status.contains("413"), "{status}");

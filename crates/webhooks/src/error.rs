@@ -20,6 +20,8 @@ pub enum WebhookError {
     MethodNotAllowed,
     #[error("the body is over the {0} bytes a webhook may post")]
     TooLarge(usize),
+    #[error("{}", hush_http::BODY_TIMEOUT_MESSAGE)]
+    RequestTimeout,
     /// Postmark's credentials do not match; `basic` when basic auth is
     /// configured, which asks for it (SNS and Postmark send credentials
     /// only after a 401 with `WWW-Authenticate`).
@@ -55,6 +57,7 @@ impl WebhookError {
             Self::NoHook => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized { .. } | Self::Unverified(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,

@@ -140,7 +140,16 @@ async fn receive(
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, WebhookError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| WebhookError::Malformed(format!("the body: {err}")))?;
+        let chunk = chunk.map_err(|err| {
+            // A body the gateway's pacing cut off is the 408 every API
+            // answers (hush_http), which providers retry.
+            let err = actix_web::Error::from(err);
+            if hush_http::is_body_timeout(&err) {
+                WebhookError::RequestTimeout
+            } else {
+                WebhookError::Malformed(format!("the body: {err}"))
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(WebhookError::TooLarge(limit));
         }
