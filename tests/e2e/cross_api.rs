@@ -88,18 +88,7 @@ impl Apis {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["Suppressions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let field = |k: &str| s[k].as_str().unwrap().to_owned();
-                (
-                    field("EmailAddress"),
-                    (field("SuppressionReason"), field("Origin")),
-                )
-            })
-            .collect()
+        crate::support::dump_rows(&body)
     }
 
     /// SendPost's listing over the days around now, as address → reasons.
@@ -115,14 +104,7 @@ impl Apis {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let mut rows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for row in body.as_array().unwrap() {
-            rows.entry(row["email"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(row["reason"].as_i64().unwrap());
-        }
-        rows.values_mut().for_each(|r| r.sort_unstable());
-        rows
+        crate::support::sendpost_rows(&body)
     }
 }
 

@@ -286,3 +286,31 @@ pub fn bearer(key: &str) -> String {
 pub fn seeder() -> hush_model::Actor {
     hush_model::Actor::new(hush_model::Door::ADMIN).with_key("e2e-seed")
 }
+
+/// A Postmark dump's body as address → (reason, origin).
+pub fn dump_rows(body: &serde_json::Value) -> std::collections::BTreeMap<String, (String, String)> {
+    body["Suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let field = |k: &str| s[k].as_str().unwrap().to_owned();
+            (
+                field("EmailAddress"),
+                (field("SuppressionReason"), field("Origin")),
+            )
+        })
+        .collect()
+}
+
+/// A SendPost listing's body as address → its reasons, sorted.
+pub fn sendpost_rows(body: &serde_json::Value) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let mut rows: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
+    for row in body.as_array().unwrap() {
+        rows.entry(row["email"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(row["reason"].as_i64().unwrap());
+    }
+    rows.values_mut().for_each(|r| r.sort_unstable());
+    rows
+}

@@ -354,18 +354,7 @@ impl Hub {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["Suppressions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let field = |k: &str| s[k].as_str().unwrap().to_owned();
-                (
-                    field("EmailAddress"),
-                    (field("SuppressionReason"), field("Origin")),
-                )
-            })
-            .collect()
+        crate::support::dump_rows(&body)
     }
 
     /// SendPost's listing over `from`..=`to` (UTC days), as address →
@@ -380,14 +369,7 @@ impl Hub {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let mut rows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for row in body.as_array().unwrap() {
-            rows.entry(row["email"].as_str().unwrap().to_owned())
-                .or_default()
-                .push(row["reason"].as_i64().unwrap());
-        }
-        rows.values_mut().for_each(|r| r.sort_unstable());
-        rows
+        crate::support::sendpost_rows(&body)
     }
 
     /// A v3 group by name: its id and members, sorted (the `sendgrid`
