@@ -40,7 +40,7 @@ use super::StoreError;
 ///   `email` its address (both NULL for a group's entry).
 /// - Positions are never given twice, even once pruning has emptied the
 ///   journal: `hush copy`, readers and mirrors page by them. The writer
-///   keeps the next one in memory (`sql::Positions`), seeded from each
+///   keeps the next one in memory (`sql::take_positions`), seeded from each
 ///   tenant's last row and from the `sqlite_sequence` row
 ///   `hush_journal_position`, which pruning writes before it deletes.
 /// - What an add makes is journaled packed (migration 8): one row per

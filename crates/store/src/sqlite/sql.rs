@@ -1280,38 +1280,20 @@ fn last_position(conn: &Connection) -> Result<i64, StoreError> {
     Ok(last)
 }
 
-/// The journal's positions, given in order.
-struct Positions;
-
-impl Positions {
-    fn new() -> Self {
-        Self
-    }
-
-    /// `count` positions in a row; the first.
-    fn take(&mut self, conn: &Connection, count: i64) -> Result<i64, StoreError> {
-        // An in-memory database has no path to key a cache by.
-        let Some(path) = conn
-            .path()
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from)
-        else {
-            return Ok(last_position(conn)? + 1);
-        };
-        let cached = NEXT_POSITIONS.with(|next| next.borrow().get(&path).copied());
-        let first = match cached {
-            Some(next) => next,
-            None => last_position(conn)? + 1,
-        };
-        NEXT_POSITIONS.with(|next| next.borrow_mut().insert(path, first + count));
-        Ok(first)
-    }
-
-    /// Nothing to write: the rows hold the last position (see
-    /// [`POSITION_COUNTER`]).
-    fn save(&self, _conn: &Connection) -> Result<(), StoreError> {
-        Ok(())
-    }
+/// `count` journal positions in a row; the first. Nothing is written:
+/// the rows hold the last position given, and [`POSITION_COUNTER`] once
+/// pruning has deleted it.
+fn take_positions(conn: &Connection, count: i64) -> Result<i64, StoreError> {
+    // An in-memory database (tests of single statements) has no path; its
+    // positions are cached under "" like any file's.
+    let path = std::path::PathBuf::from(conn.path().unwrap_or_default());
+    let cached = NEXT_POSITIONS.with(|next| next.borrow().get(&path).copied());
+    let first = match cached {
+        Some(next) => next,
+        None => last_position(conn)? + 1,
+    };
+    NEXT_POSITIONS.with(|next| next.borrow_mut().insert(path, first + count));
+    Ok(first)
 }
 
 /// Parameters of each row of [`journal_insert`] after the shared ones.
@@ -1360,7 +1342,7 @@ struct PendingEntry {
 /// one row holds up to [`MAX_PACK`] of them by id, and their records are
 /// read from `suppressions` (or from their removal) when the journal is
 /// read. Every other entry is a row of its own, written [`JOURNAL_CHUNK`]
-/// at a time. Positions come from [`Positions`]: a pack takes as many as it
+/// at a time. Positions come from [`take_positions`]: a pack takes as many as it
 /// holds entries. A command must call [`Journal::finish`] before it
 /// returns.
 pub(super) struct Journal<'conn, 'a> {
@@ -1368,7 +1350,6 @@ pub(super) struct Journal<'conn, 'a> {
     tenant: &'a TenantId,
     actor: &'a Actor,
     at: i64,
-    positions: Positions,
     pending: Vec<PendingEntry>,
     /// Ids of suppressions just added, in order, for the next pack.
     packed: Vec<i64>,
@@ -1381,7 +1362,6 @@ impl<'conn, 'a> Journal<'conn, 'a> {
             tenant,
             actor,
             at: Engine::now().as_nanos(),
-            positions: Positions::new(),
             pending: Vec::new(),
             packed: Vec::new(),
         }
@@ -1389,7 +1369,7 @@ impl<'conn, 'a> Journal<'conn, 'a> {
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
         self.write_pack()?;
-        let position = self.positions.take(self.conn, 1)?;
+        let position = take_positions(self.conn, 1)?;
         self.pending.push(PendingEntry {
             position,
             operation,
@@ -1457,7 +1437,7 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         let runs = Runs::of(&self.packed).to_string();
         let entries = self.packed.len() as i64;
         self.packed.clear();
-        let position = self.positions.take(self.conn, entries)?;
+        let position = take_positions(self.conn, entries)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO journal \
@@ -1480,11 +1460,10 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         Ok(())
     }
 
-    /// Writes what is pending, and moves the position counter past it.
+    /// Writes what is pending.
     pub(super) fn finish(mut self) -> Result<(), StoreError> {
         self.write_pending()?;
-        self.write_pack()?;
-        self.positions.save(self.conn)
+        self.write_pack()
     }
 
     /// Journals a change to a suppression and hands the suppression back,
@@ -1993,7 +1972,6 @@ pub(super) fn append_journal(
     conn: &Connection,
     entries: &[JournalEntry],
 ) -> Result<(), StoreError> {
-    let mut positions = Positions::new();
     let mut insert = conn.prepare_cached(
         "INSERT INTO journal \
          (tenant, position, at, operation, email, subject, door, key_name, request_id, \
@@ -2002,7 +1980,7 @@ pub(super) fn append_journal(
     for entry in entries {
         insert.execute(params![
             entry.tenant.as_str(),
-            positions.take(conn, 1)?,
+            take_positions(conn, 1)?,
             entry.at.as_nanos(),
             entry.operation.as_str(),
             entry.record.email().map(Email::as_str),
@@ -2014,7 +1992,7 @@ pub(super) fn append_journal(
             entry.record.to_stored(),
         ])?;
     }
-    positions.save(conn)
+    Ok(())
 }
 
 /// Deletes up to `limit` rows of the oldest entries, tenant by tenant,
