@@ -456,8 +456,15 @@ mod tests {
         "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_+-]{1,10}){0,2}"
     }
 
+    /// Plain ASCII domains. A label spelled `xn--…` is an A-label, which
+    /// must be valid punycode (`bob@xn--zz.de` is refused, tested above),
+    /// so the generator leaves that prefix out: once in a few thousand
+    /// cases it drew `XN--A.AA` and the "valid address" tests failed.
     fn domain() -> impl Strategy<Value = String> {
         "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?(\\.[a-zA-Z]{2,8}){1,3}"
+            .prop_filter("an xn-- label is an A-label, not plain ASCII", |domain| {
+                !domain.to_ascii_lowercase().starts_with("xn--")
+            })
     }
 
     proptest! {
