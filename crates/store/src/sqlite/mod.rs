@@ -18,6 +18,7 @@
 //!   file behind its back. Several instances share PostgreSQL instead.
 
 mod addresses;
+mod batch_pack;
 mod pool;
 mod schema;
 pub(crate) mod sql;

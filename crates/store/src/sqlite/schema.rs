@@ -54,6 +54,11 @@ use super::StoreError;
 ///   index inserts) cost imports a third of their rate (docs/benchmarks.md,
 ///   "With the journal"). Every other entry of a suppression is a row of
 ///   its own with its `email` and id.
+/// - Within one group commit, consecutive commands' adds of one tenant,
+///   door, key and event share one such row (`batch_pack`), with the
+///   first command's time; when their request ids differ, `record` holds
+///   them as runs (`[[request id, entries], …]`), and is empty otherwise.
+///   Single durable writes paid a row each (docs/benchmarks.md).
 /// - An address's history: the rows with its `email` (`journal_by_email`),
 ///   and for each id it has had (the ones `suppressions` holds for it, and
 ///   the ones its rows recorded) the row that journals that id's add. A

@@ -12,7 +12,7 @@ use hush_model::{
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension as _, Row, params, params_from_iter};
 
-use super::StoreError;
+use super::{StoreError, batch_pack};
 
 // ---------------------------------------------------------------------------
 // Column encodings
@@ -1283,7 +1283,7 @@ fn last_position(conn: &Connection) -> Result<i64, StoreError> {
 /// `count` journal positions in a row; the first. Nothing is written:
 /// the rows hold the last position given, and [`POSITION_COUNTER`] once
 /// pruning has deleted it.
-fn take_positions(conn: &Connection, count: i64) -> Result<i64, StoreError> {
+pub(super) fn take_positions(conn: &Connection, count: i64) -> Result<i64, StoreError> {
     // An in-memory database (tests of single statements) has no path; its
     // positions are cached under "" like any file's.
     let path = std::path::PathBuf::from(conn.path().unwrap_or_default());
@@ -1369,6 +1369,7 @@ impl<'conn, 'a> Journal<'conn, 'a> {
 
     fn write(&mut self, operation: Operation, record: &Recorded) -> Result<(), StoreError> {
         self.write_pack()?;
+        batch_pack::write_before_other_rows(self.conn)?;
         let position = take_positions(self.conn, 1)?;
         self.pending.push(PendingEntry {
             position,
@@ -1429,11 +1430,16 @@ impl<'conn, 'a> Journal<'conn, 'a> {
         Ok(suppression)
     }
 
-    /// Writes the current pack: one row, its ids as runs (`Runs`).
+    /// Writes the current pack: one row, its ids as runs (`Runs`); in a
+    /// batch of the writer, the batch's row (`batch_pack`).
     fn write_pack(&mut self) -> Result<(), StoreError> {
         let Some(&first) = self.packed.first() else {
             return Ok(());
         };
+        if batch_pack::keep(self.conn, self.tenant, self.actor, self.at, &self.packed)? {
+            self.packed.clear();
+            return Ok(());
+        }
         let runs = Runs::of(&self.packed).to_string();
         let entries = self.packed.len() as i64;
         self.packed.clear();
@@ -1498,7 +1504,7 @@ impl<'conn, 'a> Journal<'conn, 'a> {
 pub(super) struct Runs(Vec<(i64, i64)>);
 
 impl Runs {
-    fn of(ids: &[i64]) -> Self {
+    pub(super) fn of(ids: &[i64]) -> Self {
         let mut runs: Vec<(i64, i64)> = Vec::new();
         for &id in ids {
             match runs.last_mut() {
@@ -1564,6 +1570,9 @@ struct JournalRow {
     record: Option<Recorded>,
     /// A pack's ids.
     ids: Option<Runs>,
+    /// A pack's request ids, entry by entry, when they differ
+    /// (`batch_pack`); otherwise `actor` has every entry's.
+    requests: Option<batch_pack::RequestRuns>,
 }
 
 fn journal_row(row: &Row<'_>) -> rusqlite::Result<JournalRow> {
@@ -1574,17 +1583,19 @@ fn journal_row(row: &Row<'_>) -> rusqlite::Result<JournalRow> {
         .ok_or_else(|| bad_column(3, Type::Text, format!("unknown operation {operation:?}")))?;
     let door: String = row.get(4)?;
     let ids: Option<String> = row.get(10)?;
-    let (record, ids) = match ids {
+    let record: String = row.get(8)?;
+    let (record, ids, requests) = match ids {
         Some(ids) => {
             let runs = Runs::parse(&ids)
                 .ok_or_else(|| bad_column(10, Type::Text, format!("bad pack {ids:?}")))?;
-            (None, Some(runs))
+            let requests = batch_pack::parse_request_runs(&record)
+                .map_err(|e| bad_column(8, Type::Text, e))?;
+            (None, Some(runs), requests)
         }
         None => {
-            let record: String = row.get(8)?;
             let record = Recorded::from_stored(&tenant, &record)
                 .map_err(|e| bad_column(8, Type::Text, e))?;
-            (Some(record), None)
+            (Some(record), None, None)
         }
     };
     Ok(JournalRow {
@@ -1600,17 +1611,29 @@ fn journal_row(row: &Row<'_>) -> rusqlite::Result<JournalRow> {
         },
         record,
         ids,
+        requests,
     })
 }
 
 impl JournalRow {
     fn entry(&self, position: i64, record: Recorded) -> JournalEntry {
+        let mut actor = self.actor.clone();
+        if let Some(requests) = &self.requests {
+            let mut before = self.position;
+            actor.request_id = requests
+                .iter()
+                .find_map(|(request_id, entries)| {
+                    before += to_i64(*entries);
+                    (position < before).then(|| request_id.clone())
+                })
+                .flatten();
+        }
         JournalEntry {
             position: Position(position),
             tenant: self.tenant.clone(),
             at: self.at,
             operation: self.operation,
-            actor: self.actor.clone(),
+            actor,
             record,
         }
     }
@@ -1977,6 +2000,7 @@ pub(super) fn append_journal(
          (tenant, position, at, operation, email, subject, door, key_name, request_id, \
           event_id, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
+    batch_pack::write_before_other_rows(conn)?;
     for entry in entries {
         insert.execute(params![
             entry.tenant.as_str(),

@@ -22,7 +22,7 @@ use hush_engine::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{FULL, NAME, StoreError, is_full, sql};
+use super::{FULL, NAME, StoreError, batch_pack, is_full, sql};
 
 /// Most often readiness tries a probe write while the store is full.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -348,6 +348,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> BatchOutcome {
     let mut no_space = false;
     let changes = conn.total_changes();
     let result = run_jobs(conn, batch, &mut no_space);
+    batch_pack::end_batch();
     let committed = result.as_ref().is_ok_and(|committed| *committed);
     BatchOutcome {
         committed,
@@ -385,8 +386,12 @@ fn run_jobs(
             execute(conn, "ROLLBACK").map(|()| false)
         };
     }
+    // The commands' adds share journal rows (`batch_pack`), written at the
+    // latest just before the COMMIT.
+    batch_pack::begin_batch();
     for job in batch.iter_mut() {
         execute(conn, "SAVEPOINT command")?;
+        batch_pack::command_started();
         let ran = job.run(conn);
         if ran == Ran::NoSpace {
             *no_space = true;
@@ -396,12 +401,203 @@ fn run_jobs(
             // for some errors, e.g. a full disk), there is no savepoint left
             // and this fails the batch, which is what is wanted.
             execute(conn, "ROLLBACK TO command")?;
+            batch_pack::command_failed();
         }
         execute(conn, "RELEASE command")?;
     }
+    // Its only failures are SQLite's (a full disk among them, which
+    // `commit` recognises on the error).
+    batch_pack::finish_batch(conn).map_err(|err| match err {
+        StoreError::Sqlite(err) => err,
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    })?;
     execute(conn, "COMMIT").map(|()| true)
 }
 
 fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use hush_model::{
+        Actor, Door, Email, EmailMatch, JournalOrder, JournalQuery, Kind, KindSet, ListFilter,
+        NewSuppression, Origin, Scope, ScopeFilter, TenantId, Timestamp,
+    };
+
+    use super::*;
+
+    fn unsubscribe(address: &str) -> NewSuppression {
+        NewSuppression {
+            email: Email::parse(address).unwrap(),
+            scope: Scope::Global,
+            kind: Kind::Unsubscribe,
+            origin: Origin::Customer,
+            created_at: Timestamp::from_unix_seconds(1_700_000_000),
+        }
+    }
+
+    fn by(door: Door, request: &str) -> Actor {
+        Actor::new(door).with_key("k").with_request_id(request)
+    }
+
+    fn only(address: &str) -> ListFilter {
+        let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Global);
+        filter.email = Some(EmailMatch::Exact(Email::parse(address).unwrap()));
+        filter
+    }
+
+    /// Commands of one batch share journal rows (`batch_pack`); a command
+    /// that fails leaves none of its entries, even when a row written
+    /// inside its savepoint held earlier commands' adds, and every entry
+    /// keeps its own request id, in commit order.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_of_commands_journals_each_once_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hush.db");
+        let mut conn = super::super::schema::open_writer(&path).unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let writer = Writer::spawn(conn).unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let u = TenantId::parse("u").unwrap();
+        let add = |tenant: &TenantId, address: &str, actor: Actor| {
+            let tenant = tenant.clone();
+            let item = unsubscribe(address);
+            writer.run(1, move |conn| {
+                sql::add(conn, &tenant, vec![item], &actor).map(|_| ())
+            })
+        };
+        let failing_add = |address: &str, request: &str| {
+            let (t, item, actor) = (t.clone(), unsubscribe(address), by(Door::V3, request));
+            writer.run(1, move |conn| {
+                sql::add(conn, &t, vec![item], &actor)?;
+                Err::<(), _>(StoreError::Setup("the command fails after its add".into()))
+            })
+        };
+        // Adds and then a removal (which writes its own row, taking the
+        // adds kept so far) in one command that fails.
+        let failing_add_remove = |address: &str, request: &str| {
+            let (t, item, actor) = (t.clone(), unsubscribe(address), by(Door::V3, request));
+            let filter = only(address);
+            writer.run(1, move |conn| {
+                sql::add(conn, &t, vec![item], &actor)?;
+                sql::remove_matching(conn, &t, &filter, &actor)?;
+                Err::<(), _>(StoreError::Setup(
+                    "the command fails after its removal".into(),
+                ))
+            })
+        };
+        let remove = |address: &str, request: &str| {
+            let (t, actor) = (t.clone(), by(Door::V3, request));
+            let filter = only(address);
+            writer.run(1, move |conn| {
+                sql::remove_matching(conn, &t, &filter, &actor).map(|_| ())
+            })
+        };
+        // The first command holds the writer; once it runs, every other
+        // one is queued behind it, and they all run as one batch.
+        let (started, running) = oneshot::channel();
+        let hold = writer.run(1, move |_| {
+            let _ = started.send(());
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let rest = async {
+            running.await.unwrap();
+            tokio::join!(
+                add(&t, "a@x.io", by(Door::V3, "r-a")),
+                failing_add("b@x.io", "r-b"),
+                add(&t, "c@x.io", by(Door::V3, "r-c")),
+                add(&u, "d@x.io", by(Door::V3, "r-d")),
+                add(&t, "e@x.io", by(Door::V3, "r-e")),
+                failing_add_remove("f@x.io", "r-f"),
+                add(&t, "g@x.io", by(Door::ADMIN, "r-g")),
+                remove("a@x.io", "r-h"),
+                add(&t, "i@x.io", by(Door::V3, "r-i")),
+            )
+        };
+        let (held, (a, b, c, d, e, f, g, h, i)) = tokio::join!(hold, rest);
+        held.unwrap();
+        for ok in [a, c, d, e, g, h, i] {
+            ok.unwrap();
+        }
+        assert!(b.is_err() && f.is_err());
+        assert_eq!(writer.commits(), 2, "the hold, then one batch of the rest");
+        drop(writer);
+
+        let conn = super::super::schema::open_reader(&path).unwrap();
+        let history = sql::journal(
+            &conn,
+            &t,
+            &JournalQuery {
+                order: JournalOrder::OldestFirst,
+                ..JournalQuery::newest_first(100)
+            },
+        )
+        .unwrap();
+        let seen: Vec<(String, &str, &str, Option<&str>)> = history
+            .iter()
+            .map(|entry| {
+                (
+                    entry.record.email().unwrap().to_string(),
+                    entry.operation.as_str(),
+                    entry.actor.door.as_str(),
+                    entry.actor.request_id.as_deref(),
+                )
+            })
+            .collect();
+        let want = |address: &str, op, door, request| (address.to_owned(), op, door, Some(request));
+        assert_eq!(
+            seen,
+            vec![
+                want("a@x.io", "added", "v3", "r-a"),
+                want("c@x.io", "added", "v3", "r-c"),
+                want("e@x.io", "added", "v3", "r-e"),
+                want("g@x.io", "added", "admin", "r-g"),
+                want("a@x.io", "removed", "v3", "r-h"),
+                want("i@x.io", "added", "v3", "r-i"),
+            ]
+        );
+        let positions: Vec<i64> = history.iter().map(|e| e.position.0).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        // a and c share a row (d, of tenant u, ends it: a row is one
+        // tenant's); e, g (another door), the removal and i have one each.
+        // Tenant u's add is a row of its own.
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM journal WHERE tenant = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(rows, 5);
+        let other = sql::journal(&conn, &u, &JournalQuery::newest_first(10)).unwrap();
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].actor.request_id.as_deref(), Some("r-d"));
+        // The failed commands' addresses are nowhere.
+        let held: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM suppressions WHERE email IN ('b@x.io', 'f@x.io')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(held, 0);
+        // Each address's own history reads the same entries.
+        let of_c = sql::journal(
+            &conn,
+            &t,
+            &JournalQuery {
+                email: Some(Email::parse("c@x.io").unwrap()),
+                ..JournalQuery::newest_first(10)
+            },
+        )
+        .unwrap();
+        assert_eq!(of_c.len(), 1);
+        assert_eq!(of_c[0].actor.request_id.as_deref(), Some("r-c"));
+        assert_eq!(of_c[0].position, history[1].position);
+    }
 }
