@@ -86,6 +86,14 @@ impl TestGateway {
     pub fn base(&self) -> &str {
         &self.gateway.base
     }
+
+    /// SIGTERM, then the same config and store started again.
+    pub async fn restart(mut self) -> Self {
+        self.gateway.terminate();
+        let config = self._dir.path().join("hush.toml");
+        self.gateway = Gateway::start(&config, &[]).await;
+        self
+    }
 }
 
 /// A running gateway. Killed when dropped.

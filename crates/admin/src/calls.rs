@@ -256,3 +256,63 @@ pub async fn webhooks(
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "tenant": tenant.as_str(), "webhooks": hooks })))
 }
+
+/// Entries counted behind a mirror at most: past this the lag reads "at
+/// least".
+const LAG_SCAN: u32 = 10_000;
+/// Refusals shown per mirror.
+const FAILURES_SHOWN: u32 = 20;
+
+/// `GET /admin/v1/tenants/{tenant}/mirrors`: each of the tenant's mirrors
+/// with its position, lag (entries not yet dealt with, up to 10,000, and
+/// the age of the oldest), last success and error, counts, and its latest
+/// refusals (docs/mirrors.md).
+pub async fn mirrors(
+    caller: AdminCaller<Read>,
+    state: web::Data<AdminState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let tenant = tenant_of(&state, &caller, &path)?;
+    let now = Engine::now();
+    let mut shown = Vec::new();
+    for mirror in state.mirrors.iter().filter(|m| m.tenant == tenant) {
+        let kept = state.engine.mirror_state(&tenant, &mirror.name).await?;
+        let (behind, oldest) = state
+            .engine
+            .mirror_lag(&tenant, &mirror.name, LAG_SCAN)
+            .await?;
+        let failures: Vec<Value> = state
+            .engine
+            .mirror_failures(&tenant, &mirror.name, FAILURES_SHOWN)
+            .await?
+            .into_iter()
+            .map(|f| {
+                json!({
+                    "position": f.position.0,
+                    "at": f.at.to_rfc3339_nanos(),
+                    "change": f.change,
+                    "message": f.message,
+                })
+            })
+            .collect();
+        let lag_seconds = oldest.map_or(0.0, |at| {
+            (now.as_nanos().saturating_sub(at.as_nanos())) as f64 / 1e9
+        });
+        shown.push(json!({
+            "name": mirror.name.as_str(),
+            "provider": mirror.provider,
+            "position": kept.position.map(|p| p.0),
+            "lag": {
+                "changes": behind,
+                "more": behind >= u64::from(LAG_SCAN),
+                "seconds": lag_seconds,
+            },
+            "last_success_at": kept.last_success.map(|at| at.to_rfc3339_nanos()),
+            "last_error": kept.last_error,
+            "failed": kept.failed,
+            "skipped": kept.skipped,
+            "failures": failures,
+        }));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "tenant": tenant.as_str(), "mirrors": shown })))
+}

@@ -45,7 +45,18 @@ pub struct AdminState {
     pub tenants: Vec<TenantId>,
     /// The webhooks' counts, when the gateway serves webhooks.
     pub webhooks: Option<web::Data<hush_webhooks::WebhookState>>,
+    /// Every configured mirror: its tenant, name and provider.
+    pub mirrors: Vec<MirrorEntry>,
     pub body_limit: usize,
+}
+
+/// A configured mirror, as the admin API lists it.
+#[derive(Debug, Clone)]
+pub struct MirrorEntry {
+    pub tenant: TenantId,
+    pub name: hush_model::MirrorName,
+    /// `v3`, `postmark` or `sendpost`.
+    pub provider: &'static str,
 }
 
 /// The `/admin/v1` scope with every admin route and its errors.
@@ -81,6 +92,7 @@ pub fn scope(
         .service(endpoint("/tenants/{tenant}/history").get(calls::history))
         .service(endpoint("/tenants/{tenant}/restore").post(calls::restore))
         .service(endpoint("/tenants/{tenant}/webhooks").get(calls::webhooks))
+        .service(endpoint("/tenants/{tenant}/mirrors").get(calls::mirrors))
         .default_service(web::to(not_found))
 }
 

@@ -8,8 +8,8 @@ use std::fmt;
 use async_trait::async_trait;
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
-    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
-    TenantId, Timestamp,
+    MirrorFailure, MirrorName, MirrorState, NewGroup, NewSuppression, Page, PageRequest, Position,
+    ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 
 use crate::EngineError;
@@ -271,6 +271,52 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// returns how many. Bounded, so that pruning never holds writes up.
     async fn prune_journal(&self, _before: Timestamp, _limit: u32) -> Result<u64, EngineError> {
         Ok(0)
+    }
+
+    /// Where a mirror of the tenant stands; the default state (nothing
+    /// pushed yet) for a mirror never saved.
+    async fn mirror_state(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        Err(self.no_journal("keep a mirror's position"))
+    }
+
+    /// Saves a mirror's state and the refusals met on the way there, in one
+    /// transaction, so that a refusal is recorded once and never
+    /// without the position that moved past it.
+    async fn save_mirror(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _state: &MirrorState,
+        _failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        Err(self.no_journal("keep a mirror's position"))
+    }
+
+    /// Up to `limit` refusals of a mirror, newest first.
+    async fn mirror_failures(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        Err(self.no_journal("keep a mirror's position"))
+    }
+
+    /// Takes or renews the lease of a mirror for `holder` for `ttl`; `true`
+    /// when `holder` has it. One process serves an embedded store, so it
+    /// always has it; on PostgreSQL instances compete for it.
+    async fn lease_mirror(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, EngineError> {
+        Err(self.no_journal("keep a mirror's position"))
     }
 
     /// Applies one delivery of a webhook's events (`hook`: the provider and

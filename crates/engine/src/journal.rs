@@ -105,7 +105,7 @@ impl Engine {
         }
     }
 
-    fn require_journal(&self, tenant: &TenantId) -> Result<(), EngineError> {
+    pub(crate) fn require_journal(&self, tenant: &TenantId) -> Result<(), EngineError> {
         if self.backend().capabilities_for(tenant).journal {
             Ok(())
         } else {

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod import;
 mod journal;
+mod mirror;
 pub mod request;
 
 pub use authority::{Authority, GuardedAdd, GuardedRemoval};
@@ -24,3 +25,4 @@ pub use engine::{
 pub use error::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL, log_unavailable};
 pub use import::Importer;
 pub use journal::{PRUNE_STEP, RestoreWindow, Restored};
+pub use mirror::{MirrorStep, MirrorTarget, is_temporary};

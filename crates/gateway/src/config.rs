@@ -407,6 +407,9 @@ pub struct TenantConfig {
     /// The hooks providers post their events to (docs/webhooks.md).
     #[serde(default)]
     pub webhooks: Vec<crate::webhook_config::WebhookConfig>,
+    /// The providers the tenant's changes are pushed to (docs/mirrors.md).
+    #[serde(default)]
+    pub mirrors: Vec<crate::mirror_config::MirrorConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -632,6 +635,7 @@ impl Config {
         }
         self.resolve_admin_tokens()?;
         self.resolve_webhooks()?;
+        self.resolve_mirrors()?;
         self.resolve_keys().map(drop)
     }
 

@@ -97,6 +97,8 @@ pub struct Gateway {
     /// served at all.
     pub admin: Option<web::Data<hush_admin::AdminState>>,
     pub webhooks: web::Data<hush_webhooks::WebhookState>,
+    /// The tenants' mirrors, pushed once the server runs.
+    pub mirrors: Vec<crate::mirror_config::Mirror>,
 }
 
 impl Gateway {
@@ -143,6 +145,7 @@ impl Gateway {
             config.resolve_webhooks()?,
             config.webhooks.settings(),
         ));
+        let mirrors = config.resolve_mirrors()?;
         let admin_tokens = config.resolve_admin_tokens()?;
         let admin = (!admin_tokens.is_empty()).then(|| {
             web::Data::new(hush_admin::AdminState {
@@ -150,6 +153,14 @@ impl Gateway {
                 tokens: admin_tokens,
                 tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
                 webhooks: Some(webhooks.clone()),
+                mirrors: mirrors
+                    .iter()
+                    .map(|m| hush_admin::MirrorEntry {
+                        tenant: m.tenant.clone(),
+                        name: m.target.name.clone(),
+                        provider: m.provider.as_str(),
+                    })
+                    .collect(),
                 body_limit: config.server.max_body_bytes,
             })
         });
@@ -160,6 +171,7 @@ impl Gateway {
             postmark,
             admin,
             webhooks,
+            mirrors,
         })
     }
 
@@ -278,9 +290,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         gateway.engine.clone(),
         config.journal.retention_days,
     ));
+    let mirrors = crate::mirror_config::spawn_mirrors(&gateway.engine, gateway.mirrors.clone());
     let served = server.run().await.context("running the HTTP server");
     noise.abort();
     pruning.abort();
+    for mirror in mirrors {
+        mirror.abort();
+    }
     served?;
     tracing::info!("stopped");
     Ok(())

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Capabilities, EngineError};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
-    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
-    TenantId, Timestamp,
+    MirrorFailure, MirrorName, MirrorState, NewGroup, NewSuppression, Page, PageRequest, Position,
+    ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 use hush_upstream::{Credential, Credentials, RetrySettings, Upstream, UpstreamSettings};
 use serde::{Deserialize, Serialize};
@@ -155,64 +155,7 @@ impl Config {
     }
 
     fn upstream_settings(&self) -> Result<UpstreamSettings, ConfigError> {
-        let u = &self.storage.upstream;
-        let provider = self.provider()?;
-        let base_url = u
-            .base_url
-            .clone()
-            .unwrap_or_else(|| provider.default_base_url().to_owned());
-        match reqwest::Url::parse(&base_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(ConfigError::new(
-                    "storage.upstream.base_url",
-                    format!("{base_url:?} is not an http or https URL"),
-                ));
-            }
-        }
-        for (key, value) in [
-            ("storage.upstream.connect_timeout_ms", u.connect_timeout_ms),
-            ("storage.upstream.request_timeout_ms", u.request_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(key, "must be at least 1"));
-            }
-        }
-        if u.retry_max_attempts == 0 {
-            return Err(ConfigError::new(
-                "storage.upstream.retry_max_attempts",
-                "must be at least 1 (1 turns retries off)",
-            ));
-        }
-        if u.retry_initial_backoff_ms > u.retry_max_backoff_ms {
-            return Err(ConfigError::new(
-                "storage.upstream.retry_initial_backoff_ms",
-                "must not exceed storage.upstream.retry_max_backoff_ms",
-            ));
-        }
-        self.history_start()?;
-        Ok(UpstreamSettings {
-            base_url,
-            connect_timeout: Duration::from_millis(u.connect_timeout_ms),
-            request_timeout: Duration::from_millis(u.request_timeout_ms),
-            retry: RetrySettings {
-                max_attempts: u.retry_max_attempts,
-                initial_backoff: Duration::from_millis(u.retry_initial_backoff_ms),
-                max_backoff: Duration::from_millis(u.retry_max_backoff_ms),
-                max_elapsed: Duration::from_millis(u.retry_max_elapsed_ms),
-            },
-        })
-    }
-
-    fn history_start(&self) -> Result<time::Date, ConfigError> {
-        let raw = &self.storage.upstream.history_start;
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(raw, format).map_err(|e| {
-            ConfigError::new(
-                "storage.upstream.history_start",
-                format!("{raw:?} is not a YYYY-MM-DD date: {e}"),
-            )
-        })
+        settings_of(&self.storage.upstream, self.provider()?, "storage.upstream")
     }
 
     /// Each upstream tenant's credential: `upstream_token`, or the variable
@@ -261,31 +204,113 @@ impl Config {
         let provider = self.provider()?;
         let settings = self.upstream_settings()?;
         let credentials = self.credentials()?;
-        let name = match provider {
-            Provider::Postmark => hush_postmark::upstream::BACKEND,
-            Provider::Sendpost => hush_sendpost::upstream::BACKEND,
-            Provider::V3 => hush_v3::upstream::BACKEND,
-        };
-        let http = Upstream::new(name, settings)
-            .map_err(|e| ConfigError::new("storage.upstream", e.to_string()))?;
-        let backend: Arc<dyn Backend> = match provider {
-            Provider::Postmark => Arc::new(hush_postmark::upstream::PostmarkUpstream::new(
-                http,
-                credentials,
-            )),
-            Provider::Sendpost => Arc::new(hush_sendpost::upstream::SendPostUpstream::new(
-                http,
-                credentials,
-                self.history_start()?,
-            )),
-            Provider::V3 => Arc::new(hush_v3::upstream::V3Upstream::new(
-                http,
-                credentials,
-                self.storage.upstream.shape.unwrap_or_default(),
-            )),
-        };
+        let backend = provider_backend(
+            provider,
+            &self.storage.upstream,
+            settings,
+            credentials,
+            "storage.upstream",
+        )?;
         Ok(Some(backend))
     }
+}
+
+/// A provider client's settings from `u` (`[storage.upstream]`, or a
+/// mirror's copy of it with its own overrides), errors named under `at`.
+pub(crate) fn settings_of(
+    u: &UpstreamConfig,
+    provider: Provider,
+    at: &str,
+) -> Result<UpstreamSettings, ConfigError> {
+    let key = |field: &str| format!("{at}.{field}");
+    let base_url = u
+        .base_url
+        .clone()
+        .unwrap_or_else(|| provider.default_base_url().to_owned());
+    match reqwest::Url::parse(&base_url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(ConfigError::new(
+                key("base_url"),
+                format!("{base_url:?} is not an http or https URL"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("connect_timeout_ms", u.connect_timeout_ms),
+        ("request_timeout_ms", u.request_timeout_ms),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::new(key(field), "must be at least 1"));
+        }
+    }
+    if u.retry_max_attempts == 0 {
+        return Err(ConfigError::new(
+            key("retry_max_attempts"),
+            "must be at least 1 (1 turns retries off)",
+        ));
+    }
+    if u.retry_initial_backoff_ms > u.retry_max_backoff_ms {
+        return Err(ConfigError::new(
+            key("retry_initial_backoff_ms"),
+            format!("must not exceed {at}.retry_max_backoff_ms"),
+        ));
+    }
+    history_start_of(u, at)?;
+    Ok(UpstreamSettings {
+        base_url,
+        connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+        request_timeout: Duration::from_millis(u.request_timeout_ms),
+        retry: RetrySettings {
+            max_attempts: u.retry_max_attempts,
+            initial_backoff: Duration::from_millis(u.retry_initial_backoff_ms),
+            max_backoff: Duration::from_millis(u.retry_max_backoff_ms),
+            max_elapsed: Duration::from_millis(u.retry_max_elapsed_ms),
+        },
+    })
+}
+
+pub(crate) fn history_start_of(u: &UpstreamConfig, at: &str) -> Result<time::Date, ConfigError> {
+    let raw = &u.history_start;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, format).map_err(|e| {
+        ConfigError::new(
+            format!("{at}.history_start"),
+            format!("{raw:?} is not a YYYY-MM-DD date: {e}"),
+        )
+    })
+}
+
+/// A provider's client as a backend: the upstream store, or a mirror.
+pub(crate) fn provider_backend(
+    provider: Provider,
+    u: &UpstreamConfig,
+    settings: UpstreamSettings,
+    credentials: Credentials,
+    at: &str,
+) -> Result<Arc<dyn Backend>, ConfigError> {
+    let name = match provider {
+        Provider::Postmark => hush_postmark::upstream::BACKEND,
+        Provider::Sendpost => hush_sendpost::upstream::BACKEND,
+        Provider::V3 => hush_v3::upstream::BACKEND,
+    };
+    let http = Upstream::new(name, settings).map_err(|e| ConfigError::new(at, e.to_string()))?;
+    Ok(match provider {
+        Provider::Postmark => Arc::new(hush_postmark::upstream::PostmarkUpstream::new(
+            http,
+            credentials,
+        )),
+        Provider::Sendpost => Arc::new(hush_sendpost::upstream::SendPostUpstream::new(
+            http,
+            credentials,
+            history_start_of(u, at)?,
+        )),
+        Provider::V3 => Arc::new(hush_v3::upstream::V3Upstream::new(
+            http,
+            credentials,
+            u.shape.unwrap_or_default(),
+        )),
+    })
 }
 
 /// How long `/readyz` waits for a backend that a router serves some tenants
@@ -416,6 +441,47 @@ impl Backend for TenantRouter {
         limit: u32,
     ) -> Result<Vec<JournalEntry>, EngineError> {
         self.default.journal_all(after, limit).await
+    }
+
+    async fn mirror_state(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        self.of(tenant).mirror_state(tenant, mirror).await
+    }
+
+    async fn save_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        state: &MirrorState,
+        failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        self.of(tenant)
+            .save_mirror(tenant, mirror, state, failures)
+            .await
+    }
+
+    async fn mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        self.of(tenant).mirror_failures(tenant, mirror, limit).await
+    }
+
+    async fn lease_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, EngineError> {
+        self.of(tenant)
+            .lease_mirror(tenant, mirror, holder, ttl)
+            .await
     }
 
     async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {

@@ -8,6 +8,7 @@ mod email;
 mod group;
 mod ids;
 mod journal;
+mod mirror;
 mod query;
 mod shown_ids;
 mod suppression;
@@ -25,6 +26,7 @@ pub use journal::{
     Actor, Change, Door, JournalEntry, JournalOrder, JournalQuery, Operation, Position,
     RecordError, Recorded,
 };
+pub use mirror::{MirrorFailure, MirrorName, MirrorState};
 pub use query::{
     EmailMatch, FilterError, ListFilter, MAX_FILTER_CHARS, MAX_WILDCARDS, Page, PageRequest,
     ScanCursor, ScopeFilter,

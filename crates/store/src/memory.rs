@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, Engine, EngineError, EventChange, ReceivedEvent};
 use hush_model::{
     Actor, Change, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalOrder,
-    JournalQuery, KindFamily, ListFilter, NewGroup, NewSuppression, Operation, Page, PageRequest,
-    Position, ScanCursor, Scope, Suppression, SuppressionId, TenantId, Timestamp,
+    JournalQuery, KindFamily, ListFilter, MirrorFailure, MirrorName, MirrorState, NewGroup,
+    NewSuppression, Operation, Page, PageRequest, Position, ScanCursor, Scope, Suppression,
+    SuppressionId, TenantId, Timestamp,
 };
 
 const NAME: &str = "memory";
@@ -52,6 +53,8 @@ struct State {
     last_position: i64,
     /// The webhook events applied, by tenant, hook and key, with when.
     receipts: HashMap<(TenantId, String, String), Timestamp>,
+    /// Each mirror's state and refusals, oldest first.
+    mirrors: HashMap<(TenantId, MirrorName), (MirrorState, Vec<MirrorFailure>)>,
 }
 
 impl State {
@@ -627,6 +630,74 @@ impl Backend for MemoryBackend {
             state.journal.push(entry);
         }
         Ok(())
+    }
+
+    async fn mirror_state(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        let state = self.read()?;
+        Ok(state
+            .mirrors
+            .get(&(tenant.clone(), mirror.clone()))
+            .map(|(kept, _)| kept.clone())
+            .unwrap_or_default())
+    }
+
+    async fn save_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        kept: &MirrorState,
+        failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        let mut state = self.write()?;
+        let entry = state
+            .mirrors
+            .entry((tenant.clone(), mirror.clone()))
+            .or_default();
+        entry.0 = kept.clone();
+        // A refusal saved again (a step retried) stays as first recorded,
+        // as in the stores' tables keyed by position.
+        for failure in failures {
+            if !entry.1.iter().any(|f| f.position == failure.position) {
+                entry.1.push(failure.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        let state = self.read()?;
+        Ok(state
+            .mirrors
+            .get(&(tenant.clone(), mirror.clone()))
+            .map(|(_, failures)| {
+                failures
+                    .iter()
+                    .rev()
+                    .take(limit as usize)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn lease_mirror(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, EngineError> {
+        // One process holds the memory store.
+        Ok(true)
     }
 
     async fn apply_events(

@@ -20,6 +20,7 @@
 
 mod journal;
 mod mirror;
+mod mirror_state;
 mod schema;
 mod sql;
 
@@ -39,8 +40,8 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError, ReceivedEvent};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
-    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
-    TenantId, Timestamp,
+    MirrorFailure, MirrorName, MirrorState, NewGroup, NewSuppression, Page, PageRequest, Position,
+    ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -679,6 +680,49 @@ impl Backend for PostgresBackend {
     ) -> Result<Vec<bool>, EngineError> {
         let mut conn = self.conn().await?;
         Ok(sql::events_seen(&mut conn, tenant, hook, keys).await?)
+    }
+
+    async fn mirror_state(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(mirror_state::state(&mut conn, tenant, mirror).await?)
+    }
+
+    async fn save_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        state: &MirrorState,
+        failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        let mut tx = self.begin(Isolation::ReadCommitted).await?;
+        mirror_state::save(&mut tx, tenant, mirror, state, failures).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    async fn mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(mirror_state::failures(&mut conn, tenant, mirror, limit).await?)
+    }
+
+    async fn lease_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(mirror_state::lease(&mut conn, tenant, mirror, holder, ttl).await?)
     }
 
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {

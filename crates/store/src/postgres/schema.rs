@@ -226,6 +226,32 @@ CREATE TABLE hush_webhook_receipts (
 
 CREATE INDEX hush_webhook_receipts_by_time ON hush_webhook_receipts (at);
 "#,
+    // Where each mirror stands, the changes its provider refused, and which
+    // instance pushes it until when (`mirrors.rs`).
+    r#"
+CREATE TABLE hush_mirror_state (
+    tenant       TEXT COLLATE "C" NOT NULL,
+    mirror       TEXT COLLATE "C" NOT NULL,
+    position     BIGINT,
+    last_success BIGINT,
+    last_error   TEXT,
+    failed       BIGINT NOT NULL DEFAULT 0,
+    skipped      BIGINT NOT NULL DEFAULT 0,
+    holder       TEXT,
+    held_until   TIMESTAMPTZ,
+    PRIMARY KEY (tenant, mirror)
+);
+
+CREATE TABLE hush_mirror_failures (
+    tenant   TEXT COLLATE "C" NOT NULL,
+    mirror   TEXT COLLATE "C" NOT NULL,
+    position BIGINT NOT NULL,
+    at       BIGINT NOT NULL,
+    change   TEXT NOT NULL,
+    message  TEXT NOT NULL,
+    PRIMARY KEY (tenant, mirror, position)
+);
+"#,
 ];
 
 /// The database's key and legacy bound for shown ids (`hush_meta`, the

@@ -19,6 +19,7 @@
 
 mod addresses;
 mod batch_pack;
+mod mirrors;
 mod pool;
 mod schema;
 pub(crate) mod sql;
@@ -33,8 +34,8 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError, EventChange, ReceivedEvent};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
-    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
-    TenantId, Timestamp,
+    MirrorFailure, MirrorName, MirrorState, NewGroup, NewSuppression, Page, PageRequest, Position,
+    ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 
 use crate::lookup_index::{Change, LookupIndex};
@@ -632,6 +633,60 @@ impl Backend for SqliteBackend {
         self.readers
             .run(move |conn| sql::events_seen(conn, &tenant, &hook, &keys))
             .await
+    }
+
+    async fn mirror_state(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        let (tenant, mirror) = (tenant.clone(), mirror.clone());
+        self.readers
+            .run(move |conn| mirrors::state(conn, &tenant, &mirror))
+            .await
+    }
+
+    async fn save_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        state: &MirrorState,
+        failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        let (tenant, mirror, state, failures) = (
+            tenant.clone(),
+            mirror.clone(),
+            state.clone(),
+            failures.to_vec(),
+        );
+        self.writer
+            .run(1 + failures.len(), move |conn| {
+                mirrors::save(conn, &tenant, &mirror, &state, &failures)
+            })
+            .await
+    }
+
+    async fn mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        let (tenant, mirror) = (tenant.clone(), mirror.clone());
+        self.readers
+            .run(move |conn| mirrors::failures(conn, &tenant, &mirror, limit))
+            .await
+    }
+
+    async fn lease_mirror(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, EngineError> {
+        // One process serves the file (the lock on `<file>.lock`).
+        Ok(true)
     }
 
     async fn prune_receipts(&self, before: Timestamp) -> Result<u64, EngineError> {

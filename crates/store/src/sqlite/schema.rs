@@ -67,6 +67,10 @@ use super::StoreError;
 ///   tenant's positions (`sql::live_add`). Migration 6 first moved the
 ///   adds off an address index: its `journal_by_address` took one insert
 ///   at a random place per entry.
+/// - `mirror_state` holds where each mirror of a tenant stands (migration
+///   10; `hush_model::MirrorState`), `mirror_failures` the changes its
+///   provider refused, by journal position. Both are written in one
+///   transaction per step (`sql::save_mirror`).
 /// - `webhook_receipts` holds the key of every webhook event applied, by
 ///   tenant and hook (`provider/name`), with when (nanoseconds), so that a
 ///   redelivered event changes nothing (`sql::apply_events`); pruned by
@@ -220,6 +224,28 @@ CREATE INDEX journal_by_email ON journal (tenant, email) WHERE email IS NOT NULL
 
 CREATE INDEX journal_removed_by_subject ON journal (subject)
     WHERE email IS NOT NULL AND subject IS NOT NULL;
+",
+    r"
+CREATE TABLE mirror_state (
+    tenant       TEXT    NOT NULL,
+    mirror       TEXT    NOT NULL,
+    position     INTEGER,
+    last_success INTEGER,
+    last_error   TEXT,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    skipped      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, mirror)
+) WITHOUT ROWID;
+
+CREATE TABLE mirror_failures (
+    tenant   TEXT    NOT NULL,
+    mirror   TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    change   TEXT    NOT NULL,
+    message  TEXT    NOT NULL,
+    PRIMARY KEY (tenant, mirror, position)
+) WITHOUT ROWID;
 ",
 ];
 

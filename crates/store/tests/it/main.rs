@@ -20,6 +20,7 @@ mod sqlite {
 #[cfg(hush_postgres_tests)]
 mod guarded;
 mod journal;
+mod mirror_push;
 #[cfg(hush_postgres_tests)]
 mod postgres;
 #[cfg(hush_postgres_tests)]

@@ -753,7 +753,7 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
     .unwrap();
     drop(conn);
     let backend = open(&path);
-    assert_eq!(user_version(&path), 9);
+    assert_eq!(user_version(&path), 10);
     let t = tenant();
     let stored: Vec<String> = backend
         .list(

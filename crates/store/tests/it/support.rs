@@ -4,10 +4,11 @@ use async_trait::async_trait;
 use hush_engine::{AddOutcome, Backend, EngineError};
 use hush_model::{
     Actor, Email, Group, GroupChanges, GroupId, GroupKey, JournalEntry, JournalQuery, ListFilter,
-    NewGroup, NewSuppression, Page, PageRequest, Position, ScanCursor, Suppression, SuppressionId,
-    TenantId, Timestamp,
+    MirrorFailure, MirrorName, MirrorState, NewGroup, NewSuppression, Page, PageRequest, Position,
+    ScanCursor, Suppression, SuppressionId, TenantId, Timestamp,
 };
 use hush_store::{SqliteBackend, SqliteOptions};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// The backend drops before the directory, so the file is closed when the
@@ -172,6 +173,45 @@ impl Backend for TempSqlite {
         limit: u32,
     ) -> Result<Vec<JournalEntry>, EngineError> {
         self.backend.journal_all(after, limit).await
+    }
+
+    async fn mirror_state(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+    ) -> Result<MirrorState, EngineError> {
+        self.backend.mirror_state(tenant, mirror).await
+    }
+
+    async fn save_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        state: &MirrorState,
+        failures: &[MirrorFailure],
+    ) -> Result<(), EngineError> {
+        self.backend
+            .save_mirror(tenant, mirror, state, failures)
+            .await
+    }
+
+    async fn mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        limit: u32,
+    ) -> Result<Vec<MirrorFailure>, EngineError> {
+        self.backend.mirror_failures(tenant, mirror, limit).await
+    }
+
+    async fn lease_mirror(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, EngineError> {
+        self.backend.lease_mirror(tenant, mirror, holder, ttl).await
     }
 
     async fn append_journal(&self, entries: Vec<JournalEntry>) -> Result<(), EngineError> {
