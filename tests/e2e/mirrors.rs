@@ -285,3 +285,288 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
         assert!(!held_at(&client, &b, &email).await.is_empty(), "{email}");
     }
 }
+
+/// Changes the provider refuses (Postmark will not touch an address with
+/// a spam complaint) are recorded once each, and the mirror moves on.
+#[tokio::test]
+async fn a_refused_removal_is_recorded_and_passed() {
+    let b = provider().await;
+    let a = origin(&b, "postmark", "").await;
+    let client = Client::new();
+    let v3 = ("Authorization", "Bearer v3-key");
+    // B's own complaint for the address, which its Postmark API may not
+    // delete (docs/mapping.md).
+    let (status, body) = call(
+        &client,
+        b.base(),
+        ("X-SubAccount-ApiKey", "b-sp-key"),
+        Method::POST,
+        "/api/v1/subaccount/suppression",
+        Some(json!({"spamComplaint": [{"email": "complaint@example.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v3/asm/suppressions/global",
+            Some(json!({"recipient_emails": ["complaint@example.com"]})),
+        ),
+        (
+            Method::DELETE,
+            "/v3/asm/suppressions/global/complaint@example.com",
+            None,
+        ),
+        (
+            Method::POST,
+            "/v3/asm/suppressions/global",
+            Some(json!({"recipient_emails": ["after@example.com"]})),
+        ),
+    ] {
+        let (status, answer) = call(&client, a.base(), v3, method, path, body).await;
+        assert!(status.is_success(), "{answer}");
+    }
+    // B refuses both: the add with its per-item `Failed` and its message
+    // (the address has a complaint there), and the removal.
+    let mirror = caught_up(&client, &a).await;
+    assert_eq!(mirror["failed"], 2, "{mirror}");
+    assert_eq!(
+        mirror["failures"][0]["change"],
+        "removed complaint@example.com"
+    );
+    assert_eq!(
+        mirror["failures"][1]["change"],
+        "added complaint@example.com"
+    );
+    assert_eq!(
+        mirror["failures"][1]["message"],
+        "You do not have the required authority to change this suppression."
+    );
+    assert!(
+        mirror["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complaint@example.com"),
+        "{mirror}"
+    );
+    assert!(!held_at(&client, &b, "after@example.com").await.is_empty());
+    assert!(
+        !held_at(&client, &b, "complaint@example.com")
+            .await
+            .is_empty()
+    );
+}
+
+/// A bounce Postmark posted to A's webhook is not pushed back to the
+/// Postmark mirror (no echo); a change made through an API is.
+#[tokio::test]
+async fn no_echo_of_the_providers_own_webhook() {
+    let b = provider().await;
+    let hook = "  [[tenants.webhooks]]\n  provider = \"postmark\"\n  name = \"main\"\n  header_name = \"X-Hook-Secret\"\n  header_value = \"hook-secret-0123456789\"\n";
+    let a = origin(&b, "postmark", hook).await;
+    let client = Client::new();
+    let fixture = std::fs::read_to_string(
+        crate::support::repo_root()
+            .join("crates/webhooks/tests/fixtures/postmark/bounce_hard.json"),
+    )
+    .unwrap();
+    let mut bounce: Value = serde_json::from_str(&fixture).unwrap();
+    bounce["Email"] = json!("echo@example.com");
+    let res = client
+        .post(format!("{}/webhooks/postmark/main", a.base()))
+        .header("X-Hook-Secret", "hook-secret-0123456789")
+        .json(&bounce)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let (status, body) = call(
+        &client,
+        a.base(),
+        ("Authorization", "Bearer v3-key"),
+        Method::POST,
+        "/v3/asm/suppressions/global",
+        Some(json!({"recipient_emails": ["api@example.com"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mirror = caught_up(&client, &a).await;
+    // The echo, and the creation of the default stream at A's first
+    // start (groups are not mirrored).
+    assert_eq!(mirror["skipped"], 2, "{mirror}");
+    assert!(held_at(&client, &b, "echo@example.com").await.is_empty());
+    assert!(!held_at(&client, &b, "api@example.com").await.is_empty());
+}
+
+/// Every mistake in a mirror's table stops the start, naming the key.
+#[test]
+fn bad_mirror_config_is_refused_at_start() {
+    let mirror =
+        |fields: &str| format!("[[tenants]]\nid = \"demo\"\n  [[tenants.mirrors]]\n{fields}");
+    let cases = [
+        (
+            mirror("  provider = \"v3\"\n  token = \"hunter2\"\n"),
+            "tenants[0].mirrors[0]",
+            "missing field `name`",
+        ),
+        (
+            mirror("  name = \"Bad Name\"\n  provider = \"v3\"\n  token = \"hunter2\"\n"),
+            "tenants[0].mirrors[0].name",
+            "lowercase",
+        ),
+        (
+            mirror("  name = \"m\"\n  token = \"hunter2\"\n"),
+            "tenants[0].mirrors[0].provider",
+            "required",
+        ),
+        (
+            mirror("  name = \"m\"\n  provider = \"postmark\"\n"),
+            "tenants[0].mirrors[0].token",
+            "token_env",
+        ),
+        (
+            mirror(
+                "  name = \"m\"\n  provider = \"postmark\"\n  token = \"hunter2\"\n  shape = \"sendgrid\"\n",
+            ),
+            "tenants[0].mirrors[0].shape",
+            "only a v3 mirror",
+        ),
+        (
+            mirror(
+                "  name = \"m\"\n  provider = \"v3\"\n  token = \"hunter2\"\n  base_url = \"ftp://x\"\n",
+            ),
+            "tenants[0].mirrors[0].base_url",
+            "not an http",
+        ),
+        (
+            mirror(
+                "  name = \"m\"\n  provider = \"v3\"\n  token = \"hunter2\"\n  [[tenants.mirrors]]\n  name = \"m\"\n  provider = \"postmark\"\n  token = \"hunter2\"\n",
+            ),
+            "tenants[0].mirrors[1].name",
+            "two mirrors named",
+        ),
+        (
+            format!(
+                "[storage.upstream]\nprovider = \"v3\"\n{}",
+                mirror("  name = \"m\"\n  provider = \"v3\"\n  token = \"hunter2\"\n").replace(
+                    "id = \"demo\"\n",
+                    "id = \"demo\"\nbackend = \"upstream\"\nupstream_token = \"up\"\n"
+                )
+            ),
+            "tenants[0].mirrors[0].name",
+            "upstream backend",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hush.toml");
+    for (tables, key, says) in &cases {
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n{tables}",
+            dir.path().join("hush.db").display()
+        );
+        std::fs::write(&file, toml).unwrap();
+        let (code, stderr) = crate::support::refused_start(Some(&file), &[]);
+        assert_eq!(code, 2, "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+        assert!(stderr.contains(says), "{says:?} not in: {stderr}");
+        assert!(!stderr.contains("hunter2"), "a secret is shown: {stderr}");
+    }
+}
+
+/// Two instances of A on one PostgreSQL database share a mirror: one
+/// pushes it; killed with SIGKILL, the other takes the mirror over within
+/// the lease's 20 s and every change arrives.
+#[cfg(hush_postgres_tests)]
+#[tokio::test]
+async fn on_postgres_another_instance_takes_a_dead_holders_mirror_over() {
+    use crate::support::Gateway;
+
+    let b = provider().await;
+    let database = crate::pg::TempDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    let toml = format!(
+        "{}  [[tenants.mirrors]]\n  name = \"b\"\n  provider = \"v3\"\n  base_url = \"{}\"\n  token = \"b-v3-key\"\n  retry_max_attempts = 1\n{}",
+        crate::pg::config_toml(&database.url),
+        b.base(),
+        admin_toml()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let first = Gateway::start(&config, &[]).await;
+    let second = Gateway::start(&config, &[]).await;
+    let client = Client::new();
+    let add = |base: String, email: String| {
+        let client = client.clone();
+        async move {
+            let (status, body) = call(
+                &client,
+                &base,
+                ("Authorization", "Bearer demo-v3-key"),
+                Method::POST,
+                "/v3/asm/suppressions/global",
+                Some(json!({"recipient_emails": [email]})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    let report_of = |base: String| {
+        let client = client.clone();
+        async move {
+            let (status, body) = call(
+                &client,
+                &base,
+                ("Authorization", &format!("Bearer {ADMIN}")),
+                Method::GET,
+                "/admin/v1/tenants/demo/mirrors",
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["mirrors"][0].clone()
+        }
+    };
+    let wait_caught_up = |base: String, bound: Duration| async move {
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            let mirror = report_of(base.clone()).await;
+            if mirror["lag"]["changes"] == 0 && !mirror["position"].is_null() {
+                return mirror;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not caught up: {mirror}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    for n in 0..10 {
+        add(first.base.clone(), format!("before-{n}@example.com")).await;
+    }
+    wait_caught_up(second.base.clone(), Duration::from_secs(30)).await;
+    // Exactly one of them pushes.
+    let pushing = |g: &Gateway| g.stderr().contains("pushing the mirror");
+    assert!(
+        pushing(&first) != pushing(&second),
+        "one holder, not two or none"
+    );
+    let (mut holder, survivor) = if pushing(&first) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    holder.kill_hard();
+    for n in 0..10 {
+        add(survivor.base.clone(), format!("after-{n}@example.com")).await;
+    }
+    // The lease lapses 20 s after its last renewal; the survivor asks every
+    // 5 s. Well inside 40 s, everything is at B.
+    wait_caught_up(survivor.base.clone(), Duration::from_secs(40)).await;
+    assert!(pushing(&survivor));
+    for prefix in ["before", "after"] {
+        for n in 0..10 {
+            let email = format!("{prefix}-{n}@example.com");
+            assert!(!held_at(&client, &b, &email).await.is_empty(), "{email}");
+        }
+    }
+}

@@ -385,10 +385,38 @@ impl<'a> Pusher<'a> {
             .remove_matching(self.tenant, &filter, &self.actor)
             .await
         {
-            // Nothing there to remove is the same success.
+            Ok(0) => self.kept(&filter, &removed.email).await,
             Ok(_) => Ok(Fate::Pushed),
             Err(err) if is_temporary(&err) => Err(err),
             Err(err) => Ok(Fate::Refused(err.to_string())),
+        }
+    }
+
+    /// After a removal that removed nothing: nothing there to remove is the
+    /// same success, but a provider may also refuse one address and answer
+    /// the call (Postmark's `Failed` for a spam complaint, which its client
+    /// logs and counts as not removed). So the provider is asked what it
+    /// still holds.
+    async fn kept(
+        &self,
+        filter: &ListFilter,
+        email: &hush_model::Email,
+    ) -> Result<Fate, EngineError> {
+        match self.target.backend.entries(self.tenant, email).await {
+            Ok(held)
+                if held
+                    .iter()
+                    .any(|s| filter.scope.matches(s.scope) && filter.kinds.contains(&s.kind)) =>
+            {
+                Ok(Fate::Refused(format!(
+                    "the provider still holds {email} after the removal: it refused it (its client's log has the provider's reason)"
+                )))
+            }
+            Ok(_) => Ok(Fate::Pushed),
+            Err(err) if is_temporary(&err) => Err(err),
+            // A provider that cannot say what it holds: the removal went
+            // through without complaint.
+            Err(_) => Ok(Fate::Pushed),
         }
     }
 }
