@@ -355,6 +355,73 @@ async fn a_refused_removal_is_recorded_and_passed() {
             .await
             .is_empty()
     );
+
+    // A retry needs admin.write, names a mirror of the tenant, and while
+    // B still refuses keeps both refusals.
+    let admin = format!("Bearer {ADMIN}");
+    let admin = ("Authorization", admin.as_str());
+    let retry = "/admin/v1/tenants/demo/mirrors/b/retry";
+    let (status, body) = call(&client, a.base(), admin, Method::POST, retry, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"retried": 2, "pushed": 0, "refused": 2, "gone": 0})
+    );
+    let nope = "/admin/v1/tenants/demo/mirrors/nope/retry";
+    let (status, body) = call(&client, a.base(), admin, Method::POST, nope, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // The complaint lifted at B by hand: a retry pushes both changes, in
+    // order, and forgets them; B ends where A is.
+    let (status, body) = call(
+        &client,
+        b.base(),
+        ("X-SubAccount-ApiKey", "b-sp-key"),
+        Method::DELETE,
+        "/api/v1/subaccount/suppression",
+        Some(json!({"suppressions": [{"email": "complaint@example.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(&client, a.base(), admin, Method::POST, retry, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"retried": 2, "pushed": 2, "refused": 0, "gone": 0})
+    );
+    assert!(
+        held_at(&client, &b, "complaint@example.com")
+            .await
+            .is_empty()
+    );
+    let mirror = report(&client, &a).await;
+    assert_eq!(mirror["failures"], json!([]), "{mirror}");
+    assert_eq!(mirror["failed"], 2, "the count is of every refusal met");
+
+    // The same from the command line, on the stopped gateway's store.
+    let config = a.config_path();
+    let mut a = a;
+    a.gateway.terminate();
+    let hush = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::HUSH)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let line = hush(&["mirror", "status", "--tenant", "demo"]);
+    assert_eq!(line["name"], "b");
+    assert_eq!(line["lag"]["changes"], 0, "{line}");
+    let done = hush(&["mirror", "retry", "--tenant", "demo", "--mirror", "b"]);
+    assert_eq!(done["retried"], 0);
 }
 
 /// A bounce Postmark posted to A's webhook is not pushed back to the

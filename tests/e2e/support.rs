@@ -87,6 +87,11 @@ impl TestGateway {
         &self.gateway.base
     }
 
+    /// The config file the gateway was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("hush.toml")
+    }
+
     /// SIGTERM, then the same config and store started again.
     pub async fn restart(mut self) -> Self {
         self.gateway.terminate();

@@ -2,7 +2,7 @@
 //! shape the answer with `wire`.
 
 use actix_web::{HttpResponse, web};
-use hush_engine::{Engine, RestoreWindow};
+use hush_engine::{Engine, EngineError, RestoreWindow};
 use hush_model::{
     Door, Email, JournalQuery, KindFamily, KindSet, ListFilter, Position, Scope, ScopeFilter,
     TenantId, Timestamp,
@@ -273,46 +273,84 @@ pub async fn mirrors(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let tenant = tenant_of(&state, &caller, &path)?;
-    let now = Engine::now();
     let mut shown = Vec::new();
     for mirror in state.mirrors.iter().filter(|m| m.tenant == tenant) {
-        let kept = state.engine.mirror_state(&tenant, &mirror.name).await?;
-        let (behind, oldest) = state
-            .engine
-            .mirror_lag(&tenant, &mirror.name, LAG_SCAN)
-            .await?;
-        let failures: Vec<Value> = state
-            .engine
-            .mirror_failures(&tenant, &mirror.name, FAILURES_SHOWN)
-            .await?
-            .into_iter()
-            .map(|f| {
-                json!({
-                    "position": f.position.0,
-                    "at": f.at.to_rfc3339_nanos(),
-                    "change": f.change,
-                    "message": f.message,
-                })
-            })
-            .collect();
-        let lag_seconds = oldest.map_or(0.0, |at| {
-            (now.as_nanos().saturating_sub(at.as_nanos())) as f64 / 1e9
-        });
-        shown.push(json!({
-            "name": mirror.name.as_str(),
-            "provider": mirror.provider,
-            "position": kept.position.map(|p| p.0),
-            "lag": {
-                "changes": behind,
-                "more": behind >= u64::from(LAG_SCAN),
-                "seconds": lag_seconds,
-            },
-            "last_success_at": kept.last_success.map(|at| at.to_rfc3339_nanos()),
-            "last_error": kept.last_error,
-            "failed": kept.failed,
-            "skipped": kept.skipped,
-            "failures": failures,
-        }));
+        shown.push(mirror_report(&state.engine, &tenant, mirror).await?);
     }
     Ok(HttpResponse::Ok().json(json!({ "tenant": tenant.as_str(), "mirrors": shown })))
+}
+
+/// One mirror as the admin API and `hush mirror status` show it.
+pub async fn mirror_report(
+    engine: &Engine,
+    tenant: &TenantId,
+    mirror: &crate::MirrorEntry,
+) -> Result<Value, EngineError> {
+    let name = &mirror.target.name;
+    let kept = engine.mirror_state(tenant, name).await?;
+    let (behind, oldest) = engine.mirror_lag(tenant, name, LAG_SCAN).await?;
+    let failures: Vec<Value> = engine
+        .mirror_failures(tenant, name, FAILURES_SHOWN)
+        .await?
+        .into_iter()
+        .map(|f| {
+            json!({
+                "position": f.position.0,
+                "at": f.at.to_rfc3339_nanos(),
+                "change": f.change,
+                "message": f.message,
+            })
+        })
+        .collect();
+    let now = Engine::now();
+    let lag_seconds = oldest.map_or(0.0, |at| {
+        (now.as_nanos().saturating_sub(at.as_nanos())) as f64 / 1e9
+    });
+    Ok(json!({
+        "name": name.as_str(),
+        "provider": mirror.provider,
+        "position": kept.position.map(|p| p.0),
+        "lag": {
+            "changes": behind,
+            "more": behind >= u64::from(LAG_SCAN),
+            "seconds": lag_seconds,
+        },
+        "last_success_at": kept.last_success.map(|at| at.to_rfc3339_nanos()),
+        "last_error": kept.last_error,
+        "failed": kept.failed,
+        "skipped": kept.skipped,
+        "failures": failures,
+    }))
+}
+
+/// `POST /admin/v1/tenants/{tenant}/mirrors/{mirror}/retry`: pushes the
+/// mirror's recorded refusals again; those taken are forgotten.
+pub async fn retry_mirror(
+    caller: AdminCaller<Write>,
+    state: web::Data<AdminState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (tenant, name) = path.into_inner();
+    let tenant = tenant_of(&state, &caller, &tenant)?;
+    let mirror = state
+        .mirrors
+        .iter()
+        .find(|m| m.tenant == tenant && m.target.name.as_str() == name)
+        .ok_or(AdminError::MirrorNotFound(name))?;
+    let done = state.engine.mirror_retry(&tenant, &mirror.target).await?;
+    tracing::info!(
+        %tenant,
+        mirror = %mirror.target.name,
+        token = %caller.token.name,
+        retried = done.retried,
+        pushed = done.pushed,
+        refused = done.refused,
+        "admin mirror retry"
+    );
+    Ok(HttpResponse::Ok().json(json!({
+        "retried": done.retried,
+        "pushed": done.pushed,
+        "refused": done.refused,
+        "gone": done.gone,
+    })))
 }

@@ -15,6 +15,8 @@ pub enum AdminError {
     /// An unknown tenant, or one the token may not see: the same answer,
     /// so that a token cannot learn which tenants exist.
     TenantNotFound(String),
+    /// The tenant has no mirror of that name.
+    MirrorNotFound(String),
     RouteNotFound,
     MethodNotAllowed,
     BadRequest(String),
@@ -35,7 +37,7 @@ impl AdminError {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::TenantNotFound(_) | Self::RouteNotFound => "not_found",
+            Self::TenantNotFound(_) | Self::MirrorNotFound(_) | Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest(_) => "invalid_request",
             Self::Unsupported(_) => "not_supported",
@@ -51,6 +53,7 @@ impl AdminError {
             }
             Self::Forbidden(scope) => format!("this admin token lacks the scope {scope}"),
             Self::TenantNotFound(tenant) => format!("no tenant {tenant:?}"),
+            Self::MirrorNotFound(name) => format!("the tenant has no mirror {name:?}"),
             Self::RouteNotFound => "no such admin path".into(),
             Self::MethodNotAllowed => "this admin path does not serve that method".into(),
             Self::BadRequest(message) | Self::Unsupported(message) => message.clone(),
@@ -65,7 +68,9 @@ impl ResponseError for AdminError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::TenantNotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::TenantNotFound(_) | Self::MirrorNotFound(_) | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,

@@ -8,6 +8,8 @@ mod calls;
 mod error;
 pub mod wire;
 
+pub use calls::mirror_report;
+
 use std::sync::Arc;
 
 use actix_web::body::BoxBody;
@@ -54,9 +56,10 @@ pub struct AdminState {
 #[derive(Debug, Clone)]
 pub struct MirrorEntry {
     pub tenant: TenantId,
-    pub name: hush_model::MirrorName,
     /// `v3`, `postmark` or `sendpost`.
     pub provider: &'static str,
+    /// Its name and the provider's client, for a retry.
+    pub target: hush_engine::MirrorTarget,
 }
 
 /// The `/admin/v1` scope with every admin route and its errors.
@@ -93,6 +96,7 @@ pub fn scope(
         .service(endpoint("/tenants/{tenant}/restore").post(calls::restore))
         .service(endpoint("/tenants/{tenant}/webhooks").get(calls::webhooks))
         .service(endpoint("/tenants/{tenant}/mirrors").get(calls::mirrors))
+        .service(endpoint("/tenants/{tenant}/mirrors/{mirror}/retry").post(calls::retry_mirror))
         .default_service(web::to(not_found))
 }
 

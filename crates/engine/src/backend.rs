@@ -306,6 +306,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Err(self.no_journal("keep a mirror's position"))
     }
 
+    /// Forgets the refusals of a mirror at these positions (retried and
+    /// taken, or their entries pruned).
+    async fn clear_mirror_failures(
+        &self,
+        _tenant: &TenantId,
+        _mirror: &MirrorName,
+        _positions: &[Position],
+    ) -> Result<(), EngineError> {
+        Err(self.no_journal("keep a mirror's position"))
+    }
+
     /// Takes or renews the lease of a mirror for `holder` for `ttl`; `true`
     /// when `holder` has it. One process serves an embedded store, so it
     /// always has it; on PostgreSQL instances compete for it.

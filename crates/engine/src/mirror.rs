@@ -56,6 +56,22 @@ pub struct MirrorStep {
     pub caught_up: bool,
 }
 
+/// What a retry of a mirror's recorded refusals did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MirrorRetry {
+    /// Refusals tried again.
+    pub retried: u64,
+    /// Taken by the provider (or now skipped), and forgotten.
+    pub pushed: u64,
+    /// Refused again, and kept.
+    pub refused: u64,
+    /// Whose journal entry is gone (pruned), forgotten.
+    pub gone: u64,
+}
+
+/// Refusals one retry tries at most.
+const RETRY_LIMIT: u32 = 10_000;
+
 /// Whether a failure may pass if the call is tried again later.
 pub fn is_temporary(err: &EngineError) -> bool {
     match err {
@@ -214,6 +230,67 @@ impl Engine {
         match halted {
             Some(err) => Err(err),
             None => Ok(step),
+        }
+    }
+}
+
+impl Engine {
+    /// Pushes a mirror's recorded refusals again, oldest first (the
+    /// provider may take now what it refused: a complaint lifted there by
+    /// hand, say). Taken ones are forgotten; refused ones stay. A
+    /// temporary failure stops it, having forgotten what went through.
+    pub async fn mirror_retry(
+        &self,
+        tenant: &TenantId,
+        target: &MirrorTarget,
+    ) -> Result<MirrorRetry, EngineError> {
+        self.require_journal(tenant)?;
+        let failures = self
+            .backend()
+            .mirror_failures(tenant, &target.name, RETRY_LIMIT)
+            .await?;
+        let mut report = MirrorRetry::default();
+        let mut forgotten = Vec::new();
+        let mut pusher = Pusher::new(self, tenant, target);
+        let mut halted = None;
+        for failure in failures.iter().rev() {
+            report.retried += 1;
+            let query = JournalQuery {
+                order: JournalOrder::OldestFirst,
+                cursor: Some(Position(failure.position.0 - 1)),
+                ..JournalQuery::newest_first(1)
+            };
+            let entry = self
+                .backend()
+                .journal(tenant, &query)
+                .await?
+                .into_iter()
+                .find(|e| e.position == failure.position);
+            let Some(entry) = entry else {
+                report.gone += 1;
+                forgotten.push(failure.position);
+                continue;
+            };
+            match pusher.push(std::slice::from_ref(&entry)).await {
+                Ok(fates) => match fates.first() {
+                    Some(Fate::Refused(_)) => report.refused += 1,
+                    _ => {
+                        report.pushed += 1;
+                        forgotten.push(failure.position);
+                    }
+                },
+                Err(err) => {
+                    halted = Some(err);
+                    break;
+                }
+            }
+        }
+        self.backend()
+            .clear_mirror_failures(tenant, &target.name, &forgotten)
+            .await?;
+        match halted {
+            Some(err) => Err(err),
+            None => Ok(report),
         }
     }
 }

@@ -86,6 +86,11 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// A tenant's mirrors (docs/mirrors.md).
+    Mirror {
+        #[command(subcommand)]
+        action: MirrorAction,
+    },
     /// Undo every change of a tenant in a time window, newest first.
     Restore {
         #[arg(long, value_name = "FILE")]
@@ -104,6 +109,27 @@ enum Command {
         /// Count what would be undone, and change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MirrorAction {
+    /// Print where each of the tenant's mirrors stands, one JSON object a
+    /// line, as the admin API shows it.
+    Status {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Push a mirror's recorded refusals again; forget those it takes.
+    Retry {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        mirror: String,
     },
 }
 
@@ -137,6 +163,21 @@ fn main() -> ExitCode {
                     limit,
                 },
             ))
+        }),
+        Command::Mirror {
+            action: MirrorAction::Status { config, tenant },
+        } => operate("mirror status", config.as_deref(), |config| {
+            Box::pin(operator::mirror_status(config, tenant))
+        }),
+        Command::Mirror {
+            action:
+                MirrorAction::Retry {
+                    config,
+                    tenant,
+                    mirror,
+                },
+        } => operate("mirror retry", config.as_deref(), |config| {
+            Box::pin(operator::mirror_retry(config, tenant, mirror))
         }),
         Command::Restore {
             config,

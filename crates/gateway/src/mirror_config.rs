@@ -60,6 +60,17 @@ pub struct Mirror {
     pub target: MirrorTarget,
 }
 
+impl Mirror {
+    /// As the admin API and `hush mirror` know it.
+    pub fn admin_entry(&self) -> hush_admin::MirrorEntry {
+        hush_admin::MirrorEntry {
+            tenant: self.tenant.clone(),
+            provider: self.provider.as_str(),
+            target: self.target.clone(),
+        }
+    }
+}
+
 /// The door a provider's webhooks journal their changes under
 /// (docs/webhooks.md): what its mirror does not echo back.
 fn webhook_door(provider: Provider) -> Door {

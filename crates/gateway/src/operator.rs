@@ -1,6 +1,7 @@
-//! `hush history` and `hush restore`: the admin API's history and restore
-//! for an operator on the box, on the store the config names
-//! (docs/operations.md, "History and restore").
+//! `hush history`, `hush restore` and `hush mirror`: the admin API's
+//! history, restore and mirrors for an operator on the box, on the store
+//! the config names (docs/operations.md, "History and restore";
+//! docs/mirrors.md).
 
 use anyhow::{Context as _, bail};
 use hush_engine::{Engine, RestoreWindow};
@@ -107,6 +108,47 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({"restored": done.restored, "removed": done.removed, "dry_run": args.dry_run})
+    );
+    Ok(())
+}
+
+/// The tenant's mirrors as the config names them.
+fn mirrors_of(config: &Config, tenant: &TenantId) -> anyhow::Result<Vec<hush_admin::MirrorEntry>> {
+    Ok(config
+        .resolve_mirrors()?
+        .iter()
+        .filter(|m| &m.tenant == tenant)
+        .map(crate::mirror_config::Mirror::admin_entry)
+        .collect())
+}
+
+/// Prints each of the tenant's mirrors, one JSON object a line.
+#[allow(clippy::print_stdout)] // the command's output
+pub async fn mirror_status(config: &Config, tenant: String) -> anyhow::Result<()> {
+    let (engine, tenant) = engine_for(config, &tenant).await?;
+    for mirror in mirrors_of(config, &tenant)? {
+        println!(
+            "{}",
+            hush_admin::mirror_report(&engine, &tenant, &mirror).await?
+        );
+    }
+    Ok(())
+}
+
+/// Pushes a mirror's refusals again and prints what became of them.
+#[allow(clippy::print_stdout)] // the command's output
+pub async fn mirror_retry(config: &Config, tenant: String, mirror: String) -> anyhow::Result<()> {
+    let (engine, tenant) = engine_for(config, &tenant).await?;
+    let Some(entry) = mirrors_of(config, &tenant)?
+        .into_iter()
+        .find(|m| m.target.name.as_str() == mirror)
+    else {
+        bail!("the tenant has no mirror {mirror:?}");
+    };
+    let done = engine.mirror_retry(&tenant, &entry.target).await?;
+    println!(
+        "{}",
+        serde_json::json!({"retried": done.retried, "pushed": done.pushed, "refused": done.refused, "gone": done.gone})
     );
     Ok(())
 }

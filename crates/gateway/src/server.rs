@@ -155,11 +155,7 @@ impl Gateway {
                 webhooks: Some(webhooks.clone()),
                 mirrors: mirrors
                     .iter()
-                    .map(|m| hush_admin::MirrorEntry {
-                        tenant: m.tenant.clone(),
-                        name: m.target.name.clone(),
-                        provider: m.provider.as_str(),
-                    })
+                    .map(crate::mirror_config::Mirror::admin_entry)
                     .collect(),
                 body_limit: config.server.max_body_bytes,
             })

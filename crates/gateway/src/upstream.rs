@@ -472,6 +472,17 @@ impl Backend for TenantRouter {
         self.of(tenant).mirror_failures(tenant, mirror, limit).await
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        self.of(tenant)
+            .clear_mirror_failures(tenant, mirror, positions)
+            .await
+    }
+
     async fn lease_mirror(
         &self,
         tenant: &TenantId,

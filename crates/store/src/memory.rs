@@ -689,6 +689,19 @@ impl Backend for MemoryBackend {
             .unwrap_or_default())
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        let mut state = self.write()?;
+        if let Some((_, failures)) = state.mirrors.get_mut(&(tenant.clone(), mirror.clone())) {
+            failures.retain(|f| !positions.contains(&f.position));
+        }
+        Ok(())
+    }
+
     async fn lease_mirror(
         &self,
         _tenant: &TenantId,

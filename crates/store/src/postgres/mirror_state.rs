@@ -142,3 +142,22 @@ pub(super) async fn lease(
     .await?;
     Ok(taken.is_some())
 }
+
+pub(super) async fn clear(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    mirror: &MirrorName,
+    positions: &[Position],
+) -> Result<(), StoreError> {
+    let positions: Vec<i64> = positions.iter().map(|p| p.0).collect();
+    sqlx::query(
+        "DELETE FROM hush_mirror_failures WHERE tenant = $1 AND mirror = $2 \
+         AND position = ANY($3::BIGINT[])",
+    )
+    .bind(tenant.as_str())
+    .bind(mirror.as_str())
+    .bind(positions)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -714,6 +714,16 @@ impl Backend for PostgresBackend {
         Ok(mirror_state::failures(&mut conn, tenant, mirror, limit).await?)
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        let mut conn = self.conn().await?;
+        Ok(mirror_state::clear(&mut conn, tenant, mirror, positions).await?)
+    }
+
     async fn lease_mirror(
         &self,
         tenant: &TenantId,

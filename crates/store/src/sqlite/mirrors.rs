@@ -94,3 +94,18 @@ pub(super) fn failures(
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+pub(super) fn clear(
+    conn: &Connection,
+    tenant: &TenantId,
+    mirror: &MirrorName,
+    positions: &[Position],
+) -> Result<(), StoreError> {
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM mirror_failures WHERE tenant = ?1 AND mirror = ?2 AND position = ?3",
+    )?;
+    for position in positions {
+        delete.execute(params![tenant.as_str(), mirror.as_str(), position.0])?;
+    }
+    Ok(())
+}

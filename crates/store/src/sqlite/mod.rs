@@ -678,6 +678,20 @@ impl Backend for SqliteBackend {
             .await
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        let (tenant, mirror, positions) = (tenant.clone(), mirror.clone(), positions.to_vec());
+        self.writer
+            .run(positions.len(), move |conn| {
+                mirrors::clear(conn, &tenant, &mirror, &positions)
+            })
+            .await
+    }
+
     async fn lease_mirror(
         &self,
         _tenant: &TenantId,

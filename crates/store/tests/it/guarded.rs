@@ -203,6 +203,17 @@ impl<G: std::fmt::Debug + Send + Sync + 'static> Backend for Guarded<G> {
         self.backend.mirror_failures(tenant, mirror, limit).await
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        self.backend
+            .clear_mirror_failures(tenant, mirror, positions)
+            .await
+    }
+
     async fn lease_mirror(
         &self,
         tenant: &TenantId,

@@ -1183,7 +1183,7 @@ async fn a_journal_from_migration_5_keeps_every_address_history() {
     // Migration 5's table, holding the same entries as that release wrote
     // them: one row each, with its address and whole record.
     conn.execute_batch(
-        "DROP TABLE journal; DROP TABLE webhook_receipts; \
+        "DROP TABLE journal; DROP TABLE webhook_receipts; DROP TABLE mirror_state; DROP TABLE mirror_failures; \
          CREATE TABLE journal (\
              position INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, \
              at INTEGER NOT NULL, operation TEXT NOT NULL, email TEXT, door TEXT NOT NULL, \

@@ -313,6 +313,27 @@ async fn pushes_in_order(source: Arc<dyn Backend>) {
         "nothing left behind"
     );
 
+    // Still refused: a retry keeps it. Taken: a retry forgets it.
+    let retry = engine.mirror_retry(&t, &target).await.unwrap();
+    assert_eq!((retry.retried, retry.pushed, retry.refused), (1, 0, 1));
+    assert_eq!(
+        engine.mirror_failures(&t, &name, 10).await.unwrap().len(),
+        1
+    );
+    provider.calls();
+    *provider.refuse.lock().unwrap() = None;
+    let retry = engine.mirror_retry(&t, &target).await.unwrap();
+    assert_eq!((retry.retried, retry.pushed, retry.refused), (1, 1, 0));
+    assert!(
+        engine
+            .mirror_failures(&t, &name, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(provider.holds(&t, "refused@x.io").await);
+    assert_eq!(provider.calls(), vec!["add 1"]);
+
     // Nothing new: a step sends nothing.
     engine.mirror_step(&t, &target, 100).await.unwrap();
     assert!(provider.calls().is_empty());
@@ -345,10 +366,7 @@ async fn pushes_in_order(source: Arc<dyn Backend>) {
     assert!(!provider.holds(&t, "b@x.io").await);
     let state = engine.mirror_state(&t, &name).await.unwrap();
     assert!(state.last_error.is_none());
-    assert_eq!(
-        engine.mirror_failures(&t, &name, 10).await.unwrap().len(),
-        1
-    );
+    assert!(engine.mirror_failures(&t, &name, 10).await.unwrap().is_empty());
 }
 
 /// Once the provider has the group (by key), its members are pushed into

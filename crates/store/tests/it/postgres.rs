@@ -593,7 +593,7 @@ async fn stored_addresses_are_normalized_by_the_migration() {
     // Back to before migration 4 (and the later ones).
     sqlx::raw_sql(
         "DELETE FROM hush_schema_migrations WHERE version >= 4; \
-         DROP TABLE hush_meta; DROP TABLE hush_journal; DROP TABLE hush_webhook_receipts;",
+         DROP TABLE hush_meta; DROP TABLE hush_journal; DROP TABLE hush_webhook_receipts; DROP TABLE hush_mirror_state; DROP TABLE hush_mirror_failures;",
     )
     .execute(&mut conn)
     .await

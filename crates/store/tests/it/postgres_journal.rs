@@ -1240,6 +1240,8 @@ async fn migration_7_keeps_every_address_history() {
          ALTER TABLE hush_journal DROP COLUMN subject; \
          CREATE INDEX hush_journal_by_email ON hush_journal (tenant, email, position); \
          DROP TABLE hush_webhook_receipts; \
+         DROP TABLE hush_mirror_state; \
+         DROP TABLE hush_mirror_failures; \
          DELETE FROM hush_schema_migrations WHERE version >= 7;",
     )
     .execute(&mut conn)

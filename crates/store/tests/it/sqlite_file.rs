@@ -747,7 +747,7 @@ async fn stored_addresses_are_normalized_when_the_file_is_opened() {
     }
     // Back to before migration 3 (and the later ones).
     conn.execute_batch(
-        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; \
+        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; DROP TABLE mirror_state; DROP TABLE mirror_failures; \
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -814,7 +814,7 @@ async fn groups_from_before_opaque_ids_keep_their_ids() {
     drop(backend);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; \
+        "DROP TABLE hush_meta; DROP TABLE journal; DROP TABLE webhook_receipts; DROP TABLE mirror_state; DROP TABLE mirror_failures; \
          PRAGMA user_version = 3;",
     )
     .unwrap();

@@ -204,6 +204,17 @@ impl Backend for TempSqlite {
         self.backend.mirror_failures(tenant, mirror, limit).await
     }
 
+    async fn clear_mirror_failures(
+        &self,
+        tenant: &TenantId,
+        mirror: &MirrorName,
+        positions: &[Position],
+    ) -> Result<(), EngineError> {
+        self.backend
+            .clear_mirror_failures(tenant, mirror, positions)
+            .await
+    }
+
     async fn lease_mirror(
         &self,
         tenant: &TenantId,
