@@ -637,3 +637,105 @@ async fn on_postgres_another_instance_takes_a_dead_holders_mirror_over() {
         }
     }
 }
+
+/// What Postmark answers a create: each address `Suppressed`, in order
+/// (Postmark API docs, "Suppressions API").
+struct PostmarkCreate;
+
+impl wiremock::Respond for PostmarkCreate {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let items: Vec<Value> = body["Suppressions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!({"EmailAddress": s["EmailAddress"], "Status": "Suppressed", "Message": null}))
+            .collect();
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({ "Suppressions": items }))
+    }
+}
+
+/// Against a stand-in of Postmark's API: 120 adds of one request go in
+/// Postmark's batches of 50; a 429 with `Retry-After` and a 503 hold the
+/// position, and the next tries send each batch once more, never a
+/// change twice past its success.
+#[tokio::test]
+async fn postmark_batches_of_50_and_a_429_holds_the_position() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let postmark = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/message-streams/outbound/suppressions"))
+        .and(header("X-Postmark-Server-Token", "pm-upstream-token"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&postmark)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/message-streams/outbound/suppressions"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&postmark)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/message-streams/outbound/suppressions"))
+        .respond_with(PostmarkCreate)
+        .with_priority(3)
+        .mount(&postmark)
+        .await;
+    let tenants = format!(
+        "{ONE_TENANT_THREE_APIS}  [[tenants.mirrors]]\n  name = \"pm\"\n  provider = \"postmark\"\n  base_url = \"{}\"\n  token = \"pm-upstream-token\"\n  retry_max_attempts = 1\n{}",
+        postmark.uri(),
+        admin_toml()
+    );
+    let a = TestGateway::spawn(&tenants).await;
+    let client = Client::new();
+    let emails: Vec<String> = (0..120)
+        .map(|n| format!("batch-{n:03}@example.com"))
+        .collect();
+    let (status, body) = call(
+        &client,
+        a.base(),
+        ("Authorization", "Bearer v3-key"),
+        Method::POST,
+        "/v3/asm/suppressions/global",
+        Some(json!({ "recipient_emails": emails })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mirror = caught_up(&client, &a).await;
+    assert!(mirror["last_error"].is_null(), "{mirror}");
+    let sizes: Vec<usize> = postmark
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["Suppressions"].as_array().unwrap().len()
+        })
+        .collect();
+    // The 429 and the 503 each cost the first batch one try; then the
+    // three batches, once each.
+    assert_eq!(sizes, vec![50, 50, 50, 50, 20], "{sizes:?}");
+    let sent: std::collections::BTreeSet<String> = postmark
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .skip(2)
+        .flat_map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["Suppressions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["EmailAddress"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(sent.len(), 120);
+}

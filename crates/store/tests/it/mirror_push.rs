@@ -366,7 +366,13 @@ async fn pushes_in_order(source: Arc<dyn Backend>) {
     assert!(!provider.holds(&t, "b@x.io").await);
     let state = engine.mirror_state(&t, &name).await.unwrap();
     assert!(state.last_error.is_none());
-    assert!(engine.mirror_failures(&t, &name, 10).await.unwrap().is_empty());
+    assert!(
+        engine
+            .mirror_failures(&t, &name, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Once the provider has the group (by key), its members are pushed into
