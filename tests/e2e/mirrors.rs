@@ -422,6 +422,35 @@ async fn a_refused_removal_is_recorded_and_passed() {
     assert_eq!(line["lag"]["changes"], 0, "{line}");
     let done = hush(&["mirror", "retry", "--tenant", "demo", "--mirror", "b"]);
     assert_eq!(done["retried"], 0);
+
+    // An address put at B by hand, which A does not hold: a resync's dry
+    // run counts it, the resync removes it, and then there is nothing.
+    let (status, body) = call(
+        &client,
+        b.base(),
+        ("X-Postmark-Server-Token", "b-pm-token"),
+        Method::POST,
+        "/message-streams/outbound/suppressions",
+        Some(json!({"Suppressions": [{"EmailAddress": "stray@example.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resync = ["mirror", "resync", "--tenant", "demo", "--mirror", "b"];
+    let counted = hush(&[&resync[..], &["--dry-run"]].concat());
+    assert_eq!(
+        counted,
+        json!({"missing": 0, "extra": 1, "added": 0, "removed": 0, "refused": 0, "dry_run": true})
+    );
+    assert!(!held_at(&client, &b, "stray@example.com").await.is_empty());
+    let done = hush(&resync);
+    assert_eq!(done["removed"], 1, "{done}");
+    assert!(held_at(&client, &b, "stray@example.com").await.is_empty());
+    let again = hush(&[&resync[..], &["--dry-run"]].concat());
+    assert_eq!(
+        (&again["missing"], &again["extra"]),
+        (&json!(0), &json!(0)),
+        "{again}"
+    );
 }
 
 /// A bounce Postmark posted to A's webhook is not pushed back to the

@@ -25,4 +25,4 @@ pub use engine::{
 pub use error::{EngineError, Throttle, UNAVAILABLE_LOG_INTERVAL, log_unavailable};
 pub use import::Importer;
 pub use journal::{PRUNE_STEP, RestoreWindow, Restored};
-pub use mirror::{MirrorRetry, MirrorStep, MirrorTarget, is_temporary};
+pub use mirror::{MirrorResync, MirrorRetry, MirrorStep, MirrorTarget, is_temporary};

@@ -69,6 +69,28 @@ pub struct MirrorRetry {
     pub gone: u64,
 }
 
+/// What a resync found, and with `dry_run` off, did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MirrorResync {
+    /// Addresses hush suppresses (in a scope the provider can hold) of
+    /// which the provider holds nothing.
+    pub missing: u64,
+    /// Addresses the provider holds of which hush holds nothing.
+    pub extra: u64,
+    /// Entries pushed to the provider for the missing addresses.
+    pub added: u64,
+    /// Addresses removed at the provider.
+    pub removed: u64,
+    /// Changes the provider refused (not recorded: a resync is not the
+    /// journal's).
+    pub refused: u64,
+}
+
+/// Entries read a page at a time by a resync.
+const RESYNC_PAGE: u32 = 1_000;
+/// Entries one resync add call carries.
+const RESYNC_BATCH: usize = 500;
+
 /// Refusals one retry tries at most.
 const RETRY_LIMIT: u32 = 10_000;
 
@@ -292,6 +314,102 @@ impl Engine {
             Some(err) => Err(err),
             None => Ok(report),
         }
+    }
+}
+
+/// Every entry of a tenant that a filter matches, page by page.
+async fn every_entry(
+    backend: &dyn Backend,
+    tenant: &TenantId,
+) -> Result<Vec<Suppression>, EngineError> {
+    let filter = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = backend.scan(tenant, &filter, cursor, RESYNC_PAGE).await?;
+        cursor = page.last().map(hush_model::ScanCursor::after);
+        let done = page.len() < RESYNC_PAGE as usize;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+impl Engine {
+    /// Compares the tenant with what the provider holds, address by
+    /// address, and with `dry_run` off pushes the difference: every entry
+    /// of an address the provider lacks, and the removal of every address
+    /// hush does not hold. For a mirror configured after the fact, or a
+    /// provider changed by hand; the mirror's position is left as it is.
+    /// Addresses, not kinds or scopes, are compared: providers fold kinds
+    /// and scopes together (docs/mirrors.md), and an address the provider
+    /// holds in some form is suppressed there.
+    pub async fn mirror_resync(
+        &self,
+        tenant: &TenantId,
+        target: &MirrorTarget,
+        dry_run: bool,
+    ) -> Result<MirrorResync, EngineError> {
+        self.require_journal(tenant)?;
+        let ours = every_entry(self.backend(), tenant).await?;
+        let theirs: std::collections::HashSet<hush_model::Email> =
+            every_entry(&*target.backend, tenant)
+                .await?
+                .into_iter()
+                .map(|s| s.email)
+                .collect();
+        let mut pusher = Pusher::new(self, tenant, target);
+        let held: std::collections::HashSet<&hush_model::Email> =
+            ours.iter().map(|s| &s.email).collect();
+        let mut to_add = Vec::new();
+        let mut missing = std::collections::HashSet::new();
+        for suppression in &ours {
+            if theirs.contains(&suppression.email) {
+                continue;
+            }
+            if let Some(scope) = pusher.scope(suppression.scope).await? {
+                missing.insert(&suppression.email);
+                to_add.push(new_suppression(suppression, scope));
+            }
+        }
+        let mut extra: Vec<&hush_model::Email> =
+            theirs.iter().filter(|e| !held.contains(e)).collect();
+        extra.sort();
+        let mut report = MirrorResync {
+            missing: missing.len() as u64,
+            extra: extra.len() as u64,
+            ..MirrorResync::default()
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        let actor = pusher.actor.clone();
+        let mut pending = to_add.into_iter().peekable();
+        while pending.peek().is_some() {
+            let batch: Vec<NewSuppression> = pending.by_ref().take(RESYNC_BATCH).collect();
+            for outcome in target.backend.add(tenant, batch, &actor).await? {
+                match outcome {
+                    AddOutcome::Added { .. } => report.added += 1,
+                    AddOutcome::Refused { .. } => report.refused += 1,
+                    AddOutcome::UnknownGroup(_) => {}
+                }
+            }
+        }
+        for email in extra {
+            let mut filter = ListFilter::new(KindSet::ALL, ScopeFilter::Any);
+            filter.email = Some(hush_model::EmailMatch::Exact(email.clone()));
+            match target
+                .backend
+                .remove_matching(tenant, &filter, &actor)
+                .await
+            {
+                Ok(_) => report.removed += 1,
+                Err(err) if is_temporary(&err) => return Err(err),
+                Err(_) => report.refused += 1,
+            }
+        }
+        Ok(report)
     }
 }
 

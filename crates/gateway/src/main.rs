@@ -122,6 +122,19 @@ enum MirrorAction {
         #[arg(long)]
         tenant: String,
     },
+    /// Compare the tenant with the mirror's provider, address by address,
+    /// and push the difference. Run it with --dry-run first.
+    Resync {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        mirror: String,
+        /// Count the difference, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Push a mirror's recorded refusals again; forget those it takes.
     Retry {
         #[arg(long, value_name = "FILE")]
@@ -178,6 +191,17 @@ fn main() -> ExitCode {
                 },
         } => operate("mirror retry", config.as_deref(), |config| {
             Box::pin(operator::mirror_retry(config, tenant, mirror))
+        }),
+        Command::Mirror {
+            action:
+                MirrorAction::Resync {
+                    config,
+                    tenant,
+                    mirror,
+                    dry_run,
+                },
+        } => operate("mirror resync", config.as_deref(), |config| {
+            Box::pin(operator::mirror_resync(config, tenant, mirror, dry_run))
         }),
         Command::Restore {
             config,

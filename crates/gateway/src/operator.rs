@@ -135,16 +135,54 @@ pub async fn mirror_status(config: &Config, tenant: String) -> anyhow::Result<()
     Ok(())
 }
 
+/// The tenant's mirror of that name.
+fn mirror_named(
+    config: &Config,
+    tenant: &TenantId,
+    mirror: &str,
+) -> anyhow::Result<hush_admin::MirrorEntry> {
+    match mirrors_of(config, tenant)?
+        .into_iter()
+        .find(|m| m.target.name.as_str() == mirror)
+    {
+        Some(entry) => Ok(entry),
+        None => bail!("the tenant has no mirror {mirror:?}"),
+    }
+}
+
+/// Compares the tenant with the provider and, unless a dry run, pushes the
+/// difference; prints the counts.
+#[allow(clippy::print_stdout)] // the command's output
+pub async fn mirror_resync(
+    config: &Config,
+    tenant: String,
+    mirror: String,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let (engine, tenant) = engine_for(config, &tenant).await?;
+    let entry = mirror_named(config, &tenant, &mirror)?;
+    let done = engine
+        .mirror_resync(&tenant, &entry.target, dry_run)
+        .await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "missing": done.missing,
+            "extra": done.extra,
+            "added": done.added,
+            "removed": done.removed,
+            "refused": done.refused,
+            "dry_run": dry_run,
+        })
+    );
+    Ok(())
+}
+
 /// Pushes a mirror's refusals again and prints what became of them.
 #[allow(clippy::print_stdout)] // the command's output
 pub async fn mirror_retry(config: &Config, tenant: String, mirror: String) -> anyhow::Result<()> {
     let (engine, tenant) = engine_for(config, &tenant).await?;
-    let Some(entry) = mirrors_of(config, &tenant)?
-        .into_iter()
-        .find(|m| m.target.name.as_str() == mirror)
-    else {
-        bail!("the tenant has no mirror {mirror:?}");
-    };
+    let entry = mirror_named(config, &tenant, &mirror)?;
     let done = engine.mirror_retry(&tenant, &entry.target).await?;
     println!(
         "{}",

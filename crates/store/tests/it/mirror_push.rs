@@ -534,6 +534,88 @@ async fn sqlite_removals_follow_what_hush_still_holds() {
     removals_follow_what_hush_still_holds(sqlite()).await;
 }
 
+/// A resync compares addresses: it adds what the provider lacks (not what
+/// it cannot hold), removes what hush does not hold, and a dry run only
+/// counts.
+async fn resync_pushes_the_difference(source: Arc<dyn Backend>) {
+    let engine = Engine::new(source.clone());
+    let t = TenantId::parse("t").unwrap();
+    let me = Actor::new(Door::ADMIN);
+    let provider = Arc::new(Provider::default());
+    let target = MirrorTarget {
+        name: MirrorName::parse("late").unwrap(),
+        echo_door: Door::webhook("postmark"),
+        backend: provider.clone(),
+    };
+    let group = source.create_group(&t, news(), &me).await.unwrap();
+    engine
+        .add(
+            &t,
+            vec![
+                unsubscribe("both@x.io", Scope::Global),
+                unsubscribe("ours@x.io", Scope::Global),
+                unsubscribe("grouped@x.io", Scope::Group(group.id)),
+            ],
+            &me,
+        )
+        .await
+        .unwrap();
+    provider
+        .store
+        .add(
+            &t,
+            vec![
+                unsubscribe("both@x.io", Scope::Global),
+                unsubscribe("theirs@x.io", Scope::Global),
+            ],
+            &me,
+        )
+        .await
+        .unwrap();
+    let counted = engine.mirror_resync(&t, &target, true).await.unwrap();
+    assert_eq!(
+        (
+            counted.missing,
+            counted.extra,
+            counted.added,
+            counted.removed
+        ),
+        (1, 1, 0, 0)
+    );
+    assert!(
+        provider.holds(&t, "theirs@x.io").await,
+        "a dry run changes nothing"
+    );
+    let done = engine.mirror_resync(&t, &target, false).await.unwrap();
+    assert_eq!(
+        (done.missing, done.extra, done.added, done.removed),
+        (1, 1, 1, 1)
+    );
+    assert!(provider.holds(&t, "ours@x.io").await);
+    assert!(!provider.holds(&t, "theirs@x.io").await);
+    assert!(
+        !provider.holds(&t, "grouped@x.io").await,
+        "no such group there"
+    );
+    let again = engine.mirror_resync(&t, &target, true).await.unwrap();
+    assert_eq!((again.missing, again.extra), (0, 0));
+    assert_eq!(
+        engine.mirror_state(&t, &target.name).await.unwrap(),
+        hush_model::MirrorState::default(),
+        "a resync leaves the position alone"
+    );
+}
+
+#[tokio::test]
+async fn memory_resync_pushes_the_difference() {
+    resync_pushes_the_difference(memory()).await;
+}
+
+#[tokio::test]
+async fn sqlite_resync_pushes_the_difference() {
+    resync_pushes_the_difference(sqlite()).await;
+}
+
 fn memory() -> Arc<dyn Backend> {
     Arc::new(MemoryBackend::new())
 }
