@@ -76,10 +76,10 @@ async fn call(
 }
 
 /// The kinds B holds for an address (empty when it holds none).
-async fn held_at(client: &Client, b: &TestGateway, email: &str) -> Vec<String> {
+async fn held_at(client: &Client, b: &str, email: &str) -> Vec<String> {
     let (status, body) = call(
         client,
-        b.base(),
+        b,
         ("Authorization", &format!("Bearer {ADMIN}")),
         Method::GET,
         &format!("/admin/v1/addresses/{email}"),
@@ -179,14 +179,14 @@ async fn every_api_reaches(api: &str) {
     assert!(mirror["last_success_at"].is_string(), "{mirror}");
     for email in ["v3-unsub@example.com", "sp-unsub@example.com"] {
         assert!(
-            !held_at(&client, &b, email).await.is_empty(),
+            !held_at(&client, b.base(), email).await.is_empty(),
             "{email} did not reach the {api} mirror"
         );
     }
     // A Postmark suppression is its stream's (docs/mapping.md): a group,
     // which SendPost has none of; the other two have the stream (B's
     // `outbound`, matched by key).
-    let streamed = held_at(&client, &b, "pm-manual@example.com").await;
+    let streamed = held_at(&client, b.base(), "pm-manual@example.com").await;
     if api == "sendpost" {
         assert!(streamed.is_empty(), "{streamed:?}");
         assert!(mirror["skipped"].as_u64().unwrap() >= 1, "{mirror}");
@@ -197,7 +197,9 @@ async fn every_api_reaches(api: &str) {
         );
     }
     assert!(
-        held_at(&client, &b, "gone@example.com").await.is_empty(),
+        held_at(&client, b.base(), "gone@example.com")
+            .await
+            .is_empty(),
         "the removal did not reach the {api} mirror"
     );
 }
@@ -255,6 +257,30 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
     for n in 0..20 {
         add(format!("while-stopped-{n}@example.com")).await;
     }
+    // One address added, removed and added again, another added and
+    // removed: B must end as A is, which needs each address's changes in
+    // order.
+    let remove = |email: &'static str| {
+        let client = client.clone();
+        let base = a.base().to_owned();
+        async move {
+            let (status, body) = call(
+                &client,
+                &base,
+                v3,
+                Method::DELETE,
+                &format!("/v3/asm/suppressions/global/{email}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    };
+    add("flip@example.com".into()).await;
+    remove("flip@example.com").await;
+    add("flip@example.com".into()).await;
+    add("flop@example.com".into()).await;
+    remove("flop@example.com").await;
     // The provider does not answer: the mirror says so and waits.
     let mut stuck = Value::Null;
     for _ in 0..100 {
@@ -265,7 +291,7 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(stuck["last_error"].is_string(), "{stuck}");
-    assert_eq!(stuck["lag"]["changes"], 20, "{stuck}");
+    assert_eq!(stuck["lag"]["changes"], 25, "{stuck}");
     // A restarts while B is stopped; the position it saved is where it
     // resumes.
     let position = stuck["position"].clone();
@@ -282,7 +308,71 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
     assert!(mirror["last_error"].is_null(), "{mirror}");
     for n in 0..20 {
         let email = format!("while-stopped-{n}@example.com");
-        assert!(!held_at(&client, &b, &email).await.is_empty(), "{email}");
+        assert!(
+            !held_at(&client, b.base(), &email).await.is_empty(),
+            "{email}"
+        );
+    }
+    assert!(
+        !held_at(&client, b.base(), "flip@example.com")
+            .await
+            .is_empty()
+    );
+    assert!(
+        held_at(&client, b.base(), "flop@example.com")
+            .await
+            .is_empty()
+    );
+}
+
+/// B killed with SIGKILL and started again on its data: what A pushed
+/// before is still there, and what A took meanwhile arrives.
+#[tokio::test]
+async fn a_provider_killed_and_restarted_gets_everything() {
+    let mut b = provider().await;
+    let a = origin(&b, "sendpost", "  request_timeout_ms = 300\n").await;
+    let client = Client::new();
+    let sp = ("X-SubAccount-ApiKey", "sp-key");
+    let add = |email: String| {
+        let client = client.clone();
+        let base = a.base().to_owned();
+        async move {
+            let (status, body) = call(
+                &client,
+                &base,
+                sp,
+                Method::POST,
+                "/api/v1/subaccount/suppression",
+                Some(json!({"hardBounce": [{"email": email}]})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    add("before@example.com".into()).await;
+    caught_up(&client, &a).await;
+    let base = b.base().to_owned();
+    let listen = base.trim_start_matches("http://").to_owned();
+    b.gateway.kill_hard();
+    for n in 0..10 {
+        add(format!("while-dead-{n}@example.com")).await;
+    }
+    let restarted = crate::support::Gateway::start(
+        &b.config_path(),
+        &[("HUSH_SERVER__LISTEN", listen.as_str())],
+    )
+    .await;
+    assert_eq!(restarted.base, base);
+    let mirror = caught_up(&client, &a).await;
+    assert!(mirror["last_error"].is_null(), "{mirror}");
+    assert!(
+        !held_at(&client, &base, "before@example.com")
+            .await
+            .is_empty()
+    );
+    for n in 0..10 {
+        let email = format!("while-dead-{n}@example.com");
+        assert!(!held_at(&client, &base, &email).await.is_empty(), "{email}");
     }
 }
 
@@ -349,9 +439,13 @@ async fn a_refused_removal_is_recorded_and_passed() {
             .contains("complaint@example.com"),
         "{mirror}"
     );
-    assert!(!held_at(&client, &b, "after@example.com").await.is_empty());
     assert!(
-        !held_at(&client, &b, "complaint@example.com")
+        !held_at(&client, b.base(), "after@example.com")
+            .await
+            .is_empty()
+    );
+    assert!(
+        !held_at(&client, b.base(), "complaint@example.com")
             .await
             .is_empty()
     );
@@ -391,7 +485,7 @@ async fn a_refused_removal_is_recorded_and_passed() {
         json!({"retried": 2, "pushed": 2, "refused": 0, "gone": 0})
     );
     assert!(
-        held_at(&client, &b, "complaint@example.com")
+        held_at(&client, b.base(), "complaint@example.com")
             .await
             .is_empty()
     );
@@ -441,10 +535,18 @@ async fn a_refused_removal_is_recorded_and_passed() {
         counted,
         json!({"missing": 0, "extra": 1, "added": 0, "removed": 0, "refused": 0, "dry_run": true})
     );
-    assert!(!held_at(&client, &b, "stray@example.com").await.is_empty());
+    assert!(
+        !held_at(&client, b.base(), "stray@example.com")
+            .await
+            .is_empty()
+    );
     let done = hush(&resync);
     assert_eq!(done["removed"], 1, "{done}");
-    assert!(held_at(&client, &b, "stray@example.com").await.is_empty());
+    assert!(
+        held_at(&client, b.base(), "stray@example.com")
+            .await
+            .is_empty()
+    );
     let again = hush(&[&resync[..], &["--dry-run"]].concat());
     assert_eq!(
         (&again["missing"], &again["extra"]),
@@ -490,8 +592,16 @@ async fn no_echo_of_the_providers_own_webhook() {
     // The echo, and the creation of the default stream at A's first
     // start (groups are not mirrored).
     assert_eq!(mirror["skipped"], 2, "{mirror}");
-    assert!(held_at(&client, &b, "echo@example.com").await.is_empty());
-    assert!(!held_at(&client, &b, "api@example.com").await.is_empty());
+    assert!(
+        held_at(&client, b.base(), "echo@example.com")
+            .await
+            .is_empty()
+    );
+    assert!(
+        !held_at(&client, b.base(), "api@example.com")
+            .await
+            .is_empty()
+    );
 }
 
 /// Every mistake in a mirror's table stops the start, naming the key.
@@ -640,8 +750,15 @@ async fn on_postgres_another_instance_takes_a_dead_holders_mirror_over() {
         add(first.base.clone(), format!("before-{n}@example.com")).await;
     }
     wait_caught_up(second.base.clone(), Duration::from_secs(30)).await;
-    // Exactly one of them pushes.
+    // Exactly one of them pushes. Logs are written by a thread of their
+    // own, so a line may land a little after what it tells of.
     let pushing = |g: &Gateway| g.stderr().contains("pushing the mirror");
+    for _ in 0..100 {
+        if pushing(&first) || pushing(&second) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         pushing(&first) != pushing(&second),
         "one holder, not two or none"
@@ -658,11 +775,15 @@ async fn on_postgres_another_instance_takes_a_dead_holders_mirror_over() {
     // The lease lapses 20 s after its last renewal; the survivor asks every
     // 5 s. Well inside 40 s, everything is at B.
     wait_caught_up(survivor.base.clone(), Duration::from_secs(40)).await;
-    assert!(pushing(&survivor));
+    let log = survivor.log_with("pushing the mirror").await;
+    assert!(log.contains("pushing the mirror"), "{log}");
     for prefix in ["before", "after"] {
         for n in 0..10 {
             let email = format!("{prefix}-{n}@example.com");
-            assert!(!held_at(&client, &b, &email).await.is_empty(), "{email}");
+            assert!(
+                !held_at(&client, b.base(), &email).await.is_empty(),
+                "{email}"
+            );
         }
     }
 }

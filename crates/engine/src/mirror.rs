@@ -193,6 +193,11 @@ impl Engine {
             caught_up: entries.len() < limit as usize,
             ..MirrorStep::default()
         };
+        // Nothing to push and nothing to clear: an idle mirror, stepping
+        // twice a second, writes nothing.
+        if entries.is_empty() && state.last_error.is_none() {
+            return Ok(step);
+        }
         let mut failures = Vec::new();
         let mut pusher = Pusher::new(self, tenant, target);
         let mut at = 0;
