@@ -97,10 +97,10 @@ async fn held_at(client: &Client, b: &str, email: &str) -> Vec<String> {
 }
 
 /// A's report of its mirror.
-async fn report(client: &Client, a: &TestGateway) -> Value {
+async fn report(client: &Client, a: &str) -> Value {
     let (status, body) = call(
         client,
-        a.base(),
+        a,
         ("Authorization", &format!("Bearer {ADMIN}")),
         Method::GET,
         "/admin/v1/tenants/demo/mirrors",
@@ -112,7 +112,7 @@ async fn report(client: &Client, a: &TestGateway) -> Value {
 }
 
 /// Waits until A reports its mirror caught up, and returns the report.
-async fn caught_up(client: &Client, a: &TestGateway) -> Value {
+async fn caught_up(client: &Client, a: &str) -> Value {
     for _ in 0..200 {
         let mirror = report(client, a).await;
         if mirror["lag"]["changes"] == 0 && !mirror["position"].is_null() {
@@ -127,13 +127,48 @@ async fn caught_up(client: &Client, a: &TestGateway) -> Value {
 async fn every_api_reaches(api: &str) {
     let b = provider().await;
     let a = origin(&b, api, "").await;
+    every_api_of(a.base(), &b, api).await;
+}
+
+/// The same with A on PostgreSQL.
+#[cfg(hush_postgres_tests)]
+async fn every_api_reaches_from_postgres(api: &str) {
+    let b = provider().await;
+    let database = crate::pg::TempDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hush.toml");
+    let token = match api {
+        "v3" => "b-v3-key",
+        "postmark" => "b-pm-token",
+        _ => "b-sp-key",
+    };
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"postgres\"\nurl = \"{}\"\n[log]\nformat = \"json\"\n{ONE_TENANT_THREE_APIS}  [[tenants.mirrors]]\n  name = \"b\"\n  provider = \"{api}\"\n  base_url = \"{}\"\n  token = \"{token}\"\n{}",
+        database.url,
+        b.base(),
+        admin_toml()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let a = crate::support::Gateway::start(&config, &[]).await;
+    every_api_of(&a.base, &b, api).await;
+}
+
+#[cfg(hush_postgres_tests)]
+#[tokio::test]
+async fn every_api_reaches_each_mirror_from_postgres() {
+    for api in ["v3", "postmark", "sendpost"] {
+        every_api_reaches_from_postgres(api).await;
+    }
+}
+
+async fn every_api_of(a: &str, b: &TestGateway, api: &str) {
     let client = Client::new();
     let v3 = ("Authorization", "Bearer v3-key");
     let pm = ("X-Postmark-Server-Token", "pm-token");
     let sp = ("X-SubAccount-ApiKey", "sp-key");
     let (status, body) = call(
         &client,
-        a.base(),
+        a,
         v3,
         Method::POST,
         "/v3/asm/suppressions/global",
@@ -143,7 +178,7 @@ async fn every_api_reaches(api: &str) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = call(
         &client,
-        a.base(),
+        a,
         pm,
         Method::POST,
         "/message-streams/outbound/suppressions",
@@ -153,7 +188,7 @@ async fn every_api_reaches(api: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = call(
         &client,
-        a.base(),
+        a,
         sp,
         Method::POST,
         "/api/v1/subaccount/suppression",
@@ -163,7 +198,7 @@ async fn every_api_reaches(api: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = call(
         &client,
-        a.base(),
+        a,
         v3,
         Method::DELETE,
         "/v3/asm/suppressions/global/gone@example.com",
@@ -172,7 +207,7 @@ async fn every_api_reaches(api: &str) {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
-    let mirror = caught_up(&client, &a).await;
+    let mirror = caught_up(&client, a).await;
     assert_eq!(mirror["provider"], api);
     assert_eq!(mirror["failed"], 0, "{mirror}");
     assert!(mirror["last_error"].is_null(), "{mirror}");
@@ -245,7 +280,7 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
         }
     };
     add("first@example.com".into()).await;
-    caught_up(&client, &a).await;
+    caught_up(&client, a.base()).await;
     let pid = b.gateway.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -284,7 +319,7 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
     // The provider does not answer: the mirror says so and waits.
     let mut stuck = Value::Null;
     for _ in 0..100 {
-        stuck = report(&client, &a).await;
+        stuck = report(&client, a.base()).await;
         if stuck["last_error"].is_string() {
             break;
         }
@@ -296,7 +331,10 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
     // resumes.
     let position = stuck["position"].clone();
     let restarted = a.restart().await;
-    assert_eq!(report(&client, &restarted).await["position"], position);
+    assert_eq!(
+        report(&client, restarted.base()).await["position"],
+        position
+    );
     assert!(
         std::process::Command::new("kill")
             .args(["-CONT", &pid])
@@ -304,7 +342,7 @@ async fn a_stopped_provider_loses_nothing_and_a_restart_resumes() {
             .unwrap()
             .success()
     );
-    let mirror = caught_up(&client, &restarted).await;
+    let mirror = caught_up(&client, restarted.base()).await;
     assert!(mirror["last_error"].is_null(), "{mirror}");
     for n in 0..20 {
         let email = format!("while-stopped-{n}@example.com");
@@ -350,7 +388,7 @@ async fn a_provider_killed_and_restarted_gets_everything() {
         }
     };
     add("before@example.com".into()).await;
-    caught_up(&client, &a).await;
+    caught_up(&client, a.base()).await;
     let base = b.base().to_owned();
     let listen = base.trim_start_matches("http://").to_owned();
     b.gateway.kill_hard();
@@ -363,7 +401,7 @@ async fn a_provider_killed_and_restarted_gets_everything() {
     )
     .await;
     assert_eq!(restarted.base, base);
-    let mirror = caught_up(&client, &a).await;
+    let mirror = caught_up(&client, a.base()).await;
     assert!(mirror["last_error"].is_null(), "{mirror}");
     assert!(
         !held_at(&client, &base, "before@example.com")
@@ -418,7 +456,7 @@ async fn a_refused_removal_is_recorded_and_passed() {
     }
     // B refuses both: the add with its per-item `Failed` and its message
     // (the address has a complaint there), and the removal.
-    let mirror = caught_up(&client, &a).await;
+    let mirror = caught_up(&client, a.base()).await;
     assert_eq!(mirror["failed"], 2, "{mirror}");
     assert_eq!(
         mirror["failures"][0]["change"],
@@ -489,7 +527,7 @@ async fn a_refused_removal_is_recorded_and_passed() {
             .await
             .is_empty()
     );
-    let mirror = report(&client, &a).await;
+    let mirror = report(&client, a.base()).await;
     assert_eq!(mirror["failures"], json!([]), "{mirror}");
     assert_eq!(mirror["failed"], 2, "the count is of every refusal met");
 
@@ -588,7 +626,7 @@ async fn no_echo_of_the_providers_own_webhook() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let mirror = caught_up(&client, &a).await;
+    let mirror = caught_up(&client, a.base()).await;
     // The echo, and the creation of the default stream at A's first
     // start (groups are not mirrored).
     assert_eq!(mirror["skipped"], 2, "{mirror}");
@@ -856,7 +894,7 @@ async fn postmark_batches_of_50_and_a_429_holds_the_position() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let mirror = caught_up(&client, &a).await;
+    let mirror = caught_up(&client, a.base()).await;
     assert!(mirror["last_error"].is_null(), "{mirror}");
     let sizes: Vec<usize> = postmark
         .received_requests()
@@ -888,4 +926,157 @@ async fn postmark_batches_of_50_and_a_429_holds_the_position() {
         })
         .collect();
     assert_eq!(sent.len(), 120);
+}
+
+/// A mirror to a stand-in provider: A with the three APIs, mirrored to
+/// `server` as `provider`.
+async fn mirrored_to(server: &wiremock::MockServer, provider: &str, token: &str) -> TestGateway {
+    let tenants = format!(
+        "{ONE_TENANT_THREE_APIS}  [[tenants.mirrors]]\n  name = \"stand-in\"\n  provider = \"{provider}\"\n  base_url = \"{}\"\n  token = \"{token}\"\n  retry_max_attempts = 1\n{}",
+        server.uri(),
+        admin_toml()
+    );
+    TestGateway::spawn(&tenants).await
+}
+
+/// The bodies a stand-in received on one path, as JSON.
+async fn bodies(server: &wiremock::MockServer, at: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == at)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+/// v3: global unsubscribes go up to 1,000 to a call (`recipient_emails`),
+/// bounces one to a call, each with the mirror's key.
+#[tokio::test]
+async fn v3_batches_unsubscribes_by_the_thousand() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let sendgrid = MockServer::start().await;
+    for at in ["/v3/asm/suppressions/global", "/v3/suppression/bounces"] {
+        Mock::given(method("POST"))
+            .and(path(at))
+            .and(header("Authorization", "Bearer sg-upstream-key"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
+            .mount(&sendgrid)
+            .await;
+    }
+    let a = mirrored_to(&sendgrid, "v3", "sg-upstream-key").await;
+    let client = Client::new();
+    let v3 = ("Authorization", "Bearer v3-key");
+    let emails: Vec<String> = (0..1_200)
+        .map(|n| format!("u-{n:04}@example.com"))
+        .collect();
+    let (status, body) = call(
+        &client,
+        a.base(),
+        v3,
+        Method::POST,
+        "/v3/asm/suppressions/global",
+        Some(json!({ "recipient_emails": emails })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for email in ["b-1@example.com", "b-2@example.com"] {
+        let (status, body) = call(
+            &client,
+            a.base(),
+            v3,
+            Method::POST,
+            "/v3/suppression/bounces",
+            Some(json!({"email": email, "bounce_type": "hard", "reason": "550 5.1.1 unknown"})),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+    }
+    let mirror = caught_up(&client, a.base()).await;
+    assert!(mirror["last_error"].is_null(), "{mirror}");
+    let global: Vec<usize> = bodies(&sendgrid, "/v3/asm/suppressions/global")
+        .await
+        .iter()
+        .map(|b| b["recipient_emails"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(global, vec![1_000, 200]);
+    let bounces: Vec<String> = bodies(&sendgrid, "/v3/suppression/bounces")
+        .await
+        .iter()
+        .map(|b| b["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bounces, vec!["b-1@example.com", "b-2@example.com"]);
+}
+
+/// What SendPost answers a create: a row per address and reason.
+struct SendPostCreate;
+
+impl wiremock::Respond for SendPostCreate {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let mut rows = Vec::new();
+        for (list, reason) in [
+            ("manual", 0),
+            ("unsubscribe", 1),
+            ("hardBounce", 2),
+            ("spamComplaint", 3),
+        ] {
+            for item in body[list].as_array().into_iter().flatten() {
+                rows.push(json!({
+                    "id": rows.len() + 1,
+                    "email": item["email"],
+                    "reason": reason,
+                    "created": 1_700_000_000_000_000_000_i64,
+                }));
+            }
+        }
+        wiremock::ResponseTemplate::new(200).set_body_json(rows)
+    }
+}
+
+/// SendPost: 100 addresses to a call, every reason in one body, with the
+/// sub-account key.
+#[tokio::test]
+async fn sendpost_batches_of_100() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer};
+
+    let sendpost = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/subaccount/suppression"))
+        .and(header("X-SubAccount-ApiKey", "sp-upstream-key"))
+        .respond_with(SendPostCreate)
+        .mount(&sendpost)
+        .await;
+    let a = mirrored_to(&sendpost, "sendpost", "sp-upstream-key").await;
+    let client = Client::new();
+    let items: Vec<Value> = (0..250)
+        .map(|n| json!({"email": format!("s-{n:03}@example.com")}))
+        .collect();
+    let (status, body) = call(
+        &client,
+        a.base(),
+        ("X-SubAccount-ApiKey", "sp-key"),
+        Method::POST,
+        "/api/v1/subaccount/suppression",
+        Some(json!({"unsubscribe": items, "hardBounce": [{"email": "hard@example.com"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mirror = caught_up(&client, a.base()).await;
+    assert!(mirror["last_error"].is_null(), "{mirror}");
+    let sizes: Vec<usize> = bodies(&sendpost, "/api/v1/subaccount/suppression")
+        .await
+        .iter()
+        .map(|b| {
+            ["manual", "unsubscribe", "hardBounce", "spamComplaint"]
+                .iter()
+                .map(|list| b[*list].as_array().map_or(0, Vec::len))
+                .sum()
+        })
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 51], "{sizes:?}");
 }

@@ -174,8 +174,9 @@ impl Config {
     }
 }
 
-/// Entries one step pushes at most.
-const STEP: u32 = 500;
+/// Entries one step pushes at most: as many as v3 takes in one global
+/// unsubscribe call, the largest batch of any provider.
+const STEP: u32 = 1_000;
 /// How long a caught-up mirror waits before it looks for new entries.
 const IDLE: Duration = Duration::from_millis(500);
 /// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
