@@ -12,7 +12,7 @@ use hush_upstream::{Credential, Credentials};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BackendKind, Config, ConfigError};
-use crate::upstream::{Provider, UpstreamConfig, provider_backend, settings_of};
+use crate::upstream::{Provider, UpstreamConfig, provider_backend, provider_key, settings_of};
 
 /// `[[tenants.mirrors]]`: one provider to push the tenant's changes to.
 /// The client settings default to `[storage.upstream]`'s.
@@ -113,30 +113,12 @@ impl Config {
                         "only a v3 mirror has a shape",
                     ));
                 }
-                let secret = match (&mirror.token, &mirror.token_env) {
-                    (Some(token), None) => token.expose().to_owned(),
-                    (None, Some(name)) => std::env::var(name).map_err(|_| {
-                        ConfigError::new(
-                            key("token_env"),
-                            format!("the environment variable {name:?} is not set"),
-                        )
-                    })?,
-                    (Some(_), Some(_)) => {
-                        return Err(ConfigError::new(
-                            key("token"),
-                            "give token or token_env, not both",
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(ConfigError::new(
-                            key("token"),
-                            "a mirror needs the tenant's key at the provider: token or token_env",
-                        ));
-                    }
-                };
-                if secret.trim().is_empty() {
-                    return Err(ConfigError::new(key("token"), "must not be empty"));
-                }
+                let secret = provider_key(
+                    mirror.token.as_ref(),
+                    mirror.token_env.as_deref(),
+                    &key("token"),
+                    "a mirror needs the tenant's key at the provider: token or token_env",
+                )?;
                 let client = self.mirror_client(mirror);
                 let settings = settings_of(&client, provider, &at)?;
                 let mut credentials = Credentials::default();

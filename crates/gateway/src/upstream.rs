@@ -166,31 +166,12 @@ impl Config {
             if self.backend_of(t) != BackendKind::Upstream {
                 continue;
             }
-            let at = |field: &str| format!("tenants[{t}].{field}");
-            let secret = match (&tenant.upstream_token, &tenant.upstream_token_env) {
-                (Some(token), None) => token.expose().to_owned(),
-                (None, Some(name)) => std::env::var(name).map_err(|_| {
-                    ConfigError::new(
-                        at("upstream_token_env"),
-                        format!("the environment variable {name:?} is not set"),
-                    )
-                })?,
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(
-                        at("upstream_token"),
-                        "give upstream_token or upstream_token_env, not both",
-                    ));
-                }
-                (None, None) => {
-                    return Err(ConfigError::new(
-                        at("upstream_token"),
-                        "a tenant on the upstream backend needs upstream_token or upstream_token_env",
-                    ));
-                }
-            };
-            if secret.trim().is_empty() {
-                return Err(ConfigError::new(at("upstream_token"), "must not be empty"));
-            }
+            let secret = provider_key(
+                tenant.upstream_token.as_ref(),
+                tenant.upstream_token_env.as_deref(),
+                &format!("tenants[{t}].upstream_token"),
+                "a tenant on the upstream backend needs upstream_token or upstream_token_env",
+            )?;
             credentials.insert(tenant.id.clone(), Credential::new(secret));
         }
         Ok(credentials)
@@ -213,6 +194,38 @@ impl Config {
         )?;
         Ok(Some(backend))
     }
+}
+
+/// A key at a provider, given in the file (`{at}`) or in the environment
+/// variable `{at}_env` names, read now; `missing` says what to give when
+/// neither is.
+pub(crate) fn provider_key(
+    value: Option<&Credential>,
+    env: Option<&str>,
+    at: &str,
+    missing: &str,
+) -> Result<String, ConfigError> {
+    let secret = match (value, env) {
+        (Some(token), None) => token.expose().to_owned(),
+        (None, Some(name)) => std::env::var(name).map_err(|_| {
+            ConfigError::new(
+                format!("{at}_env"),
+                format!("the environment variable {name:?} is not set"),
+            )
+        })?,
+        (Some(_), Some(_)) => {
+            let field = at.rsplit('.').next().unwrap_or(at);
+            return Err(ConfigError::new(
+                at,
+                format!("give {field} or {field}_env, not both"),
+            ));
+        }
+        (None, None) => return Err(ConfigError::new(at, missing)),
+    };
+    if secret.trim().is_empty() {
+        return Err(ConfigError::new(at, "must not be empty"));
+    }
+    Ok(secret)
 }
 
 /// A provider client's settings from `u` (`[storage.upstream]`, or a
