@@ -11,6 +11,7 @@ mod deployment;
 mod full_disk;
 mod gateway;
 mod journal;
+mod metrics;
 mod mirrors;
 #[cfg(hush_postgres_tests)]
 mod multi_instance;

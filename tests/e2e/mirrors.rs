@@ -209,6 +209,18 @@ async fn every_api_of(a: &str, b: &TestGateway, api: &str) {
 
     let mirror = caught_up(&client, a).await;
     assert_eq!(mirror["provider"], api);
+    let metrics = client
+        .get(format!("{a}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"hush_mirror_changes_total{tenant="demo",mirror="b",outcome="pushed"}"#),
+        "{metrics}"
+    );
     assert_eq!(mirror["failed"], 0, "{mirror}");
     assert!(mirror["last_error"].is_null(), "{mirror}");
     assert!(mirror["last_success_at"].is_string(), "{mirror}");
@@ -634,6 +646,18 @@ async fn no_echo_of_the_providers_own_webhook() {
         held_at(&client, b.base(), "echo@example.com")
             .await
             .is_empty()
+    );
+    let metrics = client
+        .get(format!("{}/metrics", a.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"hush_webhook_events_total{provider="postmark",outcome="recorded"} 1"#),
+        "{metrics}"
     );
     assert!(
         !held_at(&client, b.base(), "api@example.com")

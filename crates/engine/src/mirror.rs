@@ -238,6 +238,26 @@ impl Engine {
         }
         state.failed += step.refused;
         state.skipped += step.skipped;
+        let labels = [
+            ("tenant", tenant.as_str().to_owned()),
+            ("mirror", target.name.as_str().to_owned()),
+        ];
+        for (outcome, changes) in [
+            ("pushed", step.pushed),
+            ("refused", step.refused),
+            ("skipped", step.skipped),
+        ] {
+            let mut labels = labels.to_vec();
+            labels.push(("outcome", outcome.to_owned()));
+            metrics::counter!("hush_mirror_changes_total", &labels).increment(changes);
+        }
+        if halted.is_some() {
+            metrics::counter!("hush_mirror_step_failures_total", &labels).increment(1);
+        }
+        if let Some(position) = state.position {
+            #[allow(clippy::cast_precision_loss)] // positions stay far below 2^53
+            metrics::gauge!("hush_mirror_position", &labels).set(position.0 as f64);
+        }
         match &halted {
             None => {
                 state.last_success = Some(Engine::now());

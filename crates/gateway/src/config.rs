@@ -43,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub webhooks: crate::webhook_config::WebhooksConfig,
     #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
+    #[serde(default)]
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -559,6 +561,7 @@ impl Config {
             journal: JournalConfig::default(),
             admin: AdminConfig::default(),
             webhooks: crate::webhook_config::WebhooksConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
             tenants: Vec::new(),
         }
     }

@@ -4,6 +4,7 @@ mod config;
 mod copy;
 mod guard;
 mod log_lines;
+mod metrics;
 mod mirror_config;
 mod operator;
 mod server;

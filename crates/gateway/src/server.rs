@@ -99,6 +99,9 @@ pub struct Gateway {
     pub webhooks: web::Data<hush_webhooks::WebhookState>,
     /// The tenants' mirrors, pushed once the server runs.
     pub mirrors: Vec<crate::mirror_config::Mirror>,
+    /// `/metrics` on the main listener; `None` when `metrics.listen`
+    /// serves it instead.
+    pub metrics: Option<&'static metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Gateway {
@@ -145,6 +148,7 @@ impl Gateway {
             config.resolve_webhooks()?,
             config.webhooks.settings(),
         ));
+        let metrics = crate::metrics::install()?;
         let mirrors = config.resolve_mirrors()?;
         let admin_tokens = config.resolve_admin_tokens()?;
         let admin = (!admin_tokens.is_empty()).then(|| {
@@ -168,11 +172,16 @@ impl Gateway {
             admin,
             webhooks,
             mirrors,
+            metrics: config.metrics.listen.is_none().then_some(metrics),
         })
     }
 
     /// Mounts every route on an app.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        if let Some(handle) = self.metrics {
+            cfg.app_data(web::Data::new(handle))
+                .route("/metrics", web::get().to(crate::metrics::serve));
+        }
         cfg.app_data(web::Data::new(self.engine.clone()))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -281,13 +290,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, backend = gateway.engine.backend_name(), "listening");
     }
+    let metrics_server = match config.metrics.listen {
+        Some(addr) => Some(crate::metrics::listener(addr)?),
+        None => None,
+    };
     let noise = tokio::spawn(telemetry::report_connection_noise());
     let pruning = tokio::spawn(prune_journal(
         gateway.engine.clone(),
         config.journal.retention_days,
     ));
     let mirrors = crate::mirror_config::spawn_mirrors(&gateway.engine, gateway.mirrors.clone());
+    let metrics_task = metrics_server.map(tokio::spawn);
     let served = server.run().await.context("running the HTTP server");
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     noise.abort();
     pruning.abort();
     for mirror in mirrors {

@@ -127,6 +127,8 @@ async fn receive(
         Ok(_) => {}
         Err(err) if err.is_refusal() => {
             hook.counts.refused.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("hush_webhook_deliveries_refused_total", "provider" => hook.provider.as_str())
+                .increment(1);
             tracing::warn!(hook = %hook.label, tenant = %hook.tenant, error = %err, "a webhook delivery was refused");
         }
         Err(err) => {
@@ -387,6 +389,18 @@ impl WebhookState {
                 (true, true) => applied.recorded += 1,
                 (true, false) => applied.ignored += 1,
             }
+        }
+        for (outcome, events) in [
+            ("recorded", applied.recorded),
+            ("ignored", applied.ignored),
+            ("duplicate", applied.duplicate),
+        ] {
+            metrics::counter!(
+                "hush_webhook_events_total",
+                "provider" => hook.provider.as_str(),
+                "outcome" => outcome
+            )
+            .increment(events);
         }
         let counts = &hook.counts;
         counts
