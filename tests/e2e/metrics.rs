@@ -8,7 +8,10 @@ use crate::support::{Gateway, ONE_TENANT_THREE_APIS, TestGateway};
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_and_no_address_is_shown() {
-    let gw = TestGateway::spawn(ONE_TENANT_THREE_APIS).await;
+    let gw = TestGateway::spawn(&format!(
+        "{ONE_TENANT_THREE_APIS}[metrics]\nenabled = true\n"
+    ))
+    .await;
     let client = Client::new();
     let lookup = client
         .get(format!(
@@ -62,7 +65,7 @@ async fn metrics_listen_moves_metrics_off_the_main_listener() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n{ONE_TENANT_THREE_APIS}",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nbackend = \"sqlite\"\npath = \"{}\"\n[metrics]\nenabled = true\n{ONE_TENANT_THREE_APIS}",
             dir.path().join("hush.db").display()
         ),
     )
@@ -99,4 +102,15 @@ async fn metrics_listen_moves_metrics_off_the_main_listener() {
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = other.json().await.unwrap();
     assert!(body["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_are_off_unless_enabled() {
+    let gw = TestGateway::spawn(ONE_TENANT_THREE_APIS).await;
+    let res = Client::new()
+        .get(format!("{}/metrics", gw.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

@@ -13,7 +13,7 @@ const ADMIN: &str = "mirror-admin-token-0123456789";
 
 fn admin_toml() -> String {
     format!(
-        "[[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN}\"\nscopes = [\"admin.read\", \"admin.write\"]\n"
+        "[metrics]\nenabled = true\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN}\"\nscopes = [\"admin.read\", \"admin.write\"]\n"
     )
 }
 

@@ -20,9 +20,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
+    /// Record metrics and serve `/metrics`. Off by default: recording
+    /// costs the lookup path a few hundredths of its rate on the bench
+    /// machine (docs/benchmarks.md, "Metrics").
+    pub enabled: bool,
     /// Serve `/metrics` on this address only, and not on the main
     /// listener; unset: on the main listener.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Whether requests are measured: set once, when the recorder is
+/// installed.
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether metrics are being recorded.
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// OpenTelemetry's advised buckets for `http.server.request.duration`.
@@ -44,8 +57,25 @@ pub fn install() -> anyhow::Result<&'static PrometheusHandle> {
         )?
         .install_recorder()?;
     describe();
-    Ok(HANDLE.get_or_init(|| handle))
+    let handle = HANDLE.get_or_init(|| handle);
+    ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The recorder keeps each histogram's samples until they are folded
+    // into its buckets: by a scrape, or by this upkeep, without which an
+    // unscraped instance would grow without bound (the exporter's
+    // `PrometheusHandle::run_upkeep`).
+    std::thread::Builder::new()
+        .name("hush-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                handle.run_upkeep();
+            }
+        })?;
+    Ok(handle)
 }
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every family's help text, so that `/metrics` says what each is.
 fn describe() {
@@ -94,26 +124,74 @@ fn api_of(path: &str) -> &'static str {
         .map_or("gateway", |(_, api)| api)
 }
 
-/// Counts a request in flight until dropped.
-pub struct InFlight(&'static str);
+/// A request as the histogram cache knows it: its path with each matched
+/// parameter (an address, a group id) replaced, its method and status.
+/// Only ever a key, never a label.
+type Shape = (String, &'static str, u16);
 
-impl InFlight {
-    pub fn start(path: &str) -> Self {
-        let api = api_of(path);
-        metrics::gauge!("http_server_active_requests", "api" => api).increment(1.0);
-        Self(api)
-    }
+/// Most shapes a worker thread remembers. A matched route has one shape per
+/// method and status; a path no route matched is its own shape, so a
+/// client sending many such paths would fill the cache, past which they
+/// are measured the slow way and not remembered.
+const SHAPES: usize = 4_096;
+
+/// The method as a label: the known ones by name, any other `_OTHER`
+/// (OpenTelemetry's rule), so that a client inventing methods cannot
+/// invent series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or("_OTHER")
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        metrics::gauge!("http_server_active_requests", "api" => self.0).decrement(1.0);
-    }
+thread_local! {
+    /// Each worker thread's histogram handles by request shape. Finding a
+    /// route's template (`HttpRequest::match_pattern`) walks the router
+    /// again, and building labels and looking them up in the recorder is
+    /// more work still: per request, that cost the lookup benchmark's
+    /// ratios several hundredths (docs/benchmarks.md). A shape costs a
+    /// string and a hash.
+    static SERIES: std::cell::RefCell<std::collections::HashMap<Shape, metrics::Histogram>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+    static ACTIVE: std::cell::RefCell<std::collections::HashMap<&'static str, metrics::Gauge>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// Records a served request's duration under its route's template.
-pub fn record<B>(res: &ServiceResponse<B>, seconds: f64) {
-    let request = res.request();
+/// The path with each matched parameter's segment replaced by a NUL, in
+/// the parameters' order.
+fn shape_of(request: &actix_web::HttpRequest) -> String {
+    let info = request.match_info();
+    let mut values = info.iter().map(|(_, value)| value).peekable();
+    let mut shape = String::with_capacity(request.path().len());
+    for (n, segment) in request.path().split('/').enumerate() {
+        if n > 0 {
+            shape.push('/');
+        }
+        let decoded = if segment.contains('%') {
+            percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
+        } else {
+            std::borrow::Cow::Borrowed(segment)
+        };
+        if values.peek().is_some_and(|value| *value == decoded) {
+            values.next();
+            shape.push('\0');
+        } else {
+            shape.push_str(segment);
+        }
+    }
+    shape
+}
+
+fn histogram_for(
+    request: &actix_web::HttpRequest,
+    method: &'static str,
+    status: u16,
+) -> metrics::Histogram {
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "UNMATCHED".to_owned());
@@ -121,10 +199,58 @@ pub fn record<B>(res: &ServiceResponse<B>, seconds: f64) {
         "http_server_request_duration_seconds",
         "api" => api_of(request.path()),
         "http_route" => route,
-        "http_request_method" => request.method().as_str().to_owned(),
-        "http_response_status_code" => res.status().as_u16().to_string()
+        "http_request_method" => method,
+        "http_response_status_code" => status.to_string()
     )
-    .record(seconds);
+}
+
+fn active(api: &'static str) -> metrics::Gauge {
+    ACTIVE.with(|active| {
+        active
+            .borrow_mut()
+            .entry(api)
+            .or_insert_with(|| metrics::gauge!("http_server_active_requests", "api" => api))
+            .clone()
+    })
+}
+
+/// Counts a request in flight until dropped.
+pub struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    pub fn start(path: &str) -> Self {
+        let gauge = active(api_of(path));
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Records a served request's duration under its route's template.
+pub fn record<B>(res: &ServiceResponse<B>, seconds: f64) {
+    let request = res.request();
+    let shape = (
+        shape_of(request),
+        method_label(request.method()),
+        res.status().as_u16(),
+    );
+    SERIES.with(|known| {
+        let mut known = known.borrow_mut();
+        if let Some(histogram) = known.get(&shape) {
+            histogram.record(seconds);
+            return;
+        }
+        let histogram = histogram_for(request, shape.1, shape.2);
+        histogram.record(seconds);
+        if known.len() < SHAPES {
+            known.insert(shape, histogram);
+        }
+    });
 }
 
 /// `GET /metrics`: the Prometheus text format.
@@ -174,5 +300,34 @@ mod tests {
         assert_eq!(api_of("/webhooks/sendgrid/main"), "webhooks");
         assert_eq!(api_of("/readyz"), "gateway");
         assert_eq!(api_of("/v3x"), "gateway");
+    }
+
+    #[test]
+    fn a_shape_hides_each_parameter_once_in_order() {
+        use actix_web::test::TestRequest;
+        let grouped = TestRequest::with_uri("/v3/asm/groups/7/suppressions/a%40b.io")
+            .param("group_id", "7")
+            .param("email", "a@b.io")
+            .to_http_request();
+        assert_eq!(
+            super::shape_of(&grouped),
+            "/v3/asm/groups/\0/suppressions/\0"
+        );
+        let stream = TestRequest::with_uri("/message-streams/suppressions/suppressions")
+            .param("stream", "suppressions")
+            .to_http_request();
+        assert_eq!(super::shape_of(&stream), "/message-streams/\0/suppressions");
+        let unmatched = TestRequest::with_uri("/no/such").to_http_request();
+        assert_eq!(super::shape_of(&unmatched), "/no/such");
+    }
+
+    #[test]
+    fn invented_methods_are_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(
+            super::method_label(&Method::from_bytes(b"BREW").expect("a valid token")),
+            "_OTHER"
+        );
     }
 }

@@ -148,7 +148,11 @@ impl Gateway {
             config.resolve_webhooks()?,
             config.webhooks.settings(),
         ));
-        let metrics = crate::metrics::install()?;
+        let metrics = if config.metrics.enabled {
+            Some(crate::metrics::install()?)
+        } else {
+            None
+        };
         let mirrors = config.resolve_mirrors()?;
         let admin_tokens = config.resolve_admin_tokens()?;
         let admin = (!admin_tokens.is_empty()).then(|| {
@@ -172,7 +176,7 @@ impl Gateway {
             admin,
             webhooks,
             mirrors,
-            metrics: config.metrics.listen.is_none().then_some(metrics),
+            metrics: metrics.filter(|_| config.metrics.listen.is_none()),
         })
     }
 
@@ -291,8 +295,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(%addr, backend = gateway.engine.backend_name(), "listening");
     }
     let metrics_server = match config.metrics.listen {
-        Some(addr) => Some(crate::metrics::listener(addr)?),
-        None => None,
+        Some(addr) if config.metrics.enabled => Some(crate::metrics::listener(addr)?),
+        _ => None,
     };
     let noise = tokio::spawn(telemetry::report_connection_noise());
     let pruning = tokio::spawn(prune_journal(

@@ -126,10 +126,13 @@ pub async fn request_id(
     let id: std::sync::Arc<str> = id.into();
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = Instant::now();
-    let in_flight = crate::metrics::InFlight::start(uri.path());
+    let measured = crate::metrics::enabled();
+    let in_flight = measured.then(|| crate::metrics::InFlight::start(uri.path()));
     let mut res = hush_engine::request::serve(id.clone(), next.call(req)).await?;
     drop(in_flight);
-    crate::metrics::record(&res, started.elapsed().as_secs_f64());
+    if measured {
+        crate::metrics::record(&res, started.elapsed().as_secs_f64());
+    }
     let status = res.status().as_u16();
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     // One line per request at info is part of the contract (tests/e2e
