@@ -342,7 +342,7 @@ impl Engine {
     }
 }
 
-/// Every entry of a tenant that a filter matches, page by page.
+/// Every entry of a tenant, read a page at a time.
 async fn every_entry(
     backend: &dyn Backend,
     tenant: &TenantId,
@@ -463,7 +463,7 @@ impl<'a> Pusher<'a> {
             engine,
             tenant,
             target,
-            actor: Actor::new(Door::from_stored("mirror")).with_key(target.name.as_str()),
+            actor: Actor::new(Door::MIRROR).with_key(target.name.as_str()),
             groups: HashMap::new(),
         }
     }

@@ -71,6 +71,9 @@ impl Door {
     pub const RESTORE: Self = Self(Cow::Borrowed("restore"));
     /// hush itself: the default stream every tenant is given at start-up.
     pub const SYSTEM: Self = Self(Cow::Borrowed("system"));
+    /// A mirror pushing to its provider (docs/mirrors.md): the actor of
+    /// its calls, which the provider's client does not journal.
+    pub const MIRROR: Self = Self(Cow::Borrowed("mirror"));
 
     /// Events a provider posted to a webhook: `webhook:<provider>`.
     pub fn webhook(provider: &str) -> Self {
